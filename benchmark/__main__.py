@@ -1,0 +1,3 @@
+from cmhbench.cli import main
+
+raise SystemExit(main())

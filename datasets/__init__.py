@@ -1,0 +1,13 @@
+"""Datasets: sources resolved by name, loaded on demand, split by named protocols."""
+
+from cmhbench.datasets.base import (
+    Dataset,
+    DatasetError,
+    DatasetSource,
+    Split,
+    available,
+    register_dataset,
+    resolve,
+)
+
+__all__ = ["Dataset", "DatasetError", "DatasetSource", "Split", "available", "register_dataset", "resolve"]

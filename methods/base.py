@@ -1,0 +1,320 @@
+"""The contract between the harness and a hashing method.
+
+A method sees only :class:`PairedFeatures` — image and text features of the same
+training items and a content key — so labels cannot reach ``fit`` by construction.
+After ``fit(train, n_bits)`` it codes each modality on its own (``encode_image``,
+``encode_text``); a method that learns one code per item from both modalities may
+also code image–text pairs (``encode_pair``).  Codes are int8 in {-1, +1}, shape
+``(n, n_bits)``, and every row is coded independently of the rest of its batch.
+
+:class:`Hasher` follows scikit-learn's estimator conventions: the constructor only
+stores hyper-parameters (keyword arguments with documented defaults), ``fit``
+learns and returns ``self``, learned state ends in ``_``.  The public methods
+validate input and convert outputs once, here, so a method implements only the
+underscore hooks ``_fit``, ``_encode_image``, ``_encode_text`` and optionally
+``_encode_pair``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Mapping
+
+import numpy as np
+
+#: Constructor arguments every method takes that the harness sets per cell; they are
+#: not hyper-parameters (not keyed, not part of presets).
+HARNESS_PARAMS = ("seed", "device", "cache")
+
+
+class NotFittedError(RuntimeError):
+    """A method was asked to encode before ``fit``."""
+
+
+class InputError(ValueError):
+    """Features that a method cannot accept (shape, width, NaN/Inf)."""
+
+
+class ResourceError(RuntimeError):
+    """A method refuses work that would not fit in this machine's memory."""
+
+
+def as_features(array: Any, name: str, expected_dim: int | None = None) -> np.ndarray:
+    """Return ``array`` as a C-contiguous float32 matrix, or raise :class:`InputError`.
+
+    ``name`` names the modality in the message, so the user learns which input is bad.
+    """
+    try:
+        out = np.ascontiguousarray(array, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} features cannot be read as float32: {exc}") from None
+    if out.ndim != 2:
+        raise InputError(f"{name} features must be a 2-D (items x features) array, got shape {out.shape}")
+    if out.shape[0] == 0 or out.shape[1] == 0:
+        raise InputError(f"{name} features are empty (shape {out.shape})")
+    if expected_dim is not None and out.shape[1] != expected_dim:
+        raise InputError(
+            f"{name} features have {out.shape[1]} columns but the method was fitted on {expected_dim}"
+        )
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad = int(out.size - np.count_nonzero(finite))
+        rows = int(np.count_nonzero(~finite.all(axis=1)))
+        raise InputError(f"{name} features contain {bad} NaN/Inf values in {rows} rows")
+    return out
+
+
+def content_key(*arrays: np.ndarray) -> str:
+    """A short hash of arrays' shapes, dtypes and bytes (identifies training data)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def check_bits(n_bits: Any) -> int:
+    """Bit lengths are positive integers (any, not only multiples of 8)."""
+    if isinstance(n_bits, (bool, np.bool_)) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
+        raise ValueError(f"n_bits must be a positive integer, got {n_bits!r}")
+    return int(n_bits)
+
+
+def to_codes(values: Any, n_bits: int, what: str = "codes") -> np.ndarray:
+    """Binarise real values to int8 {-1, +1} (zero goes to +1) and check the shape."""
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[1] != n_bits:
+        raise RuntimeError(f"{what}: method produced shape {values.shape}, expected (n, {n_bits})")
+    return np.where(values >= 0, 1, -1).astype(np.int8)
+
+
+@dataclass(frozen=True, eq=False)
+class PairedFeatures:
+    """A training set of paired items: image features X (n x d_x), text features Y (n x d_y).
+
+    It deliberately has no labels field.  ``key`` hashes the content so a method can
+    cache work that does not depend on the bit length (a teacher, a graph) per dataset.
+    """
+
+    image: np.ndarray
+    text: np.ndarray
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        image = as_features(self.image, "image")
+        text = as_features(self.text, "text")
+        if image.shape[0] != text.shape[0]:
+            raise InputError(f"image has {image.shape[0]} rows but text has {text.shape[0]}; pairs must align")
+        if image.shape[0] < 2:
+            raise InputError("a training set needs at least 2 pairs")
+        object.__setattr__(self, "image", image)
+        object.__setattr__(self, "text", text)
+        if not self.key:
+            object.__setattr__(self, "key", content_key(image, text))
+
+    @property
+    def n(self) -> int:
+        return self.image.shape[0]
+
+    @property
+    def image_dim(self) -> int:
+        return self.image.shape[1]
+
+    @property
+    def text_dim(self) -> int:
+        return self.text.shape[1]
+
+    def __repr__(self) -> str:
+        return f"PairedFeatures(n={self.n}, image_dim={self.image_dim}, text_dim={self.text_dim}, key={self.key[:8]}…)"
+
+
+Kind = Literal["reference", "shallow", "deep"]
+Fidelity = Literal["paper", "reconstructed"]
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What a leaderboard and ``cmhbench list`` say about a method.
+
+    ``presets`` maps a preset name to parameter values; ``paper`` is the constructor's
+    defaults unless a method overrides it, ``quick`` is small and fast for tests and the
+    default tour.  ``dataset_overrides`` maps a dataset name to the values its paper
+    reports for that dataset.  ``pair_encoder`` is derived from the class, not declared.
+    """
+
+    name: str
+    title: str
+    authors: str
+    venue: str
+    year: int
+    kind: Kind
+    fidelity: Fidelity
+    deterministic: bool
+    memory: str
+    pair_encoder: bool = False
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    dataset_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    url: str = ""
+
+    @property
+    def citation(self) -> str:
+        return f"{self.authors}, \"{self.title}\", {self.venue} {self.year}"
+
+
+def resolve_device(device: str) -> str:
+    """The one device rule: ``auto`` is the first GPU when torch sees one, else the CPU."""
+    if device not in ("auto", "cpu") and not (device == "cuda" or device.startswith("cuda:")):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:K, got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but torch sees no GPU")
+    return device
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the OS reports as available now (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(n_bytes: int, what: str, fraction: float = 0.8) -> None:
+    """Refuse, with a message, work whose buffers would exceed most of the free memory."""
+    free = available_memory_bytes()
+    if free is not None and n_bytes > fraction * free:
+        raise ResourceError(
+            f"{what} needs about {n_bytes / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB is available; "
+            "use a smaller training set or a method that scales better"
+        )
+
+
+class Hasher:
+    """Base class of every method.  Subclasses are registered with ``@register``.
+
+    Subclass constructors take keyword-only hyper-parameters plus ``seed``, ``device``
+    and ``cache`` (a ``joblib.Memory`` or None, handed in by the harness) and only store
+    them on ``self`` under the same names.
+    """
+
+    info: ClassVar[MethodInfo]
+
+    def __init__(self, *, seed: int = 0, device: str = "auto", cache: Any = None) -> None:
+        self.seed = seed
+        self.device = device
+        self.cache = cache
+
+    # --- parameters (scikit-learn style) ---------------------------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """Hyper-parameter defaults from the constructor (harness parameters excluded)."""
+        sig = inspect.signature(cls.__init__)
+        return {
+            name: sig.parameters[name].default
+            for name in cls.param_names()
+            if name not in HARNESS_PARAMS
+        }
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def hyper_params(self) -> dict[str, Any]:
+        """The parameters that define the method's result (no device, cache or seed)."""
+        return {k: v for k, v in self.get_params().items() if k not in HARNESS_PARAMS}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # --- the contract -------------------------------------------------------------------
+    def fit(self, train: PairedFeatures, n_bits: int) -> "Hasher":
+        """Learn codes of ``n_bits`` bits from paired, unlabelled training features."""
+        if not isinstance(train, PairedFeatures):
+            raise TypeError(
+                f"fit expects a PairedFeatures (image and text, no labels), got {type(train).__name__}"
+            )
+        self.fitted_ = False
+        self.n_bits_ = check_bits(n_bits)
+        self.image_dim_ = train.image_dim
+        self.text_dim_ = train.text_dim
+        self._fit(train, self.n_bits_)
+        self.fitted_ = True
+        return self
+
+    def encode_image(self, image: Any) -> np.ndarray:
+        """Codes for images alone: int8 {-1, +1}, shape (n, n_bits)."""
+        self._check_fitted()
+        X = as_features(image, "image", self.image_dim_)
+        return to_codes(self._encode_image(X), self.n_bits_, f"{self._name()}.encode_image")
+
+    def encode_text(self, text: Any) -> np.ndarray:
+        """Codes for texts alone: int8 {-1, +1}, shape (n, n_bits)."""
+        self._check_fitted()
+        Y = as_features(text, "text", self.text_dim_)
+        return to_codes(self._encode_text(Y), self.n_bits_, f"{self._name()}.encode_text")
+
+    def encode_pair(self, image: Any, text: Any) -> np.ndarray:
+        """One unified code per image–text pair, for methods that learn one (out of sample)."""
+        if not self.has_pair_encoder():
+            raise NotImplementedError(f"method {self._name()!r} has no pair encoder")
+        self._check_fitted()
+        X = as_features(image, "image", self.image_dim_)
+        Y = as_features(text, "text", self.text_dim_)
+        if X.shape[0] != Y.shape[0]:
+            raise InputError(f"image has {X.shape[0]} rows but text has {Y.shape[0]}; pairs must align")
+        return to_codes(self._encode_pair(X, Y), self.n_bits_, f"{self._name()}.encode_pair")
+
+    @classmethod
+    def has_pair_encoder(cls) -> bool:
+        return cls._encode_pair is not Hasher._encode_pair
+
+    # --- hooks for subclasses -----------------------------------------------------------
+    def _fit(self, train: PairedFeatures, n_bits: int) -> None:
+        raise NotImplementedError
+
+    def _encode_image(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _encode_text(self, text: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _encode_pair(self, image: np.ndarray, text: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # --- helpers --------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"method {self._name()!r} must be fitted before it can encode; call fit first")
+
+    def _name(self) -> str:
+        info = getattr(type(self), "info", None)
+        return info.name if info is not None else type(self).__name__
+
+    def _rng(self, offset: int = 0) -> np.random.Generator:
+        """A numpy generator derived from ``seed`` (``offset`` separates independent streams)."""
+        return np.random.default_rng([int(self.seed), int(offset)])

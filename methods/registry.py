@@ -1,0 +1,256 @@
+"""Method registry: a decorator for built-in methods, entry points for plugins.
+
+Built-in methods are the modules of this package; importing one runs its ``@register``
+decorator, and the registry imports every module of the package on first use, so a
+listing is always generated, never hand-kept.  Third-party packages declare an entry
+point in the group ``cmhbench.methods`` whose value is a :class:`Hasher` subclass
+(already decorated or not) or a module that registers on import.  Plugins load lazily;
+one that fails to load is recorded with its error and skipped.
+
+Parameters resolve in one order everywhere: constructor defaults < per-dataset
+override < preset < the user's values.  The resolved set is what the harness records
+and keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import inspect
+import pkgutil
+import traceback
+from typing import Any, Callable, Mapping
+
+from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
+
+ENTRY_POINT_GROUP = "cmhbench.methods"
+PRESETS = ("paper", "quick")
+_NOT_METHOD_MODULES = {"base", "registry"}
+
+_methods: dict[str, type[Hasher]] = {}
+_plugin_errors: dict[str, str] = {}
+_state = {"builtins": False, "plugins": False}
+
+
+class UnknownMethodError(KeyError):
+    """A method name that is not registered (the message suggests a close match)."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the sentence
+        return str(self.args[0])
+
+
+class ParameterError(ValueError):
+    """A hyper-parameter name, value or preset that a method does not accept."""
+
+
+def register(
+    *,
+    name: str,
+    title: str,
+    authors: str,
+    venue: str,
+    year: int,
+    kind: str,
+    fidelity: str,
+    deterministic: bool,
+    memory: str,
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    dataset_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    url: str = "",
+) -> Callable[[type[Hasher]], type[Hasher]]:
+    """Class decorator: attach :class:`MethodInfo` to a :class:`Hasher` and register it."""
+
+    def decorate(cls: type[Hasher]) -> type[Hasher]:
+        if not (isinstance(cls, type) and issubclass(cls, Hasher)):
+            raise TypeError(f"@register({name!r}) must decorate a Hasher subclass")
+        info = MethodInfo(
+            name=name,
+            title=title,
+            authors=authors,
+            venue=venue,
+            year=year,
+            kind=kind,  # type: ignore[arg-type]
+            fidelity=fidelity,  # type: ignore[arg-type]
+            deterministic=deterministic,
+            memory=memory,
+            pair_encoder=cls.has_pair_encoder(),
+            presets=dict(presets or {}),
+            dataset_overrides=dict(dataset_overrides or {}),
+            url=url,
+        )
+        _validate_info(cls, info)
+        cls.info = info
+        _add(cls)
+        return cls
+
+    return decorate
+
+
+def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
+    if info.kind not in ("reference", "shallow", "deep"):
+        raise ValueError(f"method {info.name!r}: kind must be reference, shallow or deep")
+    if info.fidelity not in ("paper", "reconstructed"):
+        raise ValueError(f"method {info.name!r}: fidelity must be paper or reconstructed")
+    missing = [p for p in HARNESS_PARAMS if p not in cls.param_names()]
+    if missing:
+        raise TypeError(f"method {info.name!r}: constructor must accept {', '.join(missing)}")
+    known = set(cls.default_params())
+    for where, table in [("preset", info.presets), ("dataset override", info.dataset_overrides)]:
+        for label, values in table.items():
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise TypeError(f"method {info.name!r}: {where} {label!r} sets unknown parameters {unknown}")
+    for preset in info.presets:
+        if preset not in PRESETS:
+            raise ValueError(f"method {info.name!r}: unknown preset {preset!r} (presets are {PRESETS})")
+
+
+def _add(cls: type[Hasher]) -> None:
+    name = cls.info.name
+    current = _methods.get(name)
+    if current is not None and current is not cls and _qualname(current) != _qualname(cls):
+        raise ValueError(f"method name {name!r} is taken by {_qualname(current)}")
+    _methods[name] = cls
+
+
+def unregister(name: str) -> None:
+    """Remove a method (for tests that register throw-away methods)."""
+    _methods.pop(name, None)
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _load_builtins() -> None:
+    if _state["builtins"]:
+        return
+    _state["builtins"] = True
+    import cmhbench.methods as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("_") or module.name in _NOT_METHOD_MODULES:
+            continue
+        importlib.import_module(f"cmhbench.methods.{module.name}")
+
+
+def _load_plugins() -> None:
+    if _state["plugins"]:
+        return
+    _state["plugins"] = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        label = f"{ep.name} ({ep.value})"
+        try:
+            obj = ep.load()
+            if inspect.isclass(obj):
+                if not issubclass(obj, Hasher) or not hasattr(obj, "info"):
+                    raise TypeError(f"{ep.value} is not a @register-ed Hasher subclass")
+                _add(obj)
+        except Exception as exc:  # a broken plugin must never break the benchmark
+            last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+            where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+            _plugin_errors[label] = f"{type(exc).__name__}: {exc}{where}"
+
+
+def _ensure_loaded() -> None:
+    _load_builtins()
+    _load_plugins()
+
+
+def available() -> list[str]:
+    """Names of all registered methods, built-in and plugin, sorted."""
+    _ensure_loaded()
+    return sorted(_methods)
+
+
+def plugin_errors() -> dict[str, str]:
+    """Entry points that failed to load, with their errors."""
+    _ensure_loaded()
+    return dict(_plugin_errors)
+
+
+def is_builtin(cls: type[Hasher]) -> bool:
+    return cls.__module__.startswith("cmhbench.methods.")
+
+
+def suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def get(name: str) -> type[Hasher]:
+    """The class registered under ``name``."""
+    _ensure_loaded()
+    try:
+        return _methods[name]
+    except KeyError:
+        names = sorted(_methods)
+        raise UnknownMethodError(
+            f"unknown method {name!r}{suggest(name, names)} (known: {', '.join(names)})"
+        ) from None
+
+
+def _as_class(method: str | type[Hasher]) -> type[Hasher]:
+    return get(method) if isinstance(method, str) else method
+
+
+def coerce_value(cls: type[Hasher], name: str, value: Any) -> Any:
+    """Check a user's value against the default's type (ints widen to floats)."""
+    default = cls.default_params()[name]
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ParameterError(f"{cls.info.name}.{name} expects true/false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (int, float, str)) and type(value) is not type(default):
+        raise ParameterError(
+            f"{cls.info.name}.{name} expects {type(default).__name__}, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def resolve_params(
+    method: str | type[Hasher],
+    dataset: str | None = None,
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """defaults < per-dataset override < preset < user values, validated."""
+    cls = _as_class(method)
+    if preset not in PRESETS:
+        raise ParameterError(f"unknown preset {preset!r}; presets are {', '.join(PRESETS)}")
+    resolved = cls.default_params()
+    if dataset is not None:
+        resolved.update(cls.info.dataset_overrides.get(dataset, {}))
+    resolved.update(cls.info.presets.get(preset, {}))
+    for key, value in (params or {}).items():
+        if key in HARNESS_PARAMS:
+            raise ParameterError(f"{cls.info.name}.{key} is set by the harness per cell, not as a parameter")
+        if key not in resolved:
+            raise ParameterError(
+                f"method {cls.info.name!r} has no parameter {key!r}{suggest(key, list(resolved))} "
+                f"(parameters: {', '.join(resolved) or 'none'})"
+            )
+        resolved[key] = coerce_value(cls, key, value)
+    return resolved
+
+
+def create(
+    method: str | type[Hasher],
+    *,
+    dataset: str | None = None,
+    preset: str = "paper",
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    cache: Any = None,
+) -> Hasher:
+    """Construct a method with resolved parameters and the harness's seed, device and cache."""
+    cls = _as_class(method)
+    resolved = resolve_params(cls, dataset=dataset, preset=preset, params=params)
+    return cls(**resolved, seed=seed, device=device, cache=cache)
+

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from cmhbench.methods.base import (
+    Hasher,
+    InputError,
+    PairedFeatures,
+    ResourceError,
+    as_features,
+    check_bits,
+    check_memory,
+    to_codes,
+)
+
+
+def test_paired_features_has_no_labels_and_a_stable_content_key():
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((10, 4)), rng.random((10, 3))
+    a, b = PairedFeatures(X, Y), PairedFeatures(X.copy(), Y.copy())
+    assert not hasattr(a, "labels")
+    assert a.image.dtype == np.float32 and a.text.dtype == np.float32
+    assert a.key == b.key
+    Y2 = Y.copy()
+    Y2[0, 0] += 1
+    assert PairedFeatures(X, Y2).key != a.key
+    assert (a.n, a.image_dim, a.text_dim) == (10, 4, 3)
+
+
+@pytest.mark.parametrize(
+    "image, text, message",
+    [
+        (np.ones((5, 2)), np.ones((4, 2)), "image has 5 rows but text has 4"),
+        (np.ones(5), np.ones((5, 2)), "2-D"),
+        (np.full((5, 2), np.nan), np.ones((5, 2)), "10 NaN/Inf values in 5 rows"),
+        (np.ones((1, 2)), np.ones((1, 2)), "at least 2 pairs"),
+        ([["a", "b"]], np.ones((1, 2)), "cannot be read as float32"),
+    ],
+)
+def test_paired_features_rejects_bad_input(image, text, message):
+    with pytest.raises(InputError, match=message):
+        PairedFeatures(image, text)
+
+
+def test_as_features_names_modality_and_width():
+    with pytest.raises(InputError, match="text features have 3 columns but the method was fitted on 4"):
+        as_features(np.ones((2, 3)), "text", expected_dim=4)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "16", None])
+def test_check_bits_rejects_non_positive_integers(bad):
+    with pytest.raises(ValueError, match="positive integer"):
+        check_bits(bad)
+
+
+def test_to_codes_maps_zero_to_plus_one_and_checks_shape():
+    codes = to_codes(np.array([[0.0, -2.0, 3.0]]), 3)
+    assert codes.dtype == np.int8 and codes.tolist() == [[1, -1, 1]]
+    with pytest.raises(RuntimeError, match=r"expected \(n, 4\)"):
+        to_codes(np.zeros((2, 3)), 4)
+
+
+def test_check_memory_refuses_absurd_requests():
+    with pytest.raises(ResourceError, match="GiB"):
+        check_memory(2**60, "a test buffer")
+    check_memory(1024, "a tiny buffer")
+
+
+class Toy(Hasher):
+    def __init__(self, *, alpha: float = 1.0, seed: int = 0, device: str = "auto", cache=None):
+        super().__init__(seed=seed, device=device, cache=cache)
+        self.alpha = alpha
+
+
+def test_parameters_come_from_the_constructor():
+    assert Toy.default_params() == {"alpha": 1.0}
+    toy = Toy(alpha=2.0, seed=3)
+    assert toy.get_params() == {"alpha": 2.0, "seed": 3, "device": "auto", "cache": None}
+    assert toy.hyper_params() == {"alpha": 2.0}
+    assert not Toy.has_pair_encoder()
+
+
+def test_fit_refuses_anything_but_paired_features():
+    with pytest.raises(TypeError, match="PairedFeatures"):
+        Toy().fit((np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 1))), 8)

@@ -1,0 +1,104 @@
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cmhbench import methods
+from cmhbench.methods import registry
+from cmhbench.methods.base import Hasher
+
+
+def test_builtins_are_discovered_not_listed_by_hand():
+    names = methods.available()
+    assert {"random", "cca-itq"} <= set(names)
+    assert names == sorted(names)
+    for name in names:
+        cls = methods.get(name)
+        assert cls.info.name == name
+        assert cls.info.pair_encoder == cls.has_pair_encoder()
+
+
+def test_unknown_method_suggests_a_close_match():
+    with pytest.raises(methods.UnknownMethodError, match="did you mean 'cca-itq'"):
+        methods.get("cca_itq")
+
+
+@pytest.fixture
+def layered():
+    @registry.register(
+        name="test-layered", title="t", authors="a", venue="v", year=2000, kind="shallow",
+        fidelity="paper", deterministic=True, memory="O(1)",
+        presets={"quick": {"epochs": 2}},
+        dataset_overrides={"wiki": {"epochs": 50, "lr": 0.5}},
+    )
+    class Layered(Hasher):
+        """Layered test method with a docstring that is long enough to count."""
+
+        def __init__(self, *, epochs: int = 100, lr: float = 0.1, beta: float = 0.9, flag: bool = False,
+                     seed: int = 0, device: str = "auto", cache: Any = None):
+            super().__init__(seed=seed, device=device, cache=cache)
+            self.epochs, self.lr, self.beta, self.flag = epochs, lr, beta, flag
+
+    yield Layered
+    registry.unregister("test-layered")
+
+
+def test_resolution_order_defaults_dataset_preset_user(layered):
+    r = methods.resolve_params
+    assert r("test-layered") == {"epochs": 100, "lr": 0.1, "beta": 0.9, "flag": False}
+    assert r("test-layered", dataset="wiki") == {"epochs": 50, "lr": 0.5, "beta": 0.9, "flag": False}
+    assert r("test-layered", dataset="wiki", preset="quick")["epochs"] == 2
+    assert r("test-layered", dataset="wiki", preset="quick", params={"epochs": 7})["epochs"] == 7
+    model = methods.create("test-layered", dataset="wiki", params={"beta": 1}, seed=4, device="cpu")
+    assert (model.epochs, model.lr, model.beta, model.seed, model.device) == (50, 0.5, 1.0, 4, "cpu")
+    assert isinstance(model.beta, float)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"betta": 1.0}, "has no parameter 'betta'; did you mean 'beta'"),
+        ({"seed": 3}, "set by the harness"),
+        ({"lr": "fast"}, r"test-layered.lr expects float, got 'fast'"),
+        ({"epochs": 2.5}, "expects int"),
+        ({"flag": 1}, "expects true/false"),
+    ],
+)
+def test_bad_parameters_are_named(layered, params, message):
+    with pytest.raises(methods.ParameterError, match=message):
+        methods.resolve_params("test-layered", params=params)
+
+
+def test_unknown_preset(layered):
+    with pytest.raises(methods.ParameterError, match="unknown preset 'fast'"):
+        methods.resolve_params("test-layered", preset="fast")
+
+
+def test_register_rejects_presets_with_unknown_parameters():
+    with pytest.raises(TypeError, match=r"preset 'quick' sets unknown parameters \['epochz'\]"):
+        @registry.register(name="test-bad", title="t", authors="a", venue="v", year=1, kind="shallow",
+                           fidelity="paper", deterministic=True, memory="O(1)", presets={"quick": {"epochz": 1}})
+        class Bad(Hasher):
+            pass
+    assert "test-bad" not in methods.available()
+
+
+def test_register_requires_a_hasher_and_harness_params():
+    with pytest.raises(TypeError, match="Hasher subclass"):
+        registry.register(name="x", title="t", authors="a", venue="v", year=1, kind="shallow",
+                          fidelity="paper", deterministic=True, memory="O(1)")(object)
+
+    class NoSeed(Hasher):
+        def __init__(self, *, device="auto", cache=None):
+            pass
+
+    with pytest.raises(TypeError, match="constructor must accept seed"):
+        registry.register(name="x", title="t", authors="a", venue="v", year=1, kind="shallow",
+                          fidelity="paper", deterministic=True, memory="O(1)")(NoSeed)
+
+
+def test_pair_encoder_is_derived_from_the_class():
+    assert methods.get("random").info.pair_encoder
+    assert not methods.get("cca-itq").info.pair_encoder
+    with pytest.raises(NotImplementedError, match="no pair encoder"):
+        methods.create("cca-itq").encode_pair(np.ones((2, 2)), np.ones((2, 2)))
