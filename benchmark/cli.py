@@ -1,0 +1,174 @@
+"""The ``cmhbench`` command: argument parsing and messages only; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import cmhbench
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cmhbench", description="Benchmark suite for unsupervised cross-modal hashing.")
+    parser.add_argument("--version", action="version", version=f"cmhbench {cmhbench.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="run methods × datasets × bits × seeds and store every cell",
+                         description="Run a grid of cells into a results folder; stored cells are skipped. "
+                                     "With no options: every built-in method on the synthetic set, quick preset.")
+    run.add_argument("--methods", help="comma-separated methods or variants (default: all built-in)")
+    run.add_argument("--datasets", help="comma-separated datasets (default: synthetic)")
+    run.add_argument("--protocol", help="split protocol (default: each dataset's own)")
+    run.add_argument("--preset", choices=["paper", "quick"],
+                     help="hyper-parameter preset (default: paper; quick for the bare default tour)")
+    run.add_argument("--bits", help="comma-separated bit lengths (default: 16,32,64,128)")
+    run.add_argument("--seeds", help="comma-separated seeds (default: 0)")
+    run.add_argument("--database-coding", dest="database_coding",
+                     help="modality (default) or unified: how database items are coded")
+    run.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
+                     help="set a hyper-parameter (repeatable); VALUE is read as TOML")
+    run.add_argument("--config", help="TOML grid file (options given here override it)")
+    run.add_argument("--out", help="results folder (default: results/latest)")
+    run.add_argument("--data-dir", dest="data_dir", help="folder of dataset files (default: $CMHBENCH_DATA)")
+    run.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)")
+    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
+    run.add_argument("--jobs", type=int, help="parallel worker processes (default: 1; -1 = all cores)")
+    run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1)")
+    run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+
+    board = sub.add_parser("leaderboard", help="tables from stored results",
+                           description="Build leaderboards from one or more results folders (merged).")
+    board.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
+    board.add_argument("--metric", default="map@all", help="metric to tabulate (default: map@all)")
+    board.add_argument("--format", choices=["md", "csv"], default="md", help="md (default) or csv (tidy, long)")
+    board.add_argument("-o", "--output", help="write to this file instead of standard output")
+
+    lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
+    lst.add_argument("what", choices=["methods", "datasets"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args, argv)
+        if args.command == "leaderboard":
+            return _leaderboard(args)
+        return _list(args)
+    except UsageError as exc:
+        print(f"cmhbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cmhbench: interrupted; finished cells are stored, run again to resume", file=sys.stderr)
+        return 130
+
+
+def _usage_errors():
+    """The exception types that mean bad input, not a bug."""
+    from cmhbench.config import ConfigError
+    from cmhbench.datasets import DatasetError
+    from cmhbench.evaluation import MetricError
+    from cmhbench.grid import GridError
+    from cmhbench.leaderboard import LeaderboardError
+    from cmhbench.methods import ParameterError, UnknownMethodError
+    from cmhbench.store import StoreError
+
+    return (ConfigError, DatasetError, MetricError, GridError, LeaderboardError, ParameterError,
+            UnknownMethodError, StoreError)
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from cmhbench import datasets, leaderboard, store
+    from cmhbench.config import run_settings
+    from cmhbench.evaluation import check_metric
+    from cmhbench.executor import run_cells
+    from cmhbench.grid import build_cells
+    from cmhbench.methods import registry
+    from cmhbench.runner import RunContext
+
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "force", "progress")}
+    builtins = [m for m in registry.available() if registry.is_builtin(registry.get(m))]
+    try:
+        settings = run_settings(options, builtins)
+        for metric in settings.metrics:
+            check_metric(metric)
+        sources = {name: datasets.resolve(name, settings.data_dir) for name in settings.grid.datasets}
+        cells = build_cells(settings.grid, sources)
+        store.prepare(settings.out)
+    except _usage_errors() as exc:
+        raise UsageError(str(exc)) from None
+    ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
+                     threads=settings.threads, metrics=tuple(settings.metrics), argv=("cmhbench", *argv),
+                     config=settings.config)
+    grid = settings.grid
+    print(f"cmhbench run: {len(grid.methods)} methods × {len(grid.datasets)} datasets × {len(grid.bits)} bit "
+          f"lengths × {len(grid.seeds)} seeds × {len(grid.database_coding)} codings, preset {grid.preset} "
+          f"→ {settings.out}", file=sys.stderr)
+    summary = run_cells(cells, sources, ctx, jobs=settings.jobs, force=args.force, progress=args.progress)
+    counts = summary.counts
+    print(f"{summary.total} cells: {summary.skipped} already stored, {len(summary.outcomes)} computed "
+          f"(ok {counts['ok']}, failed {counts['failed']}, not applicable {counts['not-applicable']})",
+          file=sys.stderr)
+    frame = store.load_results(settings.out)
+    markdown = leaderboard.to_markdown(frame)
+    (settings.out / "leaderboard.md").write_text(markdown)
+    (settings.out / "results.csv").write_text(leaderboard.to_csv(frame))
+    print(markdown)
+    for outcome in summary.failed:
+        print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from cmhbench import leaderboard, store
+
+    try:
+        frame = store.load_results(*args.outs)
+        text = leaderboard.to_markdown(frame, args.metric) if args.format == "md" else leaderboard.to_csv(frame)
+    except _usage_errors() as exc:
+        raise UsageError(str(exc)) from None
+    if args.output:
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        print(text, end="")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    if args.what == "methods":
+        from cmhbench.methods import registry
+
+        rows = []
+        for name in registry.available():
+            cls = registry.get(name)
+            info = cls.info
+            rows.append([name, info.kind, info.fidelity, "yes" if info.pair_encoder else "no",
+                         "yes" if info.deterministic else "no", f"{info.venue} {info.year}",
+                         "built-in" if registry.is_builtin(cls) else f"plugin ({cls.__module__})"])
+        print(tabulate(rows, headers=["method", "kind", "fidelity", "pair encoder", "deterministic", "venue",
+                                      "source"]))
+        for plugin, error in registry.plugin_errors().items():
+            print(f"plugin {plugin} failed to load and is skipped: {error}", file=sys.stderr)
+    else:
+        from cmhbench import datasets
+
+        print(tabulate(list(datasets.available().items()), headers=["dataset", "description"]))
+    return 0

@@ -1,0 +1,175 @@
+"""Run settings from a TOML grid file and command-line options (the options win).
+
+A grid file holds any of the ``run`` options plus per-method parameters and named
+variants, so that an ablation is a set of ordinary cells::
+
+    methods = ["cca-itq", "cca-itq-scaled"]
+    datasets = ["synthetic"]
+    bits = [16, 32]
+    seeds = [0, 1, 2]
+    preset = "paper"
+
+    [params.cca-itq]          # --param cca-itq.n_iter=100 does the same
+    n_iter = 100
+
+    [variants.cca-itq-scaled] # a row of its own
+    base = "cca-itq"
+    corr_power = 4.0
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from cmhbench.grid import GridSpec
+
+DEFAULT_BITS = [16, 32, 64, 128]
+DEFAULT_OUT = Path("results") / "latest"
+RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "database_coding", "params",
+            "variants", "out", "data_dir", "cache_dir", "device", "jobs", "threads", "metrics"}
+
+
+class ConfigError(ValueError):
+    """A grid file or option value that cannot be used; the message names it."""
+
+
+def default_cache_dir() -> Path:
+    """``$CMHBENCH_CACHE``, else the user's cache directory."""
+    if os.environ.get("CMHBENCH_CACHE"):
+        return Path(os.environ["CMHBENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cmhbench"
+
+
+def default_data_dir() -> Path | None:
+    value = os.environ.get("CMHBENCH_DATA")
+    return Path(value) if value else None
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            config = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    unknown = sorted(set(config) - RUN_KEYS)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown keys {', '.join(unknown)} "
+                          f"(allowed: {', '.join(sorted(RUN_KEYS))})")
+    for table in ("params", "variants"):
+        value = config.get(table, {})
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ConfigError(f"config file {path}: [{table}.NAME] must be tables of values")
+    return config
+
+
+def parse_list(text: str, what: str, kind: type = str) -> list[Any]:
+    """'16,32' -> [16, 32]; names the option in the error."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ConfigError(f"{what} is empty")
+    if kind is int:
+        try:
+            return [int(t) for t in items]
+        except ValueError:
+            raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+    return items
+
+
+def parse_value(text: str) -> Any:
+    """A --param value as TOML (numbers, true/false, quoted strings, arrays), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
+    """['kdcmh.lr=0.1'] -> {'kdcmh': {'lr': 0.1}}."""
+    params: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        method, dot, name = target.rpartition(".")
+        if not sep or not dot or not method or not name:
+            raise ConfigError(f"--param {item!r} must look like METHOD.NAME=VALUE")
+        params.setdefault(method, {})[name] = parse_value(value)
+    return params
+
+
+@dataclass
+class RunSettings:
+    grid: GridSpec
+    out: Path
+    data_dir: Path | None
+    cache_dir: Path | None
+    device: str = "auto"
+    jobs: int = 1
+    threads: int | None = 1
+    metrics: list[str] = field(default_factory=lambda: ["map@all", "map@50"])
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_list(value: Any, what: str, kind: type = str) -> list[Any]:
+    if isinstance(value, str):
+        return parse_list(value, what, kind)
+    if isinstance(value, int) and kind is int:
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise ConfigError(f"{what} must be a list or a comma-separated string, got {value!r}")
+
+
+def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSettings:
+    """Merge command-line options (None = not given) over a config file over defaults.
+
+    With nothing given at all — no methods, datasets or config — this is the default
+    tour: every built-in method on the synthetic set with the ``quick`` preset.
+    """
+    config = load_config(options["config"]) if options.get("config") else {}
+    merged = {**config, **{k: v for k, v in options.items() if v is not None and k != "config"}}
+    tour = not any(k in merged for k in ("methods", "datasets"))
+    methods = _as_list(merged.get("methods", all_methods), "methods")
+    params = {name: dict(values) for name, values in config.get("params", {}).items()}
+    for name, values in parse_params(options.get("param") or []).items():
+        params.setdefault(name, {}).update(values)
+    grid = GridSpec(
+        methods=methods,
+        datasets=_as_list(merged.get("datasets", ["synthetic"]), "datasets"),
+        bits=_as_list(merged.get("bits", DEFAULT_BITS), "bits", int),
+        seeds=_as_list(merged.get("seeds", [0]), "seeds", int),
+        preset=merged.get("preset", "quick" if tour else "paper"),
+        protocol=merged.get("protocol"),
+        database_coding=_as_list(merged.get("database_coding", ["modality"]), "database coding"),
+        params=params,
+        variants={name: dict(v) for name, v in config.get("variants", {}).items()},
+    )
+    data_dir = merged.get("data_dir")
+    cache_dir = merged.get("cache_dir")
+    settings = RunSettings(
+        grid=grid,
+        out=Path(merged.get("out", DEFAULT_OUT)),
+        data_dir=Path(data_dir) if data_dir else default_data_dir(),
+        cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+        device=merged.get("device", "auto"),
+        jobs=int(merged.get("jobs", 1)),
+        threads=int(merged["threads"]) if merged.get("threads") else 1,
+        metrics=_as_list(merged.get("metrics", ["map@all", "map@50"]), "metrics"),
+        config={**config, **{k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}},
+    )
+    if settings.jobs == 0 or settings.jobs < -1:
+        raise ConfigError(f"jobs must be a positive number of workers or -1 (all cores), got {settings.jobs}")
+    return settings

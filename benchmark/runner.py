@@ -1,0 +1,185 @@
+"""One cell, end to end: load, split, fit, encode, evaluate, record, store.
+
+:func:`run_and_store` is the unit every executor ships to a worker (the calling
+process, a joblib worker, a Dask worker): it takes plain picklable inputs, writes the
+cell's folder itself, and returns a short summary, so a finished cell is on disk even
+if the process that scheduled it dies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+import traceback
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cmhbench import store
+from cmhbench.datasets import Dataset, DatasetSource
+from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE, evaluate
+from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
+from cmhbench.methods import registry
+from cmhbench.methods.base import resolve_device
+from cmhbench.provenance import PeakMemory, environment
+
+DEFAULT_METRICS = ("map@all", "map@50")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Per-run settings shared by every cell; none of them changes a cell's result."""
+
+    out: Path
+    cache_dir: Path | None = None
+    device: str = "auto"
+    threads: int | None = 1
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    argv: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    key: str
+    label: str
+    status: str
+    error: str | None = None
+
+
+_loaded: dict[str, Dataset] = {}
+
+
+def load_dataset(source: DatasetSource) -> Dataset:
+    """Load a dataset once per process (cells of the same dataset reuse it)."""
+    ident = canonical_json(source.identity())
+    if ident not in _loaded:
+        _loaded.clear()  # keep one dataset in memory: grids iterate datasets in the outer loop
+        _loaded[ident] = source.load()
+    return _loaded[ident]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _pack(codes: np.ndarray) -> np.ndarray:
+    return np.packbits(codes > 0, axis=1)
+
+
+def _limit_threads(threads: int | None) -> AbstractContextManager:
+    """Set BLAS/OpenMP and torch thread counts for the cell (None leaves them alone)."""
+    if threads is None:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    return threadpool_limits(limits=threads)
+
+
+def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Compute one cell; never raises for a method's failure (it is recorded instead)."""
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "key": cell.key,
+        "cell": {**cell.key_fields(), "preset": cell.preset},
+        "status": "failed",
+        "error": None,
+        "metrics": {},
+        "evaluation": {"relevance": RELEVANCE, "tie_rule": TIE_RULE, "metrics": METRIC_DEFINITIONS},
+        "environment": environment(),
+        "reproduce": {"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
+        "started_at": _now(),
+    }
+    record["cell"].pop("schema_version")
+    arrays = None
+    start = time.perf_counter()
+    try:
+        cls = registry.get(cell.base)
+        info = cls.info
+        record["method_info"] = {"title": info.title, "citation": info.citation, "kind": info.kind,
+                                 "fidelity": info.fidelity, "pair_encoder": info.pair_encoder}
+        record["device"] = resolve_device(ctx.device) if info.kind == "deep" else "cpu"
+        if cell.database_coding == "unified" and not info.pair_encoder:
+            record["status"] = "not-applicable"
+            record["error"] = f"{cell.base} has no pair encoder, which unified database coding needs"
+            return record, None
+        with _limit_threads(ctx.threads):
+            record, arrays = _compute(cell, cls, source, ctx, record)
+    except Exception as exc:
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        record["traceback"] = traceback.format_exc()
+    finally:
+        record.setdefault("timings", {})["total_s"] = round(time.perf_counter() - start, 4)
+        record["finished_at"] = _now()
+    return record, arrays
+
+
+def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
+             record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    dataset = load_dataset(source)
+    split = source.split(dataset, cell.protocol, cell.seed)
+    record["split"] = {"hash": split.digest(), "sizes": split.sizes()}
+    memory = None
+    if ctx.cache_dir is not None:
+        import joblib
+
+        memory = joblib.Memory(str(ctx.cache_dir), verbose=0)
+    model = cls(**cell.params, seed=cell.seed, device=ctx.device, cache=memory)
+    gpu = record["device"].startswith("cuda")
+    if gpu:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    q, db = split.query, split.database
+    with PeakMemory() as peak:
+        t0 = time.perf_counter()
+        model.fit(dataset.paired(split.train), cell.bits)
+        t1 = time.perf_counter()
+        query_image = model.encode_image(dataset.image[q])
+        query_text = model.encode_text(dataset.text[q])
+        if cell.database_coding == "unified":
+            db_for_i2t = db_for_t2i = model.encode_pair(dataset.image[db], dataset.text[db])
+        else:
+            db_for_i2t = model.encode_text(dataset.text[db])
+            db_for_t2i = model.encode_image(dataset.image[db])
+        t2 = time.perf_counter()
+    ql, dl = dataset.labels[q], dataset.labels[db]
+    record["metrics"] = {
+        "i2t": evaluate(query_image, db_for_i2t, ql, dl, ctx.metrics),
+        "t2i": evaluate(query_text, db_for_t2i, ql, dl, ctx.metrics),
+    }
+    t3 = time.perf_counter()
+    record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}
+    record["memory"] = {"peak_rss_mb": peak.peak_mb}
+    if gpu:
+        import torch
+
+        record["memory"]["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    record["status"] = "ok"
+    arrays = {
+        "i2t_query": _pack(query_image),
+        "i2t_database": _pack(db_for_i2t),
+        "t2i_query": _pack(query_text),
+        "t2i_database": _pack(db_for_t2i),
+        "query_idx": q,
+        "database_idx": db,
+        "query_labels": np.packbits(ql > 0, axis=1),
+        "database_labels": np.packbits(dl > 0, axis=1),
+        "n_bits": np.array(cell.bits),
+        "n_labels": np.array(dataset.labels.shape[1]),
+    }
+    return record, arrays
+
+
+def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOutcome:
+    """Run a cell and write its folder; the unit of work every executor schedules."""
+    record, arrays = run_cell(cell, source, ctx)
+    store.write_cell(ctx.out, cell.key, record, arrays)
+    return CellOutcome(cell.key, cell.label, record["status"], record.get("error"))
