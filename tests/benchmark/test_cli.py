@@ -1,0 +1,116 @@
+"""The command line: resume, bad input (one line, exit code 2), listings."""
+
+import shutil
+
+import pytest
+
+import cmhbench
+from cmhbench import store
+from cmhbench.cli import main
+
+GRID = ["run", "--methods", "random,cca-itq", "--bits", "16,32", "--seeds", "0,1", "--preset", "quick",
+        "--no-progress"]
+
+
+def test_second_run_computes_nothing_and_a_deleted_cell_is_recomputed(tmp_path, capsys):
+    out = str(tmp_path / "X")
+    assert main(GRID + ["--out", out]) == 0
+    first = capsys.readouterr()
+    assert "8 cells: 0 already stored, 8 computed (ok 8" in first.err
+    assert "| cca-itq" in first.out and "| random" in first.out
+    assert (tmp_path / "X" / "leaderboard.md").is_file() and (tmp_path / "X" / "results.csv").is_file()
+
+    assert main(GRID + ["--out", out]) == 0
+    assert "8 cells: 8 already stored, 0 computed" in capsys.readouterr().err
+
+    victim = sorted(store.done_keys(out))[3]
+    shutil.rmtree(store.cells_dir(out) / victim)
+    assert main(GRID + ["--out", out]) == 0
+    assert "8 cells: 7 already stored, 1 computed" in capsys.readouterr().err
+    assert victim in store.done_keys(out)
+
+    assert main(GRID + ["--out", out, "--force"]) == 0
+    assert "8 cells: 0 already stored, 8 computed" in capsys.readouterr().err
+
+
+def test_variant_from_a_config_file_runs_as_its_own_row(tmp_path, capsys):
+    config = tmp_path / "grid.toml"
+    config.write_text(
+        'methods = ["cca-itq", "cca-scaled"]\nbits = [16]\npreset = "quick"\n'
+        '[variants.cca-scaled]\nbase = "cca-itq"\ncorr_power = 4.0\n'
+    )
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| cca-scaled" in out and "| cca-itq " in out
+    frame = store.load_results(tmp_path / "o")
+    assert sorted(frame["method"]) == ["cca-itq", "cca-scaled"]
+    assert set(frame["base"]) == {"cca-itq"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--methods", "cca_itq"], "unknown method 'cca_itq'; did you mean 'cca-itq'?"),
+        (["run", "--datasets", "synthetik"], "unknown dataset 'synthetik'; did you mean 'synthetic'?"),
+        (["run", "--bits", "16,abc"], "bits must be comma-separated integers"),
+        (["run", "--bits", "0"], "bits must be positive integers"),
+        (["run", "--param", "cca-itq.n_iter"], "must look like METHOD.NAME=VALUE"),
+        (["run", "--methods", "cca-itq", "--param", "cca-itq.n_itr=3"], "did you mean 'n_iter'"),
+        (["run", "--methods", "cca-itq", "--param", "cca-itq.n_iter=fast"], "cca-itq.n_iter expects int"),
+        (["run", "--methods", "cca-itq-x"], "unknown method 'cca-itq-x'"),
+        (["run", "--database-coding", "both"], "database coding must be one of modality, unified"),
+        (["run", "--jobs", "0"], "jobs must be a positive number"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
+    assert main(args + ["--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("cmhbench: error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_config_with_unknown_keys_and_unwritable_output(tmp_path, capsys):
+    config = tmp_path / "grid.toml"
+    config.write_text('methods = ["random"]\nbitz = [16]\n')
+    assert main(["run", "--config", str(config)]) == 2
+    assert "unknown keys bitz" in capsys.readouterr().err
+    assert main(["run", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    assert main(["run", "--methods", "random", "--out", str(blocker / "sub")]) == 2
+    assert "cannot write results to" in capsys.readouterr().err
+
+
+def test_leaderboard_command(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["run", "--methods", "random", "--bits", "16", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--metric", "map@50"]) == 0
+    assert "map@50" in capsys.readouterr().out
+    assert main(["leaderboard", str(out), "--format", "csv", "-o", str(tmp_path / "r.csv")]) == 0
+    assert (tmp_path / "r.csv").read_text().startswith("key,")
+    assert main(["leaderboard", str(tmp_path / "missing")]) == 2
+    assert "not a cmhbench results folder" in capsys.readouterr().err
+    assert main(["leaderboard", str(out), "--metric", "map@5000"]) == 2
+    assert "not in the stored records" in capsys.readouterr().err
+
+
+def test_list_and_version(capsys):
+    assert main(["list", "methods"]) == 0
+    out = capsys.readouterr().out
+    assert "cca-itq" in out and "random" in out and "fidelity" in out
+    assert main(["list", "datasets"]) == 0
+    assert "synthetic" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert cmhbench.__version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "leaderboard", "list"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: cmhbench " + command in capsys.readouterr().out

@@ -1,0 +1,67 @@
+import pytest
+
+from cmhbench import datasets
+from cmhbench.grid import Cell, GridError, GridSpec, build_cells
+from cmhbench.methods import ParameterError, UnknownMethodError
+
+
+@pytest.fixture(scope="module")
+def sources():
+    return {"synthetic": datasets.resolve("synthetic")}
+
+
+def _cell(**changes):
+    fields = dict(method="cca-itq", base="cca-itq", params={"n_iter": 50}, dataset={"name": "synthetic", "x": 1},
+                  protocol="synthetic", bits=16, seed=0, database_coding="modality", preset="paper")
+    fields.update(changes)
+    return Cell(**fields)
+
+
+def test_key_depends_on_every_result_defining_field_but_not_the_preset_name():
+    base = _cell().key
+    assert _cell().key == base
+    assert _cell(preset="quick").key == base
+    for change in [dict(params={"n_iter": 49}), dict(dataset={"name": "synthetic", "x": 2}), dict(bits=32),
+                   dict(seed=1), dict(database_coding="unified"), dict(protocol="other"), dict(method="v")]:
+        assert _cell(**change).key != base, change
+
+
+def test_grid_expands_methods_bits_seeds_codings(sources):
+    spec = GridSpec(methods=["random", "cca-itq"], bits=[16, 20], seeds=[0, 1], database_coding=["modality", "unified"])
+    cells = build_cells(spec, sources)
+    assert len(cells) == 2 * 2 * 2 * 2
+    assert len({c.key for c in cells}) == len(cells)
+
+
+def test_variants_are_rows_of_their_own_with_their_parameters(sources):
+    spec = GridSpec(methods=["cca-itq", "cca-scaled"], bits=[16],
+                    variants={"cca-scaled": {"base": "cca-itq", "corr_power": 4}},
+                    params={"cca-itq": {"n_iter": 10}})
+    plain, scaled = build_cells(spec, sources)
+    assert (plain.method, plain.base, plain.params["n_iter"], plain.params["corr_power"]) == ("cca-itq", "cca-itq", 10, 0.0)
+    assert (scaled.method, scaled.base, scaled.params["n_iter"], scaled.params["corr_power"]) == (
+        "cca-scaled", "cca-itq", 10, 4.0)
+
+
+@pytest.mark.parametrize(
+    "spec, error, message",
+    [
+        (GridSpec(methods=["cca_itq"]), UnknownMethodError, "did you mean 'cca-itq'"),
+        (GridSpec(methods=["cca-itq"], bits=[0]), GridError, "positive integers"),
+        (GridSpec(methods=["cca-itq"], seeds=[-1]), GridError, "non-negative"),
+        (GridSpec(methods=["cca-itq"], database_coding=["both"]), GridError, "modality, unified"),
+        (GridSpec(methods=["v"], variants={"v": {"corr_power": 1}}), GridError, "needs a 'base'"),
+        (GridSpec(methods=["random"], variants={"random": {"base": "cca-itq"}}), GridError, "registered method"),
+        (GridSpec(methods=["cca-itq"], params={"cca-itq": {"n_itr": 3}}), ParameterError, "did you mean 'n_iter'"),
+        (GridSpec(methods=["cca-itq"], params={"random": {"x": 1}}), GridError, "not in the grid: random"),
+    ],
+)
+def test_bad_grids_are_refused_with_a_reason(sources, spec, error, message):
+    with pytest.raises(error, match=message):
+        build_cells(spec, sources)
+
+
+def test_cell_command_reproduces_its_parameters():
+    command = _cell(params={"n_iter": 50, "reg": 0.001}).command()
+    assert "--methods cca-itq" in command and "--bits 16" in command and "--seeds 0" in command
+    assert "--param cca-itq.n_iter=50" in command and "--param cca-itq.reg=0.001" in command
