@@ -142,6 +142,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         t0 = time.perf_counter()
         model.fit(dataset.paired(split.train), cell.bits)
         t1 = time.perf_counter()
+        record["fit"] = model.fit_report()
         query_image = model.encode_image(dataset.image[q])
         query_text = model.encode_text(dataset.text[q])
         if cell.database_coding == "unified":
@@ -175,6 +176,8 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         "n_bits": np.array(cell.bits),
         "n_labels": np.array(dataset.labels.shape[1]),
     }
+    for name, values in getattr(model, "loss_history_", {}).items():
+        arrays[f"loss_{name}"] = np.asarray(values, dtype=np.float64)
     return record, arrays
 
 

@@ -289,6 +289,10 @@ class Hasher:
             raise InputError(f"image has {X.shape[0]} rows but text has {Y.shape[0]}; pairs must align")
         return to_codes(self._encode_pair(X, Y), self.n_bits_, f"{self._name()}.encode_pair")
 
+    def fit_report(self) -> dict[str, Any]:
+        """What the record should say about this fit (e.g. epochs, estimated constants)."""
+        return {}
+
     @classmethod
     def has_pair_encoder(cls) -> bool:
         return cls._encode_pair is not Hasher._encode_pair

@@ -26,7 +26,7 @@ from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
 PRESETS = ("paper", "quick")
-_NOT_METHOD_MODULES = {"base", "registry"}
+_NOT_METHOD_MODULES = {"base", "registry", "deep"}  # modules that register nothing
 
 _methods: dict[str, type[Hasher]] = {}
 _plugin_errors: dict[str, str] = {}

@@ -1,0 +1,181 @@
+"""The machine shared by the deep methods: two networks, relaxed codes, one training loop.
+
+Most unsupervised deep CMH methods differ only in the similarity target they build for a
+batch and the loss that pulls code similarities toward it.  :class:`DeepHasher` holds
+everything else, once:
+
+- **Networks** (feature-level protocol): the text network is Linear(d_y→4096)–ReLU–
+  Linear(4096→c), as in DJSRH, JDSH and their successors; the image network mirrors it on
+  the given image features, Linear(d_x→4096)–ReLU–Linear(4096→c), standing in for the
+  trainable fully connected layers those papers fine-tune on top of a CNN.  The hidden
+  width is the ``hidden`` hyper-parameter (4096 by default).
+- **Relaxed codes**: B = tanh(α·h) with α = √(epoch + 1) (DJSRH's and JDSH's schedule,
+  which sharpens the tanh as training proceeds); codes are sgn(h).
+- **Training loop**: shuffled batches (``batch_size``; the last incomplete batch is dropped
+  when there is more than one batch, as the authors' data loaders do), one optimiser per
+  network (SGD with momentum and weight decay unless a method says otherwise), a fixed
+  number of epochs — the paper's — with no model selection on any query score.  The mean
+  of each loss term per epoch is kept in ``loss_history_`` and stored with the cell.
+- **Device rule**: ``device="auto"`` trains on the first GPU when torch sees one, else on
+  the CPU; the same code runs on both.  All randomness (initialisation, shuffling) comes
+  from ``seed`` inside a forked torch RNG, so fitting never disturbs the global state.
+  No mixed precision: it would change results between devices for little gain at
+  these sizes.
+- **Encoding** runs the trained networks in float64 on the CPU.  In float32, matrix
+  products of different batch shapes may take different BLAS paths, so a code bit whose
+  pre-activation is within rounding of 0 could depend on the batch it was coded in;
+  float64 makes each row's code a function of that row alone, to within 1e-15.
+
+A method subclasses :class:`DeepHasher` and implements :meth:`DeepHasher._batch_loss`
+(and optionally :meth:`DeepHasher._prepare`, :meth:`DeepHasher._optimizers`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cmhbench.methods.base import Hasher, PairedFeatures, resolve_device
+
+#: Rows per forward pass when encoding (memory bound only; results do not depend on it).
+ENCODE_BATCH = 4096
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """Linear–ReLU–Linear, the papers' text network (and our image network)."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """Cosine similarities between the rows of ``a`` and of ``b`` (default ``a``)."""
+    a = F.normalize(a, dim=1)
+    return a @ (a if b is None else F.normalize(b, dim=1)).T
+
+
+def scaled_cosine(features: torch.Tensor) -> torch.Tensor:
+    """S = 2·cos − 1, the intra-modal similarity of DJSRH and JDSH (in [−3, 1]; ≥ −1 for
+    non-negative features, where cos ≥ 0)."""
+    return 2.0 * cosine_matrix(features) - 1.0
+
+
+def relaxation(epoch: int) -> float:
+    """α = √(epoch + 1): the tanh slope of epoch ``epoch`` (0-based)."""
+    return math.sqrt(epoch + 1.0)
+
+
+def batch_order(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's shuffled batches; the incomplete last batch is dropped if others exist."""
+    order = torch.randperm(n, generator=generator)
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+class DeepHasher(Hasher):
+    """Base class of deep methods.  Subclass constructors must store at least ``epochs``,
+    ``batch_size``, ``hidden``, ``lr_image``, ``lr_text``, ``momentum`` and ``weight_decay``."""
+
+    epochs: int
+    batch_size: int
+    hidden: int
+    lr_image: float
+    lr_text: float
+    momentum: float
+    weight_decay: float
+
+    # --- hooks ------------------------------------------------------------------------------
+    def _prepare(self, image: torch.Tensor, text: torch.Tensor, train: PairedFeatures) -> None:
+        """Work before the first epoch (e.g. estimating constants from the training data)."""
+
+    def _batch_loss(self, epoch: int, rows: torch.Tensor, image: torch.Tensor,
+                    text: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one batch (rows of the training set, their features) and its named terms."""
+        raise NotImplementedError
+
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        """One SGD optimiser per network (the papers' setting)."""
+        return [
+            torch.optim.SGD(self.image_net_.parameters(), lr=self.lr_image, momentum=self.momentum,
+                            weight_decay=self.weight_decay),
+            torch.optim.SGD(self.text_net_.parameters(), lr=self.lr_text, momentum=self.momentum,
+                            weight_decay=self.weight_decay),
+        ]
+
+    # --- the loop -------------------------------------------------------------------------
+    def _fit(self, train: PairedFeatures, n_bits: int) -> None:
+        self.device_ = resolve_device(self.device)
+        device = torch.device(self.device_)
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            generator = torch.Generator().manual_seed(self.seed)
+            image = torch.from_numpy(train.image).to(device)
+            text = torch.from_numpy(train.text).to(device)
+            self.image_net_ = mlp(train.image_dim, self.hidden, n_bits).to(device)
+            self.text_net_ = mlp(train.text_dim, self.hidden, n_bits).to(device)
+            self._prepare(image, text, train)
+            optimizers = self._optimizers()
+            history: dict[str, list[float]] = {}
+            for epoch in range(self.epochs):
+                sums: dict[str, float] = {}
+                batches = batch_order(train.n, self.batch_size, generator)
+                for rows in batches:
+                    rows_dev = rows.to(device)
+                    loss, terms = self._batch_loss(epoch, rows_dev, image[rows_dev], text[rows_dev])
+                    for opt in optimizers:
+                        opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    for opt in optimizers:
+                        opt.step()
+                    for name, value in {"loss": loss.item(), **terms}.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                for name, total in sums.items():
+                    history.setdefault(name, []).append(total / len(batches))
+        self.loss_history_ = {name: np.asarray(values) for name, values in history.items()}
+        self._freeze_for_encoding()
+
+    def fit_report(self) -> dict[str, Any]:
+        report = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "device": self.device_,
+            "selection": "fixed number of epochs; no model selection on query scores",
+        }
+        if "loss" in self.loss_history_ and len(self.loss_history_["loss"]):
+            report["final_loss"] = float(self.loss_history_["loss"][-1])
+        return report
+
+    def _freeze_for_encoding(self) -> None:
+        self.image_net_ = self.image_net_.eval()
+        self.text_net_ = self.text_net_.eval()
+        self._image_net64 = copy.deepcopy(self.image_net_).to("cpu", torch.float64).eval()
+        self._text_net64 = copy.deepcopy(self.text_net_).to("cpu", torch.float64).eval()
+
+    # --- encoding -------------------------------------------------------------------------
+    @staticmethod
+    def _run(net: nn.Module, features: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, features.shape[0], ENCODE_BATCH):
+                block = torch.from_numpy(features[start:start + ENCODE_BATCH].astype(np.float64))
+                out.append(net(block).numpy())
+        return np.concatenate(out)
+
+    def _encode_image(self, image: np.ndarray) -> np.ndarray:
+        return self._run(self._image_net64, image)
+
+    def _encode_text(self, text: np.ndarray) -> np.ndarray:
+        return self._run(self._text_net64, text)
+
+
+def relaxed_codes(net: nn.Module, features: torch.Tensor, epoch: int) -> torch.Tensor:
+    """B = tanh(α·h), row-normalised as the similarity losses use it."""
+    return F.normalize(torch.tanh(relaxation(epoch) * net(features)), dim=1)
+

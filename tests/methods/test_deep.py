@@ -1,0 +1,46 @@
+import numpy as np
+import torch
+
+from cmhbench.datasets.synthetic import SyntheticConfig, generate
+from cmhbench.methods import create
+from cmhbench.methods.deep import batch_order, cosine_matrix, relaxation, scaled_cosine
+
+
+def test_scaled_cosine_on_a_hand_checkable_case():
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    c = float(1 / np.sqrt(2))
+    expected = 2 * torch.tensor([[1, 0, c], [0, 1, c], [c, c, 1]], dtype=torch.float32) - 1
+    assert torch.allclose(scaled_cosine(x), expected, atol=1e-6)
+    assert torch.allclose(cosine_matrix(x, x[:1]), torch.tensor([[1.0], [0.0], [c]]), atol=1e-6)
+
+
+def test_relaxation_schedule_and_batches():
+    assert relaxation(0) == 1.0 and relaxation(3) == 2.0
+    batches = batch_order(10, 4, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [4, 4]  # incomplete last batch dropped
+    assert len(set(torch.cat(batches).tolist())) == 8
+    assert [len(b) for b in batch_order(3, 4, torch.Generator().manual_seed(0))] == [3]
+
+
+def _small_train():
+    ds = generate(SyntheticConfig(n_items=600, n_query=50, n_train=400))
+    return ds.paired(np.arange(400))
+
+
+def test_loss_history_is_kept_and_the_loss_falls():
+    train = _small_train()
+    for name in ("djsrh", "jdsh"):
+        model = create(name, params={"epochs": 8, "hidden": 128}, device="cpu").fit(train, 32)
+        history = model.loss_history_["loss"]
+        assert history.shape == (8,)
+        assert history[-1] < history[0], (name, history)
+        assert model.fit_report()["epochs"] == 8 and model.fit_report()["device"] == "cpu"
+
+
+def test_fitting_leaves_the_global_torch_rng_alone():
+    train = _small_train()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    create("djsrh", params={"epochs": 1, "hidden": 16}, device="cpu").fit(train, 8)
+    assert torch.equal(torch.rand(3), expected)
