@@ -43,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
     run.add_argument("--jobs", type=int, help="parallel worker processes (default: 1; -1 = all cores)")
-    run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1)")
+    run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1; capped so that "
+                                                 "jobs × threads ≤ cores)")
+    run.add_argument("--backend", choices=["loky", "dask"], help="loky (local worker processes; default) or "
+                                                                  "dask (a dask.distributed cluster)")
+    run.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://HOST:8786 (implies --backend dask)")
+    run.add_argument("--timeout", type=float, help="seconds a cell may run before it is stored as failed")
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
@@ -56,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
     lst.add_argument("what", choices=["methods", "datasets"])
+
+    cache = sub.add_parser("cache", help="inspect or clear the cache of bit-independent work",
+                           description="The cache holds work that methods reuse across bit lengths "
+                                       "(teachers, generators, graphs). Safe to clear at any time.")
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or "
+                                                             "~/.cache/cmhbench)")
     return parser
 
 
@@ -67,12 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, argv)
         if args.command == "leaderboard":
             return _leaderboard(args)
+        if args.command == "cache":
+            return _cache(args)
         return _list(args)
     except UsageError as exc:
         print(f"cmhbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("cmhbench: interrupted; finished cells are stored, run again to resume", file=sys.stderr)
+        print("cmhbench: interrupted; every finished cell is stored: run the same command again to resume",
+              file=sys.stderr)
         return 130
 
 
@@ -111,17 +126,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     except _usage_errors() as exc:
         raise UsageError(str(exc)) from None
     ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                     threads=settings.threads, metrics=tuple(settings.metrics), argv=("cmhbench", *argv),
-                     config=settings.config)
+                     threads=settings.threads, timeout=settings.timeout, force=args.force,
+                     metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
     grid = settings.grid
     print(f"cmhbench run: {len(grid.methods)} methods × {len(grid.datasets)} datasets × {len(grid.bits)} bit "
           f"lengths × {len(grid.seeds)} seeds × {len(grid.database_coding)} codings, preset {grid.preset} "
           f"→ {settings.out}", file=sys.stderr)
-    summary = run_cells(cells, sources, ctx, jobs=settings.jobs, force=args.force, progress=args.progress)
-    counts = summary.counts
-    print(f"{summary.total} cells: {summary.skipped} already stored, {len(summary.outcomes)} computed "
-          f"(ok {counts['ok']}, failed {counts['failed']}, not applicable {counts['not-applicable']})",
-          file=sys.stderr)
+    try:
+        summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
+                            scheduler=settings.scheduler, progress=args.progress)
+    except KeyboardInterrupt:
+        raise
+    except (ImportError, RuntimeError, OSError) as exc:  # e.g. dask missing, scheduler unreachable
+        raise UsageError(f"cannot run the grid: {exc}") from None
+    print(summary.line(), file=sys.stderr)
     frame = store.load_results(settings.out)
     markdown = leaderboard.to_markdown(frame)
     (settings.out / "leaderboard.md").write_text(markdown)
@@ -147,6 +165,28 @@ def _leaderboard(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     else:
         print(text, end="")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    import shutil
+
+    from cmhbench.config import default_cache_dir
+
+    folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if args.action == "clear":
+        if folder.exists():
+            shutil.rmtree(folder)
+        print(f"cleared {folder}")
+        return 0
+    if not folder.exists():
+        print(f"{folder}: empty (nothing cached yet)")
+        return 0
+    print(f"{folder}:")
+    for part in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
+        files = [f for f in part.rglob("*") if f.is_file()]
+        size = sum(f.stat().st_size for f in files)
+        print(f"  {part.name:<24} {len(files):>7} files {size / 2**20:>10.1f} MB")
     return 0
 
 

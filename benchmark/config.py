@@ -35,7 +35,8 @@ from cmhbench.grid import GridSpec
 DEFAULT_BITS = [16, 32, 64, 128]
 DEFAULT_OUT = Path("results") / "latest"
 RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "database_coding", "params",
-            "variants", "out", "data_dir", "cache_dir", "device", "jobs", "threads", "metrics"}
+            "variants", "out", "data_dir", "cache_dir", "device", "jobs", "threads", "metrics", "backend",
+            "scheduler", "timeout"}
 
 
 class ConfigError(ValueError):
@@ -119,6 +120,9 @@ class RunSettings:
     device: str = "auto"
     jobs: int = 1
     threads: int | None = 1
+    backend: str = "loky"
+    scheduler: str | None = None
+    timeout: float | None = None
     metrics: list[str] = field(default_factory=lambda: ["map@all", "map@50"])
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -167,9 +171,20 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         device=merged.get("device", "auto"),
         jobs=int(merged.get("jobs", 1)),
         threads=int(merged["threads"]) if merged.get("threads") else 1,
+        backend=merged.get("backend", "dask" if merged.get("scheduler") else "loky"),
+        scheduler=merged.get("scheduler"),
+        timeout=float(merged["timeout"]) if merged.get("timeout") else None,
         metrics=_as_list(merged.get("metrics", ["map@all", "map@50"]), "metrics"),
         config={**config, **{k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}},
     )
     if settings.jobs == 0 or settings.jobs < -1:
         raise ConfigError(f"jobs must be a positive number of workers or -1 (all cores), got {settings.jobs}")
+    if settings.backend not in ("loky", "dask"):
+        raise ConfigError(f"backend must be loky or dask, got {settings.backend!r}")
+    if settings.timeout is not None and settings.timeout <= 0:
+        raise ConfigError(f"timeout must be a positive number of seconds, got {settings.timeout:g}")
+    cores = os.cpu_count() or 1
+    workers = cores if settings.jobs == -1 else settings.jobs
+    if settings.threads and workers * settings.threads > cores:
+        settings.threads = max(1, cores // workers)  # N workers × T threads ≤ cores
     return settings

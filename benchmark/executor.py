@@ -1,14 +1,21 @@
-"""Many cells: skip the stored ones, run the rest serially or on joblib workers.
+"""Many cells: skip the stored ones, run the rest serially, on joblib workers, or on Dask.
 
-Every worker writes its own cell folders (see :mod:`cmhbench.runner`), so nothing
-finished is lost when the scheduling process dies, and resuming is just running the
+Every worker claims, runs and writes its own cells (see :mod:`cmhbench.runner`), so
+nothing finished is lost when the scheduling process dies, and resuming is running the
 same grid again: cells whose folder holds an ``ok`` or ``not-applicable`` record are
 skipped, failed ones are tried again.
+
+joblib's loky backend aborts a whole ``Parallel`` call when one worker dies (killed, out
+of memory): :func:`_loky` catches that, retries once each cell that was running in the
+dead worker (found by its orphaned claim), records it failed after a second death, and
+carries on with a fresh pool.  No scheduler of our own: parallelism is joblib's, and a
+cluster is Dask's, through joblib's Dask backend.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
@@ -18,7 +25,11 @@ from tqdm.auto import tqdm
 from cmhbench import store
 from cmhbench.datasets import DatasetSource
 from cmhbench.grid import Cell
-from cmhbench.runner import CellOutcome, RunContext, run_and_store
+from cmhbench.methods import registry
+from cmhbench.runner import CellOutcome, RunContext, failed_record, run_and_store
+
+BACKENDS = ("loky", "dask")
+WORKER_DIED = "the worker process running this cell died twice (killed, or out of memory)"
 
 
 @dataclass
@@ -26,6 +37,7 @@ class RunSummary:
     total: int
     skipped: int
     outcomes: list[CellOutcome] = field(default_factory=list)
+    wall_s: float = 0.0
 
     @property
     def counts(self) -> Counter:
@@ -34,6 +46,17 @@ class RunSummary:
     @property
     def failed(self) -> list[CellOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    def line(self) -> str:
+        c = self.counts
+        computed = c["ok"] + c["failed"] + c["not-applicable"]
+        rate = computed / self.wall_s * 3600 if self.wall_s > 0 and computed else 0.0
+        parts = [f"{self.total} cells: {self.skipped + c['skipped']} already stored, {computed} computed "
+                 f"(ok {c['ok']}, failed {c['failed']}, not applicable {c['not-applicable']})"]
+        if c["running-elsewhere"]:
+            parts.append(f"{c['running-elsewhere']} left to another run that holds them")
+        parts.append(f"wall {self.wall_s:.1f} s, {rate:.0f} cells/hour")
+        return "; ".join(parts)
 
 
 def plan(cells: list[Cell], out: os.PathLike | str, force: bool = False) -> tuple[list[Cell], int]:
@@ -53,28 +76,99 @@ def _serial(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunCont
         yield run_and_store(cell, sources[cell.dataset_name], ctx)
 
 
-def _joblib(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
-            jobs: int) -> Iterable[CellOutcome]:
+def _loky(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
+          jobs: int) -> Iterator[CellOutcome]:
     from joblib import Parallel, delayed
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    return Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(run_and_store)(cell, sources[cell.dataset_name], ctx) for cell in todo
-    )
+    deaths: Counter = Counter()
+    pending = list(todo)
+    while pending:
+        returned: set[str] = set()
+        try:
+            for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(
+                delayed(run_and_store)(cell, sources[cell.dataset_name], ctx) for cell in pending
+            ):
+                returned.add(outcome.key)
+                yield outcome
+            return
+        except TerminatedWorkerError:
+            orphaned = store.dead_claims(ctx.out)
+            retry = []
+            for cell in pending:
+                if cell.key in returned:
+                    continue
+                if cell.key in orphaned:
+                    deaths[cell.key] += 1
+                    (store.claims_dir(ctx.out) / cell.key).unlink(missing_ok=True)
+                if store.is_done(ctx.out, cell.key):  # finished, but its outcome was lost with the pool
+                    record = store.read_record(ctx.out, cell.key)
+                    yield CellOutcome(cell.key, cell.label, record["status"], record.get("error"))
+                elif deaths[cell.key] >= 2:
+                    yield _store_worker_death(cell, ctx)
+                else:
+                    retry.append(cell)
+            pending = retry
+
+
+def _store_worker_death(cell: Cell, ctx: RunContext) -> CellOutcome:
+    store.write_cell(ctx.out, cell.key, failed_record(cell, ctx, WORKER_DIED), None)
+    return CellOutcome(cell.key, cell.label, "failed", WORKER_DIED)
+
+
+def _needs_gpu(cell: Cell, ctx: RunContext) -> bool:
+    return ctx.device != "cpu" and registry.get(cell.base).info.kind == "deep"
+
+
+def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
+          scheduler: str | None) -> Iterator[CellOutcome]:
+    """Run on a dask.distributed cluster through joblib's Dask backend; deep cells that may
+    use a GPU are sent to workers that declare a ``GPU`` resource when any worker does."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise RuntimeError("the dask backend needs dask.distributed: pip install 'cmhbench[dask]'") from None
+    from joblib import Parallel, delayed, parallel_config
+
+    client = Client(scheduler) if scheduler else Client(processes=True)
+    try:
+        workers = client.scheduler_info().get("workers", {}).values()
+        has_gpu_workers = any("GPU" in (w.get("resources") or {}) for w in workers)
+        gpu = [c for c in todo if has_gpu_workers and _needs_gpu(c, ctx)]
+        cpu = [c for c in todo if c not in gpu]
+        for cells, resources in ((cpu, {}), (gpu, {"resources": {"GPU": 1}})):
+            if not cells:
+                continue
+            with parallel_config(backend="dask", wait_for_workers_timeout=60, **resources):
+                yield from Parallel(n_jobs=-1, return_as="generator_unordered")(
+                    delayed(run_and_store)(cell, sources[cell.dataset_name], ctx) for cell in cells
+                )
+    finally:
+        client.close()
 
 
 def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext, *,
-              jobs: int = 1, force: bool = False, progress: bool = True) -> RunSummary:
+              jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+              progress: bool = True) -> RunSummary:
     """Run every cell not yet stored in ``ctx.out``; returns what happened to each."""
+    start = time.perf_counter()
     store.prepare(ctx.out)
-    todo, skipped = plan(cells, ctx.out, force)
+    todo, skipped = plan(cells, ctx.out, ctx.force)
     summary = RunSummary(total=len(todo) + skipped, skipped=skipped)
     with tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress or not todo,
               dynamic_ncols=True) as bar:
-        outcomes = _serial(todo, sources, ctx, bar) if jobs == 1 else _joblib(todo, sources, ctx, jobs)
+        outcomes: Iterable[CellOutcome]
+        if backend == "dask":
+            outcomes = _dask(todo, sources, ctx, scheduler)
+        elif jobs == 1:
+            outcomes = _serial(todo, sources, ctx, bar)
+        else:
+            outcomes = _loky(todo, sources, ctx, jobs)
         for outcome in outcomes:
             summary.outcomes.append(outcome)
             if outcome.status == "failed":
                 bar.write(f"failed: {outcome.label}: {outcome.error}")
             bar.set_postfix_str(outcome.label, refresh=False)
             bar.update()
+    summary.wall_s = time.perf_counter() - start
     return summary

@@ -9,10 +9,13 @@ if the process that scheduled it dies.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,6 @@ from cmhbench.datasets import Dataset, DatasetSource
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE, evaluate
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
-from cmhbench.methods.base import resolve_device
 from cmhbench.provenance import PeakMemory, environment
 
 DEFAULT_METRICS = ("map@all", "map@50")
@@ -38,6 +40,8 @@ class RunContext:
     cache_dir: Path | None = None
     device: str = "auto"
     threads: int | None = 1
+    timeout: float | None = None
+    force: bool = False
     metrics: tuple[str, ...] = DEFAULT_METRICS
     argv: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
@@ -51,7 +55,13 @@ class CellOutcome:
     error: str | None = None
 
 
+class CellTimeout(Exception):
+    """A cell ran past ``--timeout``."""
+
+
 _loaded: dict[str, Dataset] = {}
+_warned: set[str] = set()
+_gpu_lock: dict[str, Any] = {}
 
 
 def load_dataset(source: DatasetSource) -> Dataset:
@@ -82,12 +92,87 @@ def _limit_threads(threads: int | None) -> AbstractContextManager:
     return threadpool_limits(limits=threads)
 
 
-def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """Compute one cell; never raises for a method's failure (it is recorded instead)."""
-    record: dict[str, Any] = {
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"cmhbench: warning: {message}", file=sys.stderr)
+
+
+def _own_gpu(count: int) -> int:
+    """The GPU this worker process owns: the first whose lock file it can take (held for the
+    process's life, released by the OS when it exits); round-robin by pid if all are taken."""
+    if "index" in _gpu_lock:
+        return _gpu_lock["index"]
+    import fcntl
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), "cmhbench-gpu-locks")
+    os.makedirs(folder, exist_ok=True)
+    for index in range(count):
+        fh = open(os.path.join(folder, f"gpu{index}.lock"), "w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        _gpu_lock.update(index=index, handle=fh)
+        return index
+    _gpu_lock["index"] = os.getpid() % count
+    return _gpu_lock["index"]
+
+
+def cell_device(requested: str, deep: bool) -> tuple[str, str | None]:
+    """The device a cell runs on, and a warning when it is not the one asked for.
+
+    Shallow methods run on the CPU.  ``auto`` takes a GPU when torch sees one; with several
+    GPUs each worker process owns one.  A GPU asked for where there is none falls back to
+    the CPU with a warning (and the record says so).
+    """
+    if not deep or requested == "cpu":
+        return "cpu", None
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        if requested == "auto":
+            return "cpu", None
+        return "cpu", f"device {requested} was asked for but torch sees no GPU; the cell ran on the CPU"
+    if requested.startswith("cuda:"):
+        index = int(requested.split(":", 1)[1])
+        if index >= count:
+            return "cpu", f"device {requested} does not exist ({count} GPU(s)); the cell ran on the CPU"
+        return requested, None
+    return (f"cuda:{_own_gpu(count)}" if count > 1 else "cuda"), None
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise CellTimeout in this cell after ``seconds`` (POSIX timers, main thread only:
+    serial runs and joblib/loky workers; a thread-based worker runs without a limit)."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CellTimeout(f"the cell ran longer than --timeout {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
+    """The part of a record known before the cell runs (status ``failed`` until it succeeds)."""
+    cell_fields = {k: v for k, v in cell.key_fields().items() if k != "schema_version"}
+    return {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell.key_fields(), "preset": cell.preset},
+        "cell": {**cell_fields, "preset": cell.preset},
         "status": "failed",
         "error": None,
         "metrics": {},
@@ -96,7 +181,18 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
         "reproduce": {"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
         "started_at": _now(),
     }
-    record["cell"].pop("schema_version")
+
+
+def failed_record(cell: Cell, ctx: RunContext, error: str) -> dict[str, Any]:
+    """A record for a cell that failed outside the method (e.g. its worker process died)."""
+    record = base_record(cell, ctx)
+    record.update(error=error, finished_at=_now())
+    return record
+
+
+def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Compute one cell; never raises for a method's failure (it is recorded instead)."""
+    record = base_record(cell, ctx)
     arrays = None
     start = time.perf_counter()
     try:
@@ -104,12 +200,15 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
         info = cls.info
         record["method_info"] = {"title": info.title, "citation": info.citation, "kind": info.kind,
                                  "fidelity": info.fidelity, "pair_encoder": info.pair_encoder}
-        record["device"] = resolve_device(ctx.device) if info.kind == "deep" else "cpu"
+        record["device"], warning = cell_device(ctx.device, info.kind == "deep")
+        if warning:
+            record["warnings"] = [warning]
+            _warn_once(warning)
         if cell.database_coding == "unified" and not info.pair_encoder:
             record["status"] = "not-applicable"
             record["error"] = f"{cell.base} has no pair encoder, which unified database coding needs"
             return record, None
-        with _limit_threads(ctx.threads):
+        with _limit_threads(ctx.threads), time_limit(ctx.timeout):
             record, arrays = _compute(cell, cls, source, ctx, record)
     except Exception as exc:
         record["status"] = "failed"
@@ -131,7 +230,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         import joblib
 
         memory = joblib.Memory(str(ctx.cache_dir), verbose=0)
-    model = cls(**cell.params, seed=cell.seed, device=ctx.device, cache=memory)
+    model = cls(**cell.params, seed=cell.seed, device=record["device"], cache=memory)
     gpu = record["device"].startswith("cuda")
     if gpu:
         import torch
@@ -182,7 +281,17 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
 
 
 def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOutcome:
-    """Run a cell and write its folder; the unit of work every executor schedules."""
-    record, arrays = run_cell(cell, source, ctx)
-    store.write_cell(ctx.out, cell.key, record, arrays)
+    """Claim a cell, run it, write its folder: the unit of work every executor schedules.
+
+    Returns status ``running-elsewhere`` when another live process holds the cell's claim,
+    and ``skipped`` when the cell was stored by another process since the run was planned.
+    """
+    claim = store.claim(ctx.out, cell.key)
+    if claim is None:
+        return CellOutcome(cell.key, cell.label, "running-elsewhere")
+    with claim:
+        if not ctx.force and store.is_done(ctx.out, cell.key):
+            return CellOutcome(cell.key, cell.label, "skipped")
+        record, arrays = run_cell(cell, source, ctx)
+        store.write_cell(ctx.out, cell.key, record, arrays)
     return CellOutcome(cell.key, cell.label, record["status"], record.get("error"))

@@ -8,6 +8,12 @@ Layout::
 A cell folder is assembled under ``OUT/cells/.tmp-*`` and renamed into place, so a
 reader (or a resumed run) sees a cell completely or not at all; a run killed mid-write
 leaves only a hidden temporary folder, removed by the next run on the same host.
+
+While a cell runs, its worker holds a claim, ``OUT/claims/<key>`` (created with
+``O_EXCL``, so only one process can hold it), refreshed by a heartbeat.  Claims live
+outside ``cells/`` so that the rename stays the only way a cell appears.  Two runs on one
+folder therefore never compute a cell twice; a claim whose process died (same host, pid
+gone) or whose heartbeat stopped (any host) is stale and is taken over.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import json
 import os
 import shutil
 import socket
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 CELLS = "cells"
+CLAIMS = "claims"
 RECORD = "record.json"
 ARRAYS = "arrays.npz"
 DONE_STATUSES = ("ok", "not-applicable")  # failed cells are tried again
@@ -60,6 +69,8 @@ def _host() -> str:
 
 
 def _alive(pid: int) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -202,3 +213,105 @@ def long_results(frame: pd.DataFrame) -> pd.DataFrame:
     long = pd.concat([long.drop(columns="measure"), unscored.assign(direction=None, metric=None, value=np.nan)])
     return long.sort_values(["dataset", "method", "bits", "seed", "direction", "metric"],
                             na_position="last").reset_index(drop=True)
+
+
+# --- claims -------------------------------------------------------------------------------
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 300.0
+
+
+def claims_dir(out: str | Path) -> Path:
+    return Path(out) / CLAIMS
+
+
+class Claim:
+    """A held claim on a cell; ``release()`` (or leaving the ``with`` block) gives it back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "Claim":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _claim_owner(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def claim_is_stale(path: Path) -> bool:
+    """Owner process gone (same host) or heartbeat silent for STALE_AFTER_S (any host)."""
+    owner = _claim_owner(path)
+    if owner.get("host") == _host() and isinstance(owner.get("pid"), int):
+        return not _alive(owner["pid"])
+    try:
+        return time.time() - path.stat().st_mtime > STALE_AFTER_S
+    except FileNotFoundError:
+        return True
+
+
+def claim(out: str | Path, key: str) -> Claim | None:
+    """Take the claim on ``key``, or return None while another live process holds it."""
+    root = claims_dir(out)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / key
+    owner = json.dumps({"host": _host(), "pid": os.getpid(), "started": time.time()})
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not claim_is_stale(path):
+                return None
+            try:  # only one process wins the rename of a stale claim
+                path.rename(root / f".stale-{key}-{uuid.uuid4().hex}")
+            except FileNotFoundError:
+                pass
+            for old in root.glob(f".stale-{key}-*"):
+                old.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(owner)
+        return Claim(path)
+    return None
+
+
+def dead_claims(out: str | Path) -> set[str]:
+    """Keys whose claim belongs to a dead process on this host (a worker that was killed)."""
+    root = claims_dir(out)
+    if not root.is_dir():
+        return set()
+    dead = set()
+    for path in root.iterdir():
+        owner = _claim_owner(path)
+        if not path.name.startswith(".") and owner.get("host") == _host() and not _alive(owner.get("pid", -1)):
+            dead.add(path.name)
+    return dead
+
+
+def is_done(out: str | Path, key: str) -> bool:
+    try:
+        return read_record(out, key).get("status") in DONE_STATUSES
+    except (OSError, ValueError):
+        return False

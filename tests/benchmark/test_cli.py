@@ -108,9 +108,28 @@ def test_list_and_version(capsys):
     assert cmhbench.__version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["run", "leaderboard", "list"])
+@pytest.mark.parametrize("command", ["run", "leaderboard", "list", "cache"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: cmhbench " + command in capsys.readouterr().out
+
+
+def test_cache_info_and_clear(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    (cache / "joblib" / "x").mkdir(parents=True)
+    (cache / "joblib" / "x" / "output.pkl").write_bytes(b"0" * 2048)
+    assert main(["cache", "info", "--cache-dir", str(cache)]) == 0
+    assert "joblib" in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
+    assert not cache.exists()
+    assert main(["cache", "info", "--cache-dir", str(cache)]) == 0
+    assert "nothing cached yet" in capsys.readouterr().out
+
+
+def test_summary_line_reports_wall_time_and_rate(tmp_path, capsys):
+    assert main(["run", "--methods", "random", "--bits", "8", "--out", str(tmp_path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "1 cells: 0 already stored, 1 computed (ok 1, failed 0, not applicable 0); wall" in err
+    assert "cells/hour" in err
