@@ -22,6 +22,8 @@ DIRECTIONS = {"i2t": "I→T", "t2i": "T→I"}
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
 GROUP = ["dataset", "protocol", "database_coding"]
+LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
+          f"{NOT_APPLICABLE} = not applicable (no pair encoder); † = fidelity 'reconstructed'.")
 
 
 class LeaderboardError(ValueError):
@@ -30,13 +32,40 @@ class LeaderboardError(ValueError):
 
 @dataclass
 class Table:
+    """One leaderboard: methods × bit lengths, mean and std over seeds (NaN where missing)."""
+
     title: str
+    dataset: str
+    protocol: str
+    database_coding: str
     metric: str
     direction: str
-    means: pd.DataFrame  # methods × bits, NaN where missing
+    means: pd.DataFrame
     stds: pd.DataFrame
-    cells: pd.DataFrame  # methods × bits, display strings
+    not_applicable: pd.DataFrame  # bool, methods × bits
     seeds: list[int]
+
+    def text(self, method: str, bits: int) -> str:
+        """'0.6123 ± 0.0100', '—' or 'n/a' (no emphasis)."""
+        if self.not_applicable.loc[method, bits]:
+            return NOT_APPLICABLE
+        mean = self.means.loc[method, bits]
+        if np.isnan(mean):
+            return MISSING
+        std = self.stds.loc[method, bits]
+        return f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+    def rank(self, method: str, bits: int) -> int | None:
+        """1 for the best mean of its column, 2 for the second best, ...; None if missing."""
+        column = self.means[bits].dropna()
+        if method not in column.index:
+            return None
+        return int((column > column[method] + 1e-12).sum()) + 1
+
+
+def stored_metrics(frame: pd.DataFrame) -> list[str]:
+    """Metric names present in the stored records."""
+    return sorted({c.split("/", 1)[1] for c in frame.columns if c.startswith(("i2t/", "t2i/"))})
 
 
 def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
@@ -45,12 +74,11 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
     if frame.empty:
         raise LeaderboardError("no stored cells to build a leaderboard from")
     columns = {d: f"{d}/{metric}" for d in DIRECTIONS}
-    ok = frame[frame["status"] == "ok"]
-    if not ok.empty and not any(c in frame.columns for c in columns.values()):
-        stored = sorted({c.split("/", 1)[1] for c in frame.columns if c.startswith(("i2t/", "t2i/"))})
-        raise LeaderboardError(f"metric {metric!r} is not in the stored records (stored: {', '.join(stored)})")
+    if (frame["status"] == "ok").any() and not any(c in frame.columns for c in columns.values()):
+        raise LeaderboardError(f"metric {metric!r} is not in the stored records "
+                               f"(stored: {', '.join(stored_metrics(frame))})")
     tables = []
-    for group, cells in frame.groupby(GROUP, sort=True):
+    for (dataset, protocol, coding), cells in frame.groupby(GROUP, sort=True):
         seeds = sorted(cells["seed"].unique().tolist())
         bits = sorted(cells["bits"].unique().tolist())
         methods = sorted(cells["method"].unique().tolist())
@@ -58,10 +86,10 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
             column = columns[direction]
             means = pd.DataFrame(np.nan, index=methods, columns=bits)
             stds = means.copy()
-            shown = pd.DataFrame(MISSING, index=methods, columns=bits)
+            not_applicable = pd.DataFrame(False, index=methods, columns=bits)
             for (method, b), runs in cells.groupby(["method", "bits"]):
                 if (runs["status"] == "not-applicable").all():
-                    shown.loc[method, b] = NOT_APPLICABLE
+                    not_applicable.loc[method, b] = True
                     continue
                 done = runs[runs["status"] == "ok"]
                 values = done[column] if column in done else pd.Series(dtype=float)
@@ -69,47 +97,34 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
                     continue
                 means.loc[method, b] = values.mean()
                 stds.loc[method, b] = values.std(ddof=1) if len(values) > 1 else np.nan
-            _fill(shown, means, stds)
-            dataset, protocol, coding = group
             title = f"{dataset} · protocol {protocol} · database {coding} · {label} · {metric}"
-            tables.append(Table(title, metric, direction, means, stds, shown, seeds))
+            tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds,
+                                not_applicable, seeds))
     return tables
 
 
-def _fill(shown: pd.DataFrame, means: pd.DataFrame, stds: pd.DataFrame) -> None:
-    best = means.max(axis=0)
-    for method in means.index:
-        for b in means.columns:
-            mean = means.loc[method, b]
-            if np.isnan(mean):
-                continue
-            text = f"{mean:.4f}"
-            if not np.isnan(stds.loc[method, b]):
-                text += f" ± {stds.loc[method, b]:.4f}"
-            if np.isclose(mean, best[b], rtol=0, atol=1e-12):
-                text = f"**{text}**"
-            shown.loc[method, b] = text
-
-
-def _row_labels(frame: pd.DataFrame, methods: list[str]) -> list[str]:
-    fidelity = frame.drop_duplicates("method").set_index("method")["fidelity"]
-    return [f"{m} †" if fidelity.get(m) == "reconstructed" else m for m in methods]
+def method_label(frame: pd.DataFrame, method: str) -> str:
+    """The method's name, with a dagger when its fidelity is ``reconstructed``."""
+    fidelity = frame.loc[frame["method"] == method, "fidelity"]
+    return f"{method} †" if (fidelity == "reconstructed").any() else method
 
 
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all") -> str:
     """All tables as Markdown, with a legend."""
     parts = []
     for table in build_tables(frame, metric):
-        body = table.cells.copy()
-        body.index = _row_labels(frame, list(body.index))
-        headers = ["method"] + [f"{b} bits" for b in body.columns]
+        rows = []
+        for method in table.means.index:
+            cells = []
+            for b in table.means.columns:
+                text = table.text(method, b)
+                cells.append(f"**{text}**" if table.rank(method, b) == 1 else text)
+            rows.append([method_label(frame, method), *cells])
+        headers = ["method"] + [f"{b} bits" for b in table.means.columns]
         seeds = ", ".join(map(str, table.seeds))
         parts.append(f"### {table.title}\n\nseeds: {seeds}\n\n"
-                     + tabulate(body.reset_index().values.tolist(), headers=headers, tablefmt="pipe",
-                                disable_numparse=True))
-    legend = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
-              f"{NOT_APPLICABLE} = not applicable (no pair encoder); † = fidelity 'reconstructed'.")
-    return "\n\n".join(parts) + "\n\n" + legend + "\n"
+                     + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
+    return "\n\n".join(parts) + "\n\n" + LEGEND + "\n"
 
 
 def to_csv(frame: pd.DataFrame) -> str:

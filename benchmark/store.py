@@ -190,6 +190,10 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "kind": info.get("kind"),
         "device": record.get("device"),
         "finished_at": record.get("finished_at"),
+        "params": json.dumps(cell.get("params", {}), sort_keys=True),
+        "split_hash": (record.get("split") or {}).get("hash"),
+        "commit": (record.get("environment") or {}).get("commit"),
+        "versions": json.dumps((record.get("environment") or {}).get("versions", {}), sort_keys=True),
     }
     for timing, seconds in record.get("timings", {}).items():
         row[timing] = seconds

@@ -20,8 +20,9 @@ def test_mean_and_std_over_seeds_and_best_marked():
     table = build_tables(frame)[0]
     assert table.means.loc["a", 16] == pytest.approx(0.6)
     assert table.stds.loc["a", 16] == pytest.approx(np.std([0.5, 0.7], ddof=1))
-    assert table.cells.loc["a", 16].startswith("**0.6000 ± 0.1414")
-    assert not table.cells.loc["b", 16].startswith("**")
+    assert table.text("a", 16) == "0.6000 ± 0.1414"
+    assert (table.rank("a", 16), table.rank("b", 16)) == (1, 2)
+    assert "| **0.6000 ± 0.1414** |" in to_markdown(frame)
 
 
 def test_a_failed_or_missing_seed_shows_as_missing_not_a_partial_mean():
@@ -31,9 +32,9 @@ def test_a_failed_or_missing_seed_shows_as_missing_not_a_partial_mean():
         _ok("c", 16, 0, 0.9),  # seed 1 never ran
     ])
     table = build_tables(frame)[0]
-    assert table.cells.loc["b", 16] == "—" and np.isnan(table.means.loc["b", 16])
-    assert table.cells.loc["c", 16] == "—"
-    assert table.cells.loc["a", 16].startswith("**")  # best among complete entries
+    assert table.text("b", 16) == "—" and np.isnan(table.means.loc["b", 16])
+    assert table.text("c", 16) == "—" and table.rank("c", 16) is None
+    assert table.rank("a", 16) == 1  # best among complete entries
 
 
 def test_not_applicable_and_reconstructed_are_marked():
