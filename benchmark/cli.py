@@ -56,8 +56,15 @@ def _parser() -> argparse.ArgumentParser:
                            description="Build leaderboards from one or more results folders (merged).")
     board.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     board.add_argument("--metric", default="map@all", help="metric to tabulate (default: map@all)")
-    board.add_argument("--format", choices=["md", "csv"], default="md", help="md (default) or csv (tidy, long)")
+    board.add_argument("--format", choices=["md", "csv", "latex", "html"], default="md",
+                       help="md (default), csv (tidy, long), latex (booktabs) or html (one self-contained page)")
     board.add_argument("-o", "--output", help="write to this file instead of standard output")
+
+    report = sub.add_parser("report", help="figures, LaTeX and a self-contained HTML page from stored results",
+                            description="Build a report from one or more results folders (no recomputation).")
+    report.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
+    report.add_argument("-o", "--output", help="report folder (default: OUT/report of the first OUT)")
+    report.add_argument("--metric", default="map@all", help="metric of the LaTeX table and the page's first view")
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
     lst.add_argument("what", choices=["methods", "datasets"])
@@ -81,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _leaderboard(args)
         if args.command == "cache":
             return _cache(args)
+        if args.command == "report":
+            return _report(args)
         return _list(args)
     except UsageError as exc:
         print(f"cmhbench: error: {exc}", file=sys.stderr)
@@ -147,7 +156,24 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     print(markdown)
     for outcome in summary.failed:
         print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
+    print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
+          file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cmhbench.report import build_report
+
+    dest = Path(args.output) if args.output else Path(args.outs[0]) / "report"
+    try:
+        report = build_report([Path(o) for o in args.outs], dest, args.metric)
+    except _usage_errors() as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {dest}: {exc.strerror or exc}") from None
+    print(f"wrote {report.index}, {report.latex} and {len(report.figures)} figures (PNG and SVG) in "
+          f"{dest / 'figures'}")
+    return 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -155,7 +181,18 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
     try:
         frame = store.load_results(*args.outs)
-        text = leaderboard.to_markdown(frame, args.metric) if args.format == "md" else leaderboard.to_csv(frame)
+        if args.format == "latex":
+            from cmhbench.report.latex import to_latex
+
+            text = to_latex(frame, args.metric)
+        elif args.format == "html":
+            from cmhbench.report.html import to_html
+
+            text = to_html(frame, metric=args.metric)
+        elif args.format == "csv":
+            text = leaderboard.to_csv(frame)
+        else:
+            text = leaderboard.to_markdown(frame, args.metric)
     except _usage_errors() as exc:
         raise UsageError(str(exc)) from None
     if args.output:

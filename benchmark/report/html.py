@@ -1,0 +1,142 @@
+"""A self-contained HTML leaderboard: one file, inline CSS and JavaScript, images embedded.
+
+The tables are computed here, in Python, for every stored metric (the same
+:func:`cmhbench.leaderboard.build_tables` the Markdown and LaTeX use) and embedded as
+JSON; the page's script only renders them, sorts by any column and switches the
+metric.  It requests nothing from the network, so it can be opened from disk or hosted.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import cmhbench
+from cmhbench.evaluation import RELEVANCE, TIE_RULE
+from cmhbench.leaderboard import DIRECTIONS, build_tables, method_label, stored_metrics
+
+PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "bits", "seed", "status", "fidelity",
+              "kind", "device", "fit_s", "total_s", "split_hash", "params", "versions", "commit", "error", "key"]
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+padding:0 1rem;color:#1d2330}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem}h3{font-size:1rem;margin:1.4rem 0 .4rem}
+.note{color:#5a6272;font-size:.9rem}table{border-collapse:collapse;margin:.3rem 0 1rem;font-variant-numeric:tabular-nums}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #e3e6ec;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}th{cursor:pointer;user-select:none;background:#f5f7fa}
+th.sorted-asc::after{content:" ▲"}th.sorted-desc::after{content:" ▼"}
+td.best{font-weight:700}td.second{text-decoration:underline}.recon{color:#9a3412}
+.figures{display:flex;flex-wrap:wrap;gap:1rem}.figures img{max-width:560px;width:100%;border:1px solid #e3e6ec}
+#provenance td{font-size:.8rem;max-width:22rem;overflow:hidden;text-overflow:ellipsis}
+select{font-size:1rem;padding:.15rem .4rem}
+"""
+
+_JS = r"""
+const DATA = JSON.parse(document.getElementById('cmh-data').textContent);
+function cellValue(td){const v=td.dataset.value;return v===undefined||v===''?null:Number(v);}
+function makeSortable(table){
+  const head=table.tHead.rows[0];
+  Array.from(head.cells).forEach((th,col)=>th.addEventListener('click',()=>{
+    const asc=!th.classList.contains('sorted-asc');
+    Array.from(head.cells).forEach(h=>h.classList.remove('sorted-asc','sorted-desc'));
+    th.classList.add(asc?'sorted-asc':'sorted-desc');
+    const rows=Array.from(table.tBodies[0].rows);
+    rows.sort((a,b)=>{
+      const x=a.cells[col],y=b.cells[col];const vx=cellValue(x),vy=cellValue(y);
+      if(vx!==null||vy!==null){if(vx===null)return 1;if(vy===null)return -1;return asc?vx-vy:vy-vx;}
+      return asc?x.textContent.localeCompare(y.textContent):y.textContent.localeCompare(x.textContent);});
+    rows.forEach(r=>table.tBodies[0].appendChild(r));}));
+}
+function el(tag,attrs,text){const e=document.createElement(tag);Object.assign(e,attrs||{});
+  if(text!==undefined)e.textContent=text;return e;}
+function renderTables(metric){
+  const host=document.getElementById('tables');host.innerHTML='';
+  DATA.tables[metric].forEach(t=>{
+    host.appendChild(el('h3',{},t.title));
+    host.appendChild(el('div',{className:'note'},'seeds: '+t.seeds.join(', ')));
+    const table=el('table',{className:'leaderboard'});const thead=table.createTHead();const hr=thead.insertRow();
+    hr.appendChild(el('th',{},'method'));t.bits.forEach(b=>hr.appendChild(el('th',{},b+' bits')));
+    const body=table.createTBody();
+    t.rows.forEach(r=>{const tr=body.insertRow();const name=el('td',{},r.label);
+      if(r.reconstructed)name.className='recon';tr.appendChild(name);
+      r.cells.forEach(c=>{const td=el('td',{},c.text);td.dataset.value=c.value===null?'':c.value;
+        if(c.rank===1)td.className='best';else if(c.rank===2)td.className='second';tr.appendChild(td);});});
+    host.appendChild(table);makeSortable(table);});
+}
+const picker=document.getElementById('metric');
+DATA.metrics.forEach(m=>picker.appendChild(el('option',{value:m},m)));
+picker.value=DATA.default_metric;picker.addEventListener('change',()=>renderTables(picker.value));
+renderTables(picker.value);
+(function(){const table=document.getElementById('provenance');const thead=table.createTHead();const hr=thead.insertRow();
+  DATA.provenance_columns.forEach(c=>hr.appendChild(el('th',{},c)));const body=table.createTBody();
+  DATA.cells.forEach(cell=>{const tr=body.insertRow();DATA.provenance_columns.forEach(c=>{
+    const v=cell[c];const td=el('td',{title:v===null?'':String(v)},v===null?'':String(v));
+    if(typeof v==='number')td.dataset.value=v;if(c==='fidelity'&&v==='reconstructed')td.className='recon';
+    tr.appendChild(td);});});makeSortable(table);})();
+"""
+
+
+def _tables_json(frame: pd.DataFrame, metric: str) -> list[dict]:
+    out = []
+    for table in build_tables(frame, metric):
+        rows = []
+        for method in table.means.index:
+            cells = []
+            for b in table.means.columns:
+                mean = table.means.loc[method, b]
+                cells.append({"text": table.text(method, b), "value": None if np.isnan(mean) else float(mean),
+                              "rank": table.rank(method, b)})
+            rows.append({"method": method, "label": method_label(frame, method),
+                         "reconstructed": method_label(frame, method).endswith("†"), "cells": cells})
+        out.append({"title": table.title, "direction": DIRECTIONS[table.direction], "seeds": table.seeds,
+                    "bits": [int(b) for b in table.means.columns], "rows": rows})
+    return out
+
+
+def _cells_json(frame: pd.DataFrame) -> list[dict]:
+    columns = [c for c in PROVENANCE if c in frame.columns]
+    records = frame[columns].astype(object).where(frame[columns].notna(), None).to_dict(orient="records")
+    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in records]
+
+
+def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all",
+            title: str = "cmhbench leaderboard") -> str:
+    """The whole page as one string."""
+    metrics = stored_metrics(frame) or [metric]
+    data = {
+        "metrics": metrics,
+        "default_metric": metric if metric in metrics else metrics[0],
+        "tables": {m: _tables_json(frame, m) for m in metrics},
+        "cells": _cells_json(frame),
+        "provenance_columns": [c for c in PROVENANCE if c in frame.columns],
+    }
+    payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
+    figures = "".join(
+        f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
+        f'{base64.b64encode(Path(p).read_bytes()).decode()}"></figure>' for p in images)
+    recon = (frame["fidelity"] == "reconstructed").any() if "fidelity" in frame else False
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="note">cmhbench {html.escape(cmhbench.__version__)} · {len(frame)} stored cells · {html.escape(RELEVANCE)} ·
+ties: {html.escape(TIE_RULE)} · mean ± std over seeds; bold = best, underlined = second; — = a seed failed or
+is missing; n/a = no pair encoder{' · <span class="recon">†</span> = reconstructed from partial information'
+ if recon else ''}. Click a column header to sort.</p>
+<label>metric <select id="metric"></select></label>
+<div id="tables"></div>
+<h2>Figures</h2><div class="figures">{figures or '<p class="note">no figures</p>'}</div>
+<h2>Cells and provenance</h2>
+<p class="note">Every stored cell with what is needed to trust and reproduce it (full records in OUT/cells/KEY/record.json).</p>
+<div style="overflow-x:auto"><table id="provenance"></table></div>
+<script type="application/json" id="cmh-data">{payload}</script>
+<script>{_JS}</script>
+</body></html>
+"""

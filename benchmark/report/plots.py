@@ -1,0 +1,72 @@
+"""Figures from stored results (matplotlib, Agg): mAP against code length, with seed spread.
+
+Each function writes PNG and SVG and returns the written paths plus the plotted series,
+so tests can check what was drawn without comparing pixels.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cmhbench.leaderboard import DIRECTIONS, build_tables  # noqa: E402
+
+
+@dataclass
+class Figure:
+    title: str
+    png: Path
+    svg: Path
+    series: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # label -> {"x","y","spread"}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower()
+
+
+def _save(fig: plt.Figure, dest: Path, name: str) -> tuple[Path, Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    png, svg = dest / f"{name}.png", dest / f"{name}.svg"
+    fig.savefig(png, dpi=120, bbox_inches="tight")
+    fig.savefig(svg, bbox_inches="tight")
+    plt.close(fig)
+    return png, svg
+
+
+def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> list[Figure]:
+    """One figure per dataset, protocol, coding and direction: a line per method over bit
+    lengths, with a band of ± one standard deviation over seeds where there are several."""
+    figures = []
+    for table in build_tables(frame, metric):
+        fig, ax = plt.subplots(figsize=(5.2, 3.6))
+        series = {}
+        bits = np.array(table.means.columns, dtype=float)
+        for method in table.means.index:
+            means = table.means.loc[method].to_numpy(dtype=float)
+            if np.isnan(means).all():
+                continue
+            stds = np.nan_to_num(table.stds.loc[method].to_numpy(dtype=float))
+            line, = ax.plot(bits, means, marker="o", label=method)
+            if (stds > 0).any():
+                ax.fill_between(bits, means - stds, means + stds, color=line.get_color(), alpha=0.15)
+            series[method] = {"x": bits.tolist(), "y": means.tolist(), "spread": stds.tolist()}
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(bits, [str(int(b)) for b in bits])
+        ax.set_xlabel("code length (bits)")
+        ax.set_ylabel(metric)
+        title = f"{table.dataset} · {DIRECTIONS[table.direction]} · {table.database_coding}"
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        name = slug(f"{metric}-vs-bits-{table.dataset}-{table.protocol}-{table.database_coding}-{table.direction}")
+        png, svg = _save(fig, dest, name)
+        figures.append(Figure(title, png, svg, series))
+    return figures

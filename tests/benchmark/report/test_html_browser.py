@@ -1,0 +1,105 @@
+"""The HTML report in a real browser (headless Chromium through Selenium)."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cmhbench.cli import main
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage"]
+
+
+def _browser_paths():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        message = "headless Chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must install them")
+        pytest.skip(message)
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report-run")
+    assert main(["run", "--methods", "random,cca-itq", "--bits", "8,16,32", "--seeds", "0,1", "--preset", "quick",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert main(["report", str(out)]) == 0
+    return out / "report" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    chromium, chromedriver = _browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    service = webdriver.ChromeService(executable_path=chromedriver)
+    browser = webdriver.Chrome(options=options, service=service)
+    yield browser
+    browser.quit()
+
+
+def _rows(driver, table_index=0):
+    table = driver.find_elements("css selector", "table.leaderboard")[table_index]
+    return table, [[td.text for td in tr.find_elements("tag name", "td")]
+                   for tr in table.find_elements("css selector", "tbody tr")]
+
+
+def test_page_loads_without_errors_or_network(driver, report):
+    driver.get_log("performance")  # drain what the browser did before our page (its new-tab page)
+    driver.get_log("browser")
+    driver.get(report.as_uri())
+    assert "cmhbench leaderboard" in driver.title
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    requests = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            requests.append(message["params"]["request"]["url"])
+    page = [url for url in requests if not url.startswith(("chrome:", "about:"))]  # browser-internal
+    assert page and all(url.startswith(("file:", "data:")) for url in page), page
+
+
+def test_every_image_renders(driver, report):
+    driver.get(report.as_uri())
+    images = driver.find_elements("css selector", ".figures img")
+    assert len(images) >= 4
+    widths = [driver.execute_script("return arguments[0].naturalWidth", img) for img in images]
+    assert all(w > 0 for w in widths), widths
+
+
+def test_sorting_a_column_reorders_rows(driver, report):
+    driver.get(report.as_uri())
+    table, rows = _rows(driver)
+    header = table.find_elements("css selector", "thead th")[1]
+    header.click()
+    _, ascending = _rows(driver)
+    values = [float(r[1].split()[0]) for r in ascending]
+    assert values == sorted(values)
+    header.click()
+    _, descending = _rows(driver)
+    assert [r[0] for r in descending] == [r[0] for r in ascending][::-1]
+
+
+def test_switching_the_metric_changes_the_numbers(driver, report):
+    from selenium.webdriver.support.ui import Select
+
+    driver.get(report.as_uri())
+    _, before = _rows(driver)
+    picker = Select(driver.find_element("id", "metric"))
+    assert {o.text for o in picker.options} >= {"map@all", "map@50"}
+    picker.select_by_visible_text("map@50")
+    _, after = _rows(driver)
+    assert before != after
+    assert "map@50" in driver.find_element("css selector", "#tables h3").text
