@@ -1,0 +1,141 @@
+"""Is a difference real?  Intervals, paired tests and rankings from stored per-query scores.
+
+Schemes (all seeded, all from :mod:`scipy.stats`):
+
+- **Interval of a leaderboard entry** (:func:`entry_interval`).  The entry is the mean
+  over seeds of each seed's mean per-query AP.  Its interval is a bootstrap stratified by
+  seed: queries are resampled with replacement within each seed's query set, seeds are
+  kept (``scipy.stats.bootstrap`` with one sample per seed, BCa by default).  It measures
+  how much the number depends on which queries were drawn, given these trained models.
+- **Paired comparison** of methods A and B (:func:`paired_comparison`).  Pairing is only
+  within one seed's split, where both methods answered the same queries: d_s = AP_A − AP_B
+  per query of seed s.  The difference is the mean over seeds of mean(d_s); its interval
+  is the same stratified bootstrap on the d_s; its p-value is a two-sided paired
+  permutation test (``scipy.stats.permutation_test``, ``permutation_type="samples"``: each
+  query's two scores are swapped at random, i.e. a sign flip of d) with the same
+  statistic, so seeds stay separate strata.  Several comparisons at once are corrected
+  with Holm's step-down method (:func:`holm`).
+- **Ranking across datasets** (:func:`rank_methods`).  Mean rank of each method over all
+  (dataset, direction, bits) entries (rank 1 = best; ties share the average rank).  With
+  three or more datasets, a Friedman test whose blocks are datasets — entries within a
+  dataset are averaged first, since they are correlated — and the Nemenyi critical
+  difference CD = q_α(k, ∞)/√2 · √(k(k+1)/(6N)) from ``scipy.stats.studentized_range``.
+  A method missing any entry gets no aggregate, never a partial one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+N_RESAMPLES = 2000
+
+
+def _seed_means_statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean over seeds of each seed's mean (vectorised along ``axis`` for scipy)."""
+    return np.mean([np.mean(s, axis=axis) for s in samples], axis=0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+    def text(self, digits: int = 4) -> str:
+        return f"{self.estimate:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def entry_interval(per_seed: list[np.ndarray], confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
+                   seed: int = 0) -> Interval:
+    """Mean over seeds of mean per-query scores, with a seed-stratified bootstrap interval."""
+    samples = [np.asarray(s, dtype=np.float64) for s in per_seed]
+    estimate = float(_seed_means_statistic(*samples))
+    if all(np.ptp(s) == 0 for s in samples):  # no variation to resample
+        return Interval(estimate, estimate, estimate)
+    result = stats.bootstrap(samples, _seed_means_statistic, confidence_level=confidence,
+                             n_resamples=n_resamples, method="percentile" if min(map(len, samples)) < 10 else "BCa",
+                             vectorized=True, rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return Interval(estimate, float(low), float(high))
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    difference: Interval  # A − B
+    p_value: float
+    n_queries: int
+
+
+def paired_comparison(a: list[np.ndarray], b: list[np.ndarray], confidence: float = CONFIDENCE,
+                      n_resamples: int = N_RESAMPLES, seed: int = 0) -> PairedResult:
+    """A − B on the same queries, seed by seed: bootstrap interval and permutation p-value."""
+    if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b)):
+        raise ValueError("paired comparison needs the same seeds and the same queries for both methods")
+    a = [np.asarray(x, dtype=np.float64) for x in a]
+    b = [np.asarray(y, dtype=np.float64) for y in b]
+    diffs = [x - y for x, y in zip(a, b)]
+    interval = entry_interval(diffs, confidence, n_resamples, seed)
+    if all(np.all(d == 0) for d in diffs):
+        return PairedResult(interval, 1.0, sum(map(len, diffs)))
+    bounds = np.cumsum([0] + [len(d) for d in diffs])
+
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        d = x - y
+        return np.mean([np.mean(d[..., bounds[i]:bounds[i + 1]], axis=axis) for i in range(len(diffs))], axis=0)
+
+    test = stats.permutation_test((np.concatenate(a), np.concatenate(b)), statistic, permutation_type="samples",
+                                  vectorized=True, n_resamples=n_resamples, alternative="two-sided",
+                                  rng=np.random.default_rng(seed))
+    return PairedResult(interval, float(test.pvalue), int(bounds[-1]))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+@dataclass(frozen=True)
+class Ranking:
+    mean_ranks: pd.Series  # method -> mean rank over all entries (complete methods only)
+    excluded: list[str]  # methods missing an entry
+    n_entries: int
+    friedman_statistic: float | None = None
+    friedman_p: float | None = None
+    critical_difference: float | None = None
+    dataset_ranks: pd.Series | None = None  # method -> mean rank over datasets (Friedman's)
+
+
+def rank_methods(entries: pd.DataFrame, alpha: float = 0.05) -> Ranking:
+    """Rank methods over entries.
+
+    ``entries`` has one row per (dataset, direction, bits) entry — a ``dataset`` column and
+    one column per method holding that entry's score (NaN where missing).
+    """
+    methods = [c for c in entries.columns if c not in ("dataset", "direction", "bits")]
+    complete = [m for m in methods if entries[m].notna().all()]
+    excluded = sorted(set(methods) - set(complete))
+    scores = entries[complete]
+    ranks = scores.rank(axis=1, ascending=False, method="average")
+    result = {"mean_ranks": ranks.mean().sort_values(), "excluded": excluded, "n_entries": len(entries)}
+    per_dataset = entries.groupby("dataset")[complete].mean()
+    if len(per_dataset) >= 3 and len(complete) >= 3:
+        statistic, p = stats.friedmanchisquare(*[per_dataset[m].to_numpy() for m in complete])
+        k, n = len(complete), len(per_dataset)
+        q = stats.studentized_range.ppf(1 - alpha, k, np.inf)
+        result.update(friedman_statistic=float(statistic), friedman_p=float(p),
+                      critical_difference=float(q / np.sqrt(2) * np.sqrt(k * (k + 1) / (6 * n))),
+                      dataset_ranks=per_dataset.rank(axis=1, ascending=False, method="average").mean().sort_values())
+    return Ranking(**result)

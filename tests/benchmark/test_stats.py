@@ -1,0 +1,73 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmhbench.stats import entry_interval, holm, paired_comparison, rank_methods
+
+
+def test_identical_methods_are_never_called_different():
+    rng = np.random.default_rng(0)
+    a = [rng.random(300), rng.random(250)]
+    result = paired_comparison(a, [x.copy() for x in a])
+    assert result.p_value == 1.0
+    assert result.difference.estimate == 0.0
+
+
+def test_a_clearly_better_method_is_called_different():
+    rng = np.random.default_rng(1)
+    b = [rng.random(200) * 0.8, rng.random(200) * 0.8]
+    a = [x + 0.05 for x in b]
+    result = paired_comparison(a, b, n_resamples=999)
+    assert result.p_value < 0.01
+    assert result.difference.low > 0 and result.difference.estimate == pytest.approx(0.05)
+
+
+def test_noise_alone_is_rarely_significant():
+    rng = np.random.default_rng(2)
+    rejections = 0
+    for trial in range(40):
+        a = [rng.random(100)]
+        b = [rng.random(100)]
+        rejections += paired_comparison(a, b, n_resamples=499, seed=trial).p_value < 0.05
+    assert rejections <= 6  # ~5% expected
+
+
+def test_intervals_cover_the_true_mean_at_about_the_nominal_rate():
+    rng = np.random.default_rng(3)
+    true_mean, covered, trials = 0.4, 0, 120
+    for trial in range(trials):
+        samples = [rng.beta(2, 3, size=150) for _ in range(2)]  # Beta(2,3) has mean 0.4
+        interval = entry_interval(samples, n_resamples=999, seed=trial)
+        covered += interval.low <= true_mean <= interval.high
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def test_holm_adjustment():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+
+
+def test_pairing_needs_the_same_queries():
+    with pytest.raises(ValueError, match="same queries"):
+        paired_comparison([np.ones(3)], [np.ones(4)])
+
+
+def test_rankings_and_friedman_with_missing_method_excluded():
+    rows = []
+    for d in ("d1", "d2", "d3", "d4"):
+        for bits in (16, 32):
+            rows.append({"dataset": d, "direction": "i2t", "bits": bits, "best": 0.9, "mid": 0.6, "low": 0.3,
+                         "partial": np.nan if d == "d2" else 0.95})
+    ranking = rank_methods(pd.DataFrame(rows))
+    assert ranking.excluded == ["partial"]
+    assert list(ranking.mean_ranks.index) == ["best", "mid", "low"]
+    assert ranking.mean_ranks["best"] == 1.0
+    assert ranking.friedman_p < 0.05
+    assert ranking.critical_difference > 0
+    assert ranking.dataset_ranks["low"] == 3.0
+
+
+def test_no_friedman_with_fewer_than_three_datasets():
+    frame = pd.DataFrame([{"dataset": "d", "direction": "i2t", "bits": 16, "a": 0.5, "b": 0.4, "c": 0.3}])
+    ranking = rank_methods(frame)
+    assert ranking.friedman_p is None and ranking.mean_ranks["a"] == 1.0
