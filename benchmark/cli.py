@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
     lst.add_argument("what", choices=["methods", "datasets"])
+    lst.add_argument("--data-dir", dest="data_dir", help="where to look for dataset files (default: $CMHBENCH_DATA)")
 
     cache = sub.add_parser("cache", help="inspect or clear the cache of bit-independent work",
                            description="The cache holds work that methods reuse across bit lengths "
@@ -129,7 +130,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         settings = run_settings(options, builtins)
         for metric in settings.metrics:
             check_metric(metric)
-        sources = {name: datasets.resolve(name, settings.data_dir) for name in settings.grid.datasets}
+        sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
+                   for name in settings.grid.datasets}
         cells = build_cells(settings.grid, sources)
         store.prepare(settings.out)
     except _usage_errors() as exc:
@@ -247,5 +249,5 @@ def _list(args: argparse.Namespace) -> int:
     else:
         from cmhbench import datasets
 
-        print(tabulate(list(datasets.available().items()), headers=["dataset", "description"]))
+        print(datasets.listing(args.data_dir), end="")
     return 0

@@ -224,7 +224,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
              record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     dataset = load_dataset(source)
     split = source.split(dataset, cell.protocol, cell.seed)
-    record["split"] = {"hash": split.digest(), "sizes": split.sizes()}
+    record["split"] = {"hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
     memory = None
     if ctx.cache_dir is not None:
         import joblib

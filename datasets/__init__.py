@@ -9,5 +9,7 @@ from cmhbench.datasets.base import (
     register_dataset,
     resolve,
 )
+from cmhbench.datasets.catalog import catalog, listing, rows
 
-__all__ = ["Dataset", "DatasetError", "DatasetSource", "Split", "available", "register_dataset", "resolve"]
+__all__ = ["Dataset", "DatasetError", "DatasetSource", "Split", "available", "catalog", "listing", "register_dataset",
+           "resolve", "rows"]

@@ -13,9 +13,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib
+import inspect
 import pkgutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,17 +56,21 @@ class Dataset:
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """Row indices of the query, training and database sets (each ascending)."""
+    """Row indices of the query, training and database sets (each ascending).
+
+    ``notes`` reports what the protocol did beyond its plain rule (label-less items, a
+    per-label draw that fell short, a top-up); they are not part of the digest.
+    """
 
     protocol: str
     query: np.ndarray
     train: np.ndarray
     database: np.ndarray
+    notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         for part in ("query", "train", "database"):
-            rows = np.unique(np.asarray(getattr(self, part), dtype=np.int64))
-            object.__setattr__(self, part, rows)
+            object.__setattr__(self, part, sorted_unique(getattr(self, part)))
 
     def digest(self) -> str:
         """A hash of the three index sets: recorded with every result."""
@@ -77,6 +82,14 @@ class Split:
 
     def sizes(self) -> dict[str, int]:
         return {"query": len(self.query), "train": len(self.train), "database": len(self.database)}
+
+
+def sorted_unique(rows: Any) -> np.ndarray:
+    """Ascending distinct int64 row numbers (``np.unique`` by sorting: its hashing path is slow on 10⁵ rows)."""
+    rows = np.sort(np.asarray(rows, dtype=np.int64).reshape(-1))
+    if rows.size > 1:
+        rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+    return rows
 
 
 def random_split(n: int, n_query: int, n_train: int, seed: int, protocol: str) -> Split:
@@ -119,11 +132,18 @@ class DatasetSource(ABC):
 Resolver = Callable[..., DatasetSource]
 _resolvers: dict[str, tuple[Resolver, str]] = {}
 _loaded = {"builtins": False}
-_NOT_DATASET_MODULES = {"base"}
+_NOT_DATASET_MODULES = {"base", "cache", "catalog", "filesource", "files", "generic", "protocols"}
+FILE_SUFFIXES = (".npz", ".mat", ".h5", ".hdf5", ".h5py")  # --datasets path/to/own-features.npz
 
 
 def register_dataset(name: str, summary: str) -> Callable[[Resolver], Resolver]:
-    """Register a resolver ``f(data_dir: Path | None) -> DatasetSource`` under ``name``."""
+    """Register a resolver ``f(data_dir: Path | None) -> DatasetSource`` under ``name``.
+
+    A resolver may also accept the keyword arguments ``cache_dir`` (the cache folder for
+    prepared data), ``options`` (``{"image": "FILE"}`` from ``NAME:image=FILE``) and
+    ``spec`` (the name exactly as given, which its identity's ``name`` must be: the
+    harness finds a cell's source by it); it gets them only when its signature names them.
+    """
 
     def decorate(fn: Resolver) -> Resolver:
         _resolvers[name] = (fn, summary)
@@ -149,13 +169,60 @@ def available() -> dict[str, str]:
     return {name: summary for name, (_, summary) in sorted(_resolvers.items())}
 
 
-def resolve(name: str, data_dir: str | Path | None = None) -> DatasetSource:
-    """Find and fingerprint a dataset's files (or fix its generator) without loading it."""
+def parse_options(name: str, text: str) -> dict[str, str]:
+    """``image=FILE`` (the part after ``NAME:``) as a dict."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise DatasetError(f"dataset {name!r}: options must look like NAME:KEY=VALUE, e.g. mirflickr25k:image=FILE")
+    return {key.strip(): value.strip()}
+
+
+def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def resolve(name: str, data_dir: str | Path | None = None, *,
+            cache_dir: str | Path | None | bool = None) -> DatasetSource:
+    """Find and fingerprint a dataset's files (or fix its generator) without loading it.
+
+    ``name`` is a registered dataset (``mirflickr25k``), a registered dataset with an
+    option (``mirflickr25k:image=my-features.mat``), or the path of the user's own
+    ``.npz`` / ``.mat`` / ``.h5`` file.  ``data_dir`` defaults to ``$CMHBENCH_DATA``;
+    ``cache_dir`` (prepared data, file fingerprints; its ``datasets/`` subfolder is used)
+    to :func:`cmhbench.config.default_cache_dir`, and ``cache_dir=False`` keeps
+    everything in memory.  The source's ``identity()["name"]`` is ``name`` exactly as
+    given.  A bad or missing file raises a one-line :class:`DatasetError` here, before
+    anything runs.
+    """
     _load_builtins()
-    if name not in _resolvers:
-        names = sorted(_resolvers)
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(names)})")
-    resolver, _ = _resolvers[name]
-    return resolver(Path(data_dir) if data_dir is not None else None)
+    if data_dir is None:
+        from cmhbench.config import default_data_dir
+
+        data_dir = default_data_dir()
+    data_path = Path(data_dir).expanduser() if data_dir is not None else None
+    base, sep, rest = name.partition(":")
+    if name in _resolvers or (sep and base in _resolvers):
+        resolver, _ = _resolvers[name if name in _resolvers else base]
+        kwargs: dict[str, Any] = {}
+        if sep and name not in _resolvers:
+            if not _accepts(resolver, "options"):
+                raise DatasetError(f"dataset {base!r} takes no options (got {name!r})")
+            kwargs["options"] = parse_options(base, rest)
+        if _accepts(resolver, "spec"):
+            kwargs["spec"] = name
+        if _accepts(resolver, "cache_dir"):
+            kwargs["cache_dir"] = cache_dir
+        return resolver(data_path, **kwargs)
+    if name.lower().endswith(FILE_SUFFIXES):
+        from cmhbench.datasets.generic import resolve_file
+
+        return resolve_file(name, data_path, cache_dir=cache_dir)
+    names = sorted(_resolvers)
+    close = difflib.get_close_matches(base, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(names)}; or the path of your own "
+                       f"{' / '.join(FILE_SUFFIXES)} file)")

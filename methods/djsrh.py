@@ -59,7 +59,7 @@ def joint_semantics(image: torch.Tensor, text: torch.Tensor, beta: float, eta: f
     memory="O(n·(d_x+d_y)) features + O(m²) per batch",
     presets={"quick": {"epochs": 10, "hidden": 256}},
     dataset_overrides={
-        "nus-wide": {"beta": 0.6},
+        "nuswide": {"beta": 0.6},
         "wikipedia": {"beta": 0.3, "lambda1": 0.3, "lambda2": 0.3, "epochs": 200, "lr_image": 0.01,
                       "lr_text": 0.01},
     },

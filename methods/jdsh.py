@@ -104,7 +104,7 @@ def estimate_dsdw(values: np.ndarray, tail: float = 0.001, bins: int = 256) -> d
     dataset_overrides={
         "mirflickr25k": {"alpha": 0.5, "beta": 0.1, "lam": 0.4, "s_min": -0.52, "s_max": 0.68, "loc": -0.49,
                          "scale_left": 0.019, "scale_right": 0.088, "l1": 0.1, "l2": 0.2},
-        "nus-wide": {"alpha": 0.4, "beta": 0.3, "lam": 0.3, "s_min": -0.64, "s_max": 0.75, "loc": -0.62,
+        "nuswide": {"alpha": 0.4, "beta": 0.3, "lam": 0.3, "s_min": -0.64, "s_max": 0.75, "loc": -0.62,
                      "scale_left": 0.0128, "scale_right": 0.086, "l1": 0.2, "l2": 0.2},
     },
 )

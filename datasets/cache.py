@@ -1,0 +1,208 @@
+"""Content fingerprints of source files and the prepared-data cache.
+
+Layout under the cache folder (``--cache-dir``; default ``$CMHBENCH_CACHE`` or the
+user's cache directory, see :func:`cmhbench.config.default_cache_dir`)::
+
+    CACHE/datasets/fingerprints/<hash of the path>.json   # sha256 memo: path, size, mtime, inode
+    CACHE/datasets/<dataset>-<content id>/meta.json        # written last: the folder is complete
+    CACHE/datasets/<dataset>-<content id>/image.npy        # float32, rows first
+    CACHE/datasets/<dataset>-<content id>/text.npy         # float32
+    CACHE/datasets/<dataset>-<content id>/labels.npy       # uint8 multi-hot
+    CACHE/datasets/<dataset>-<content id>/given.npz        # a user file's own split, if any
+    CACHE/datasets/<dataset>-<content id>/splits/<protocol>-v<V>-s<seed>.npz
+
+A file is hashed once; later runs reuse the memo while its size, modification time and
+inode are unchanged, so a 3 GB feature file is not re-read every run.  The prepared
+folder is named by the content id (a hash of the source files' sha256 and the loader
+version), so a changed source file misses the cache, and it is assembled in a temporary
+folder and renamed into place, so readers see it complete or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FINGERPRINTS = "fingerprints"
+META = "meta.json"
+HASH_CHUNK = 8 * 2**20
+
+
+def cache_root(cache_dir: str | Path | None) -> Path:
+    """The datasets part of a cache folder (the user's default when None)."""
+    if cache_dir is None:
+        from cmhbench.config import default_cache_dir
+
+        cache_dir = default_cache_dir()
+    return Path(cache_dir).expanduser() / "datasets"
+
+
+def _stat_key(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(value, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_fingerprint(path: Path, root: Path | None) -> str:
+    """sha256 of a file's content, memoised under ``root`` by path, size, mtime and inode."""
+    path = path.resolve()
+    stat = _stat_key(path)
+    memo = None
+    if root is not None:
+        memo = root / FINGERPRINTS / (hashlib.blake2b(str(path).encode(), digest_size=16).hexdigest() + ".json")
+        try:
+            entry = json.loads(memo.read_text())
+            if entry.get("path") == str(path) and all(entry.get(k) == v for k, v in stat.items()):
+                return str(entry["sha256"])
+        except (OSError, ValueError, KeyError):
+            pass
+    digest = sha256_of(path)
+    if memo is not None:
+        try:
+            _write_json_atomic(memo, {"path": str(path), **stat, "sha256": digest})
+        except OSError:
+            pass  # a read-only cache only costs a re-hash next time
+    return digest
+
+
+def content_id(fields: dict[str, Any]) -> str:
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+class Prepared:
+    """A prepared dataset's folder: float32 features, uint8 labels, metadata, splits."""
+
+    ARRAYS = ("image", "text", "labels")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def meta(self) -> dict[str, Any] | None:
+        """The metadata when the folder is complete and its arrays readable, else None."""
+        try:
+            meta = json.loads((self.folder / META).read_text())
+            for name in self.ARRAYS:
+                array = np.load(self.folder / f"{name}.npy", mmap_mode="r")
+                if array.shape != tuple(meta["shapes"][name]):
+                    return None
+            return meta
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Read-only memory maps of the three arrays."""
+        return {name: np.asarray(np.load(self.folder / f"{name}.npy", mmap_mode="r")) for name in self.ARRAYS}
+
+    def given(self) -> dict[str, np.ndarray]:
+        path = self.folder / "given.npz"
+        if not path.exists():
+            return {}
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    # -- splits -----------------------------------------------------------------------
+
+    def split_path(self, protocol: str, version: int, seed: int) -> Path:
+        return self.folder / "splits" / f"{protocol}-v{version}-s{seed}.npz"
+
+    def load_split(self, protocol: str, version: int, seed: int) -> dict[str, Any] | None:
+        try:
+            with np.load(self.split_path(protocol, version, seed)) as npz:
+                return {"query": npz["query"], "train": npz["train"], "database": npz["database"],
+                        "notes": tuple(json.loads(str(npz["notes"])))}
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def save_split(self, protocol: str, version: int, seed: int, parts: dict[str, np.ndarray],
+                   notes: tuple[str, ...]) -> None:
+        path = self.split_path(protocol, version, seed)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, notes=np.array(json.dumps(list(notes))), **parts)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+
+class PreparedWriter:
+    """Assemble a prepared folder in a temporary sibling, then rename it into place."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.tmp: Path | None = None
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
+        except OSError as exc:
+            warnings.warn(f"dataset cache {folder.parent} is not writable ({exc.strerror}); "
+                          "the dataset is prepared in memory on every load", stacklevel=3)
+
+    @property
+    def active(self) -> bool:
+        return self.tmp is not None
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A writable array: a .npy memory map in the cache, or plain memory without one."""
+        if self.tmp is None:
+            return np.zeros(shape, dtype=dtype)
+        return np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+
+    def save_given(self, given: dict[str, np.ndarray]) -> None:
+        if self.tmp is not None and given:
+            np.savez(self.tmp / "given.npz", **given)
+
+    def commit(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> bool:
+        if self.tmp is None:
+            return False
+        try:
+            for array in arrays.values():
+                if isinstance(array, np.memmap):
+                    array.flush()
+            (self.tmp / META).write_text(json.dumps(meta, indent=1, sort_keys=True))
+            if self.folder.exists():
+                if Prepared(self.folder).meta() is not None:  # another process prepared it meanwhile
+                    self.abort()
+                    return True
+                shutil.rmtree(self.folder, ignore_errors=True)  # an incomplete leftover
+            os.replace(self.tmp, self.folder)
+            self.tmp = None
+            return True
+        except OSError as exc:
+            warnings.warn(f"could not store the prepared dataset in {self.folder} ({exc.strerror})", stacklevel=3)
+            self.abort()
+            return False
+
+    def abort(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
