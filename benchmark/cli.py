@@ -66,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", help="report folder (default: OUT/report of the first OUT)")
     report.add_argument("--metric", default="map@all", help="metric of the LaTeX table and the page's first view")
 
+    ev = sub.add_parser("evaluate", help="re-score stored codes, or score codes made outside cmhbench",
+                        description="Re-score every finished cell of results folders with the current metrics "
+                                    "(no refitting), or score an external codes file with --codes.")
+    ev.add_argument("outs", nargs="*", metavar="OUT", help="results folders to re-score in place")
+    ev.add_argument("--metrics", default="map@all,map@50,tmap@all,cmap@50,p@r2",
+                    help="comma-separated metrics (default: map@all,map@50,tmap@all,cmap@50,p@r2)")
+    ev.add_argument("--codes", help="an .npz of codes made elsewhere: <dir>_query, <dir>_database, labels "
+                                    "(see cmhbench.evaluation.rescore.CODES_FILE_FORMAT)")
+    ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
+
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
     lst.add_argument("what", choices=["methods", "datasets"])
     lst.add_argument("--data-dir", dest="data_dir", help="where to look for dataset files (default: $CMHBENCH_DATA)")
@@ -91,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cache(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
         return _list(args)
     except UsageError as exc:
         print(f"cmhbench: error: {exc}", file=sys.stderr)
@@ -205,6 +217,57 @@ def _leaderboard(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from cmhbench import leaderboard, store
+    from cmhbench.config import parse_list
+    from cmhbench.evaluation import check_metric
+    from cmhbench.evaluation.rescore import EvaluationInputError, evaluate_cell, score_codes_file
+
+    try:
+        metrics = parse_list(args.metrics, "metrics")
+        for metric in metrics:
+            check_metric(metric)
+        if args.codes:
+            labels = {}
+            if args.labels:
+                with np.load(args.labels) as fh:
+                    labels = {k: fh[k] for k in ("query_labels", "database_labels") if k in fh.files}
+            scores = score_codes_file(args.codes, metrics, **labels)
+            for direction, values in scores.items():
+                print(direction, " ".join(f"{m}={v:.4f}" for m, v in values.items()))
+            return 0
+        if not args.outs:
+            raise UsageError("give results folders to re-score, or --codes FILE")
+        for out in args.outs:
+            done = [r for r in store.iter_records(out) if r["status"] == "ok"]
+            if not done and not store.cells_dir(out).is_dir():
+                raise UsageError(f"{out} is not a cmhbench results folder (no cells/ inside)")
+            for record in done:
+                arrays = store.read_arrays(out, record["key"])
+                scores, curves = evaluate_cell(arrays, metrics)
+                for direction, values in scores.items():
+                    record["metrics"].setdefault(direction, {}).update(values)
+                arrays.update(curves)
+                record.setdefault("rescored", []).append({"metrics": metrics, "at": store_time()})
+                store.write_cell(out, record["key"], record, arrays)
+            frame = store.load_results(out)
+            (Path(out) / "results.csv").write_text(leaderboard.to_csv(frame))
+            print(f"{out}: re-scored {len(done)} cells with {', '.join(metrics)}")
+    except (EvaluationInputError, OSError, KeyError) as exc:
+        raise UsageError(str(exc)) from None
+    except _usage_errors() as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def store_time() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _cache(args: argparse.Namespace) -> int:

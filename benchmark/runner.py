@@ -24,7 +24,8 @@ import numpy as np
 
 from cmhbench import store
 from cmhbench.datasets import Dataset, DatasetSource
-from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE, evaluate
+from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
+from cmhbench.evaluation.rescore import evaluate_cell
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
 from cmhbench.provenance import PeakMemory, environment
@@ -251,18 +252,6 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
             db_for_t2i = model.encode_image(dataset.image[db])
         t2 = time.perf_counter()
     ql, dl = dataset.labels[q], dataset.labels[db]
-    record["metrics"] = {
-        "i2t": evaluate(query_image, db_for_i2t, ql, dl, ctx.metrics),
-        "t2i": evaluate(query_text, db_for_t2i, ql, dl, ctx.metrics),
-    }
-    t3 = time.perf_counter()
-    record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}
-    record["memory"] = {"peak_rss_mb": peak.peak_mb}
-    if gpu:
-        import torch
-
-        record["memory"]["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    record["status"] = "ok"
     arrays = {
         "i2t_query": _pack(query_image),
         "i2t_database": _pack(db_for_i2t),
@@ -275,6 +264,16 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         "n_bits": np.array(cell.bits),
         "n_labels": np.array(dataset.labels.shape[1]),
     }
+    record["metrics"], curves = evaluate_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
+    arrays.update(curves)
+    t3 = time.perf_counter()
+    record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}
+    record["memory"] = {"peak_rss_mb": peak.peak_mb}
+    if gpu:
+        import torch
+
+        record["memory"]["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    record["status"] = "ok"
     for name, values in getattr(model, "loss_history_", {}).items():
         arrays[f"loss_{name}"] = np.asarray(values, dtype=np.float64)
     return record, arrays

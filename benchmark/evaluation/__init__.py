@@ -1,21 +1,83 @@
-"""Retrieval metrics by Hamming ranking; one entry point, :func:`evaluate`."""
+"""Retrieval metrics by Hamming ranking; one entry point, :func:`evaluate`.
 
+- :mod:`cmhbench.evaluation.metrics`: the metric names and their definitions,
+  :func:`evaluate`, curves.
+- :mod:`cmhbench.evaluation.engine`: packed codes, popcount distances, per-query ranking
+  statistics (numpy; a numba kernel where numba is installed).
+- :mod:`cmhbench.evaluation.rescore`: scoring a stored cell's ``arrays.npz``, the arrays a
+  cell stores about its evaluation, and scoring an external codes file.
+"""
+
+from cmhbench.evaluation.engine import (
+    PackedBits,
+    RankingStats,
+    available_backends,
+    pack_bits,
+    packed_bits,
+    ranking_stats,
+)
 from cmhbench.evaluation.metrics import (
     METRIC_DEFINITIONS,
+    NOTES,
     RELEVANCE,
     TIE_RULE,
     MetricError,
+    MetricSpec,
     check_metric,
+    compute_stats,
     evaluate,
     hamming_distances,
+    parse_metric,
+    per_query,
+    precision_at_k,
+    precision_recall_by_radius,
+    scores,
+    tie_aware_ap,
+)
+from cmhbench.evaluation.rescore import (
+    ARRAY_DEFINITIONS,
+    CODES_FILE_FORMAT,
+    DEFAULT_K_GRID,
+    DIRECTIONS,
+    EvaluationInputError,
+    evaluate_cell,
+    evaluation_arrays,
+    score_cell_arrays,
+    score_cell_file,
+    score_codes_file,
 )
 
 __all__ = [
+    "ARRAY_DEFINITIONS",
+    "CODES_FILE_FORMAT",
+    "DEFAULT_K_GRID",
+    "DIRECTIONS",
     "METRIC_DEFINITIONS",
+    "NOTES",
     "RELEVANCE",
     "TIE_RULE",
+    "EvaluationInputError",
     "MetricError",
+    "MetricSpec",
+    "PackedBits",
+    "RankingStats",
+    "available_backends",
     "check_metric",
+    "compute_stats",
     "evaluate",
+    "evaluate_cell",
+    "evaluation_arrays",
     "hamming_distances",
+    "pack_bits",
+    "packed_bits",
+    "parse_metric",
+    "per_query",
+    "precision_at_k",
+    "precision_recall_by_radius",
+    "ranking_stats",
+    "score_cell_arrays",
+    "score_cell_file",
+    "score_codes_file",
+    "scores",
+    "tie_aware_ap",
 ]

@@ -1,50 +1,305 @@
-"""Mean average precision under Hamming ranking, with one stated tie rule.
+"""Retrieval metrics by Hamming ranking, each defined once, named, with a stated tie rule.
 
-Every query is ranked against the whole database by Hamming distance; items at equal
-distance keep ascending database-row order (a stable sort), so a score is a function of
-the codes alone, not of a sort implementation.  Relevance: the query and the item share
-at least one label.  A query with no relevant item in the database scores 0 and stays in
-the mean.
+Every query is ranked against the whole database by the Hamming distance between codes.
+Relevance: the query and the item share at least one label.  A query with no relevant
+item in the database scores 0 and stays in the mean, in every metric.  Each metric is the
+mean over queries of a per-query score.
 
-- ``map@all``: AP over the full ranking, AP = (1/R) Σ_k P(k)·rel(k), R = #relevant items.
-- ``map@K``: AP over the top K with the DJSRH / DeepHash normalisation,
-  AP@K = (1/R_K) Σ_{k≤K} P(k)·rel(k), R_K = #relevant items in the top K (0 if none).
+Tie rule.  Published code breaks ties between equal distances arbitrarily (an unstable
+argsort), so its scores depend on the sort implementation.  Here every metric of the
+ranking uses the *stable* rule: items at equal distance keep ascending database-row
+order (``TIE_RULE``), so a score is a function of the codes alone.  ``tmap@all`` instead
+averages over all orders of tied items, exactly.
+
+Notation for one query: items ranked 1..N; R relevant items in the database at 1-based
+ranks p_1 < p_2 < ... < p_R; P(k) = precision of the top k; rel(k) = 1 if the item at
+rank k is relevant; n_d / r_d = items / relevant items at Hamming distance d.
+
+Metric names (``evaluate(..., metrics=(...))``; K ≥ 1 and H ≥ 0 are integers written in the name):
+
+- ``map@all``: AP = (1/R) Σ_m m / p_m = (1/R) Σ_k P(k)·rel(k), over the whole ranking
+  (DCMH, UCCH).
+- ``map@K``: AP@K = (1/R_K) Σ_{k≤K} P(k)·rel(k), R_K = relevant items in the top K (0 when
+  none): the normalisation of DJSRH, JDSH, DGCPN, CIRH and DeepHash-pytorch's
+  ``CalcTopMap``.  Common K: 50, 1000, 5000.
+- ``cmap@K``: the ``calc_map_k(qB, rB, query_L, retrieval_L, k)`` of the DCMH-pytorch
+  lineage (torchcmh, DGCPN, MITH, ...): with t = min(K, R), AP = (1/t) Σ_{m≤t} m / p_m,
+  the precision at each of the first t relevant items *wherever they are ranked* (not only
+  inside the top K), averaged.  ``cmap@K`` with K ≥ R equals ``map@all``.  That code skips
+  queries with no relevant item but divides by the number of all queries, so they count
+  as 0, as here.
+- ``tmap@all``: tie-aware AP (McSherry & Najork, ECIR 2008; He, Cakir, Bargal & Sclaroff,
+  "Hashing as Tie-Aware Learning to Rank", CVPR 2018): the expected AP over all orders of
+  the items inside each group of equal distance, every order equally likely.  Exact, from
+  the per-distance counts: with N_<d and R_<d items / relevant items closer than d,
+  AP_T = (1/R) Σ_d (r_d/n_d) Σ_{i=1}^{n_d} [R_<d + 1 + (i−1)(r_d−1)/(n_d−1)] / (N_<d + i)
+  (a relevant item at place i of its group has, in expectation, (i−1)(r_d−1)/(n_d−1) other
+  relevant items before it in the group; the second term is 0 when n_d = 1).
+- ``p@K``: precision of the top K, (relevant items in the top K) / K.
+- ``r@K``: recall of the top K, (relevant items in the top K) / R.
+- ``p@rH`` (e.g. ``p@r2``): precision within Hamming radius H: of the items at distance
+  ≤ H, the fraction relevant; 0 when no item is that close (the usual convention, e.g.
+  "precision within Hamming radius 2" in the hashing literature counts such a query as 0).
+  Independent of ties.
+- ``r@rH``: recall within Hamming radius H: relevant items at distance ≤ H, over R.
+
+A K larger than the database is read as the database size.  Curves (stored per cell,
+see :mod:`cmhbench.evaluation.rescore`): precision and recall at each K of a grid
+(:func:`precision_at_k`, stable ties), and precision and recall within each Hamming
+radius 0..bits (:func:`precision_recall_by_radius`, each a mean over queries of the
+per-query values defined above).
 """
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-TIE_RULE = "stable: equal Hamming distances keep ascending database row order"
+from cmhbench.evaluation.engine import PackedBits, RankingStats, pack_bits, ranking_stats
+
+TIE_RULE = ("stable: equal Hamming distances keep ascending database row order "
+            "(every metric except tmap@all, which averages exactly over all orders of tied items)")
 RELEVANCE = "relevant = shares at least one label with the query"
 METRIC_DEFINITIONS = {
     "map@all": "mean over queries of AP over the whole ranking, normalised by all relevant items",
-    "map@K": "mean over queries of AP over the top K, normalised by the relevant items inside the top K",
+    "map@K": "mean over queries of AP over the top K, normalised by the relevant items inside the top K "
+             "(DJSRH / DeepHash CalcTopMap)",
+    "cmap@K": "mean over queries of calc_map_k (DCMH lineage): mean precision at the first min(K, R) "
+              "relevant items wherever they are ranked, R = relevant items in the database",
+    "tmap@all": "mean over queries of tie-aware AP: the exact expected AP over all orders of items at "
+                "equal Hamming distance (McSherry & Najork 2008; He et al. CVPR 2018)",
+    "p@K": "mean over queries of precision of the top K",
+    "r@K": "mean over queries of recall of the top K",
+    "p@rH": "mean over queries of precision within Hamming radius H (0 where no item is within H)",
+    "r@rH": "mean over queries of recall within Hamming radius H",
 }
-_METRIC = re.compile(r"^map@(all|[1-9][0-9]*)$")
+NOTES = ("a query with no relevant item in the database scores 0 and stays in the mean, in every metric; "
+         "a K larger than the database is read as the database size")
+
+_RANKED = re.compile(r"^(map|cmap|p|r)@([1-9][0-9]*)$")
+_WHOLE = re.compile(r"^(map|tmap)@all$")
+_RADIUS = re.compile(r"^(p|r)@r(0|[1-9][0-9]*)$")
+_NAMES = "map@all, map@K, cmap@K, tmap@all, p@K, r@K, p@rH, r@rH (K ≥ 1 and H ≥ 0 integers, e.g. map@50, p@r2)"
 
 
 class MetricError(ValueError):
     """An unknown metric name."""
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """A parsed metric name: ``kind`` is the name's pattern (a key of METRIC_DEFINITIONS)."""
+
+    name: str
+    kind: str
+    k: int | None  # the cut-off K, the Hamming radius H, or None for the whole ranking
+
+    @property
+    def needs_ranking(self) -> bool:
+        """Whether the metric depends on the stable ranking (not only on per-distance counts)."""
+        return self.kind in ("map@all", "map@K", "cmap@K", "p@K", "r@K")
+
+
+def parse_metric(name: str) -> MetricSpec:
+    """Parse and validate a metric name (see the module docstring for every name)."""
+    if not isinstance(name, str):
+        raise MetricError(f"unknown metric {name!r}; metrics are {_NAMES}")
+    match = _WHOLE.match(name)
+    if match:
+        return MetricSpec(name, f"{match.group(1)}@all", None)
+    match = _RANKED.match(name)
+    if match:
+        return MetricSpec(name, f"{match.group(1)}@K", int(match.group(2)))
+    match = _RADIUS.match(name)
+    if match:
+        return MetricSpec(name, f"{match.group(1)}@rH", int(match.group(2)))
+    raise MetricError(f"unknown metric {name!r}; metrics are {_NAMES}")
+
+
 def check_metric(name: str) -> int | None:
-    """Validate a metric name; return its cut-off K (None for the whole ranking)."""
-    match = _METRIC.match(name)
-    if not match:
-        raise MetricError(f"unknown metric {name!r}; metrics are map@all and map@K for a positive K")
-    return None if match.group(1) == "all" else int(match.group(1))
+    """Validate a metric name; return its cut-off K or Hamming radius H (None for the whole ranking)."""
+    return parse_metric(name).k
+
+
+# ------------------------------------------------------------------------------- inputs
+
+def _as_array(x: Any) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, wherever it lives
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def as_packed(x: Any, what: str) -> PackedBits:
+    """Codes or labels as packed rows; ``x`` is a 2-D array (positive = bit set) or PackedBits."""
+    if isinstance(x, PackedBits):
+        return x
+    arr = _as_array(x)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array (rows × bits), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{what} have no columns")
+    return pack_bits(arr)
 
 
 def hamming_distances(query: np.ndarray, database: np.ndarray) -> np.ndarray:
-    """Hamming distances between ±1 code matrices, exact (float32 products of ±1 are integers)."""
-    n_bits = query.shape[1]
-    ip = query.astype(np.float32) @ database.astype(np.float32).T
-    return ((n_bits - ip) * 0.5).astype(np.int32)
+    """Exact Hamming distances between two code matrices (±1 or 0/1), ``(n_query, n_db)`` int32.
 
+    A helper for small inputs (tests, inspection): the evaluation itself never builds the
+    full matrix.
+    """
+    q, d = as_packed(query, "query codes"), as_packed(database, "database codes")
+    if q.n_bits != d.n_bits:
+        raise ValueError(f"query codes have {q.n_bits} bits, database {d.n_bits}")
+    qw, dw = q.u64(), d.u64()
+    out = np.zeros((q.n, d.n), np.int32)
+    for w in range(qw.shape[1]):
+        out += np.bitwise_count(qw[:, None, w] ^ dw[None, :, w])
+    return out
+
+
+# --------------------------------------------------------------------- per-query scores
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    num = np.asarray(num, np.float64)
+    den = np.asarray(den, np.float64)
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
+
+
+_H_SMALL = 64
+_H_TABLE = np.array([math.fsum(1.0 / i for i in range(1, k + 1)) for k in range(_H_SMALL + 1)])
+
+
+def _harmonic_tail(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """H(b) − H(a) for a, b ≥ 64 from the asymptotic series of H, without cancellation."""
+    ia, ib = 1.0 / a, 1.0 / b
+    ia2, ib2 = ia * ia, ib * ib
+    return (np.log1p((b - a) / a) + 0.5 * (ib - ia) - (ib2 - ia2) / 12.0
+            + (ib2 * ib2 - ia2 * ia2) / 120.0 - (ib2 * ib2 * ib2 - ia2 * ia2 * ia2) / 252.0)
+
+
+def harmonic_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """H(b) − H(a) = Σ_{i=a+1}^{b} 1/i for integers 0 ≤ a ≤ b, to a few ulps of the result."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    a, b = np.broadcast_arrays(a, b)
+    small_a, small_b = np.minimum(a, _H_SMALL), np.minimum(b, _H_SMALL)
+    head = _H_TABLE[small_b] - _H_TABLE[small_a]  # the part of the sum below 64, exact table
+    fa = np.maximum(a, _H_SMALL).astype(np.float64)
+    fb = np.maximum(b, _H_SMALL).astype(np.float64)
+    return head + np.where(b > _H_SMALL, _harmonic_tail(fa, fb), 0.0)
+
+
+def tie_aware_ap(n: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Per-query tie-aware AP from per-distance counts ``n``, ``r`` of shape (Q, B)."""
+    n = np.asarray(n, np.int64)
+    r = np.asarray(r, np.int64)
+    before = np.cumsum(n, axis=1) - n
+    rel_before = np.cumsum(r, axis=1) - r
+    h = harmonic_difference(before, before + n)  # Σ_{i=1}^{n_d} 1 / (N_<d + i)
+    # Σ_{i=1}^{n_d} (i − 1) / (N_<d + i) = n_d − (N_<d + 1) · h
+    spread = _ratio(r - 1, n - 1) * (n - (before + 1) * h)
+    group = (rel_before + 1) * h + np.where(n > 1, spread, 0.0)
+    contrib = np.where(r > 0, _ratio(r, n) * group, 0.0)
+    return _ratio(contrib.sum(axis=1), r.sum(axis=1))
+
+
+def _within_radius(stats: RankingStats, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    upto = min(radius, stats.n.shape[1] - 1) + 1
+    return stats.n[:, :upto].sum(axis=1), stats.r[:, :upto].sum(axis=1)
+
+
+def per_query(stats: RankingStats, metric: str | MetricSpec) -> np.ndarray:
+    """The per-query scores of one metric, ``(Q,)`` float64 (their mean is the metric)."""
+    spec = parse_metric(metric) if isinstance(metric, str) else metric
+    relevant = stats.relevant
+    if spec.needs_ranking and stats.ap_sum is None:
+        raise ValueError(f"{spec.name} needs the stable ranking, which these statistics lack")
+    if spec.kind == "map@all":
+        return _ratio(stats.ap_sum, relevant)
+    if spec.kind == "tmap@all":
+        return tie_aware_ap(stats.n, stats.r)
+    if spec.kind in ("p@rH", "r@rH"):
+        retrieved, found = _within_radius(stats, spec.k)
+        return _ratio(found, retrieved if spec.kind == "p@rH" else relevant)
+    if spec.kind == "cmap@K":
+        col = _column(stats.rank_cutoffs, spec.k, spec.name)
+        return _ratio(stats.rank_sum[:, col], np.minimum(spec.k, relevant))
+    k = min(spec.k, stats.n_database)
+    col = _column(stats.pos_cutoffs, k, spec.name)
+    hits = stats.hits[:, col]
+    if spec.kind == "map@K":
+        return _ratio(stats.pos_sum[:, col], hits)
+    if spec.kind == "p@K":
+        return hits / float(k)
+    return _ratio(hits, relevant)  # r@K
+
+
+def _column(cutoffs: Sequence[int], k: int, name: str) -> int:
+    try:
+        return cutoffs.index(k)
+    except ValueError:
+        raise ValueError(f"{name} needs cut-off {k}, which these statistics lack") from None
+
+
+def requirements(specs: Iterable[MetricSpec]) -> dict[str, Any]:
+    """What :func:`ranking_stats` must compute for these metrics."""
+    specs = list(specs)
+    return {
+        "stable": any(s.needs_ranking for s in specs),
+        "pos_cutoffs": tuple(s.k for s in specs if s.kind in ("map@K", "p@K", "r@K")),
+        "rank_cutoffs": tuple(s.k for s in specs if s.kind == "cmap@K"),
+    }
+
+
+def scores(stats: RankingStats, metrics: Iterable[str | MetricSpec]) -> dict[str, float]:
+    """{metric name: mean over queries} from computed statistics."""
+    out = {}
+    for metric in metrics:
+        spec = parse_metric(metric) if isinstance(metric, str) else metric
+        out[spec.name] = float(per_query(stats, spec).mean()) if stats.n.shape[0] else float("nan")
+    return out
+
+
+# ------------------------------------------------------------------------------ curves
+
+def precision_at_k(stats: RankingStats, grid: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean precision and recall of the top K for each K of ``grid`` (stable ties).
+
+    Returns ``(k, precision, recall)``; K values larger than the database are dropped
+    (duplicates too), so ``k`` is the grid actually used.  The statistics must have been
+    computed with these K among ``pos_cutoffs``.
+    """
+    ks = np.array(sorted({int(k) for k in grid if 1 <= int(k) <= stats.n_database}), np.int64)
+    if stats.ap_sum is None:
+        raise ValueError("precision at K needs the stable ranking, which these statistics lack")
+    cols = [_column(stats.pos_cutoffs, int(k), f"p@{k}") for k in ks]
+    hits = stats.hits[:, cols].astype(np.float64)
+    precision = (hits / ks).mean(axis=0) if len(hits) else np.zeros(len(ks))
+    recall = _ratio(hits, stats.relevant[:, None]).mean(axis=0) if len(hits) else np.zeros(len(ks))
+    return ks, precision, recall
+
+
+def precision_recall_by_radius(stats: RankingStats) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean precision and recall within each Hamming radius 0..bits (ties play no part).
+
+    Returns ``(radius, precision, recall)``; per query, precision is 0 where no item is
+    within the radius and recall is 0 where the query has no relevant item.
+    """
+    retrieved = np.cumsum(stats.n, axis=1)
+    found = np.cumsum(stats.r, axis=1)
+    precision = _ratio(found, retrieved)
+    recall = _ratio(found, stats.relevant[:, None])
+    radius = np.arange(stats.n.shape[1])
+    if stats.n.shape[0] == 0:
+        return radius, np.zeros(len(radius)), np.zeros(len(radius))
+    return radius, precision.mean(axis=0), recall.mean(axis=0)
+
+
+# ----------------------------------------------------------------------------- evaluate
 
 def evaluate(
     query_codes: np.ndarray,
@@ -52,27 +307,45 @@ def evaluate(
     query_labels: np.ndarray,
     database_labels: np.ndarray,
     metrics: Iterable[str] = ("map@all", "map@50"),
+    *,
+    workers: int | None = None,
+    backend: str = "auto",
 ) -> dict[str, float]:
-    """Score ±1 codes of queries against a database; returns {metric name: value}."""
-    cutoffs = {name: check_metric(name) for name in metrics}
-    if query_codes.shape[1] != database_codes.shape[1]:
-        raise ValueError(f"query codes have {query_codes.shape[1]} bits, database {database_codes.shape[1]}")
-    n_query, n_db = query_codes.shape[0], database_codes.shape[0]
-    ql = np.asarray(query_labels, dtype=np.float32)
-    dl = np.asarray(database_labels, dtype=np.float32)
-    totals = dict.fromkeys(cutoffs, 0.0)
-    rank = np.arange(1, n_db + 1, dtype=np.float64)
-    chunk = max(1, min(n_query, 2**25 // max(n_db, 1)))
-    for start in range(0, n_query, chunk):
-        stop = min(start + chunk, n_query)
-        order = np.argsort(hamming_distances(query_codes[start:stop], database_codes), axis=1, kind="stable")
-        relevant = (ql[start:stop] @ dl.T > 0)
-        rel = np.take_along_axis(relevant, order, axis=1)
-        hits = np.cumsum(rel, axis=1, dtype=np.float64)
-        precision_at_hits = np.where(rel, hits / rank, 0.0)
-        for name, k in cutoffs.items():
-            k = n_db if k is None else min(k, n_db)
-            found = hits[:, k - 1]
-            ap = np.divide(precision_at_hits[:, :k].sum(axis=1), found, out=np.zeros(stop - start), where=found > 0)
-            totals[name] += float(ap.sum())
-    return {name: total / n_query for name, total in totals.items()}
+    """Score codes of queries against a database; returns {metric name: value}.
+
+    Codes: 2-D arrays, ±1 (or 0/1, bool: positive = bit set) or :class:`PackedBits`;
+    labels: multi-hot 0/1 arrays (or PackedBits).  Database rows in ascending original row
+    order (the stable tie rule follows it).  ``workers``: threads over query blocks
+    (default: the cores this process may use); ``backend``: see :func:`ranking_stats`.
+    """
+    specs = [parse_metric(name) for name in ([metrics] if isinstance(metrics, str) else metrics)]
+    stats = compute_stats(query_codes, database_codes, query_labels, database_labels, specs,
+                          workers=workers, backend=backend)
+    if stats.n.shape[0] == 0:
+        raise ValueError("there are no queries to evaluate")
+    return scores(stats, specs)
+
+
+def compute_stats(
+    query_codes: Any,
+    database_codes: Any,
+    query_labels: Any,
+    database_labels: Any,
+    metrics: Iterable[str | MetricSpec],
+    *,
+    extra_cutoffs: Sequence[int] = (),
+    workers: int | None = None,
+    backend: str = "auto",
+) -> RankingStats:
+    """The ranking statistics the given metrics (and ``extra_cutoffs``: top-K cut-offs for
+    curves) need, from codes and labels in any form :func:`evaluate` accepts."""
+    specs = [parse_metric(m) if isinstance(m, str) else m for m in metrics]
+    need = requirements(specs)
+    if extra_cutoffs:
+        need["stable"] = True
+        need["pos_cutoffs"] = need["pos_cutoffs"] + tuple(int(k) for k in extra_cutoffs)
+    q = as_packed(query_codes, "query codes")
+    d = as_packed(database_codes, "database codes")
+    ql = as_packed(query_labels, "query labels")
+    dl = as_packed(database_labels, "database labels")
+    return ranking_stats(q, d, ql, dl, workers=workers, backend=backend, **need)

@@ -108,7 +108,7 @@ def test_list_and_version(capsys):
     assert cmhbench.__version__ in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["run", "leaderboard", "list", "cache"])
+@pytest.mark.parametrize("command", ["run", "leaderboard", "list", "cache", "evaluate", "report"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -133,3 +133,30 @@ def test_summary_line_reports_wall_time_and_rate(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 cells: 0 already stored, 1 computed (ok 1, failed 0, not applicable 0); wall" in err
     assert "cells/hour" in err
+
+
+def test_evaluate_rescoring_a_stored_run_and_external_codes(tmp_path, capsys):
+    import numpy as np
+
+    out = tmp_path / "o"
+    assert main(["run", "--methods", "cca-itq", "--bits", "16", "--out", str(out), "--no-progress"]) == 0
+    (before,) = list(store.iter_records(out))
+    assert main(["evaluate", str(out), "--metrics", "map@all,tmap@all,p@r2"]) == 0
+    (after,) = list(store.iter_records(out))
+    assert after["metrics"]["i2t"]["map@all"] == before["metrics"]["i2t"]["map@all"]
+    assert 0 < after["metrics"]["t2i"]["tmap@all"] < 1 and "p@r2" in after["metrics"]["i2t"]
+    assert "i2t_ap@all" in store.read_arrays(out, after["key"])
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--metric", "tmap@all"]) == 0
+    assert "tmap@all" in capsys.readouterr().out
+
+    rng = np.random.default_rng(0)
+    codes = tmp_path / "codes.npz"
+    np.savez(codes, i2t_query=rng.choice([-1, 1], (20, 16)), i2t_database=rng.choice([-1, 1], (50, 16)),
+             query_labels=rng.integers(0, 2, (20, 4)), database_labels=rng.integers(0, 2, (50, 4)))
+    assert main(["evaluate", "--codes", str(codes), "--metrics", "map@all"]) == 0
+    assert capsys.readouterr().out.startswith("i2t map@all=")
+    np.savez(tmp_path / "bad.npz", i2t_query=np.ones((3, 4)))
+    assert main(["evaluate", "--codes", str(tmp_path / "bad.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cmhbench: error:") and "bad.npz" in err and err.count("\n") == 1

@@ -1,0 +1,335 @@
+"""Scoring stored cells and external codes files; the evaluation arrays a cell stores.
+
+Three entry points for the harness:
+
+- :func:`score_cell_arrays` / :func:`score_cell_file`: the metrics of both directions from
+  a cell's ``arrays.npz`` (packed codes and labels, as the runner writes them), for
+  re-scoring stored cells with other metrics without re-running a method.
+- :func:`evaluation_arrays`: what a cell stores about its evaluation beside its codes
+  (per-query APs, curves); :func:`evaluate_cell` returns the metrics and these arrays
+  from one pass over the data.
+- :func:`score_codes_file`: the metrics of codes produced elsewhere (``CODES_FILE_FORMAT``).
+
+Naming scheme of the evaluation arrays (``ARRAY_DEFINITIONS``), ``<dir>`` being ``i2t``
+(image queries, text database) or ``t2i``; Q queries, G grid points, B = bits + 1:
+
+========================  ========  ===========================================================
+``<dir>_ap@all``          (Q,)      per-query AP over the whole ranking (mean = ``map@all``)
+``<dir>_ap@K``            (Q,)      per-query AP@K, DJSRH normalisation (mean = ``map@K``);
+                                    one array per K of ``ap_cutoffs`` (default K = 50)
+``<dir>_tap@all``         (Q,)      per-query tie-aware AP (mean = ``tmap@all``)
+``<dir>_p@r2``            (Q,)      per-query precision within Hamming radius 2 (mean = ``p@r2``)
+``<dir>_relevant``        (Q,)      relevant items in the database per query
+``<dir>_pk_k``            (G,)      the K grid of the P@K curve (K ≤ database size)
+``<dir>_pk_precision``    (G,)      mean precision of the top K
+``<dir>_pk_recall``       (G,)      mean recall of the top K
+``<dir>_pr_radius``       (B,)      Hamming radius 0..bits
+``<dir>_pr_precision``    (B,)      mean precision within the radius (0 for a query with none)
+``<dir>_pr_recall``       (B,)      mean recall within the radius
+========================  ========  ===========================================================
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from cmhbench.evaluation.engine import PackedBits, packed_bits
+from cmhbench.evaluation.metrics import (
+    MetricSpec,
+    as_packed,
+    compute_stats,
+    parse_metric,
+    per_query,
+    precision_at_k,
+    precision_recall_by_radius,
+    scores,
+)
+
+DIRECTIONS = ("i2t", "t2i")
+DEFAULT_METRICS = ("map@all", "map@50")
+DEFAULT_K_GRID = (1, 10, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000,
+                  1500, 2000, 2500, 3000, 4000, 5000, 10000)
+ARRAY_DEFINITIONS = {
+    "<dir>_ap@all": "(Q,) per-query AP over the whole ranking; mean = map@all",
+    "<dir>_ap@K": "(Q,) per-query AP@K normalised by the relevant items in the top K; mean = map@K",
+    "<dir>_tap@all": "(Q,) per-query tie-aware AP; mean = tmap@all",
+    "<dir>_p@rH": "(Q,) per-query precision within Hamming radius H (0 where no item is within H); mean = p@rH",
+    "<dir>_relevant": "(Q,) relevant database items per query",
+    "<dir>_pk_k": "(G,) the K grid of the precision@K curve (values above the database size dropped)",
+    "<dir>_pk_precision": "(G,) mean precision of the top K (stable ties)",
+    "<dir>_pk_recall": "(G,) mean recall of the top K (stable ties)",
+    "<dir>_pr_radius": "(bits+1,) Hamming radius 0..bits",
+    "<dir>_pr_precision": "(bits+1,) mean precision within the radius",
+    "<dir>_pr_recall": "(bits+1,) mean recall within the radius",
+}
+CELL_KEYS = ("i2t_query", "i2t_database", "t2i_query", "t2i_database",
+             "query_labels", "database_labels", "n_bits", "n_labels")
+CODES_FILE_FORMAT = """\
+An external codes file is an .npz (np.savez) holding, for each direction it scores
+(i2t: image queries against a text database; t2i: text queries against an image
+database; one or both):
+  <dir>_query      (n_query, bits)     codes of the queries
+  <dir>_database   (n_database, bits)  codes of the database, rows in ascending original row order
+Codes are either unpacked, integer or bool arrays of ±1 or 0/1 values (positive = bit set),
+or packed, uint8 arrays from np.packbits(codes > 0, axis=1) with ceil(bits / 8) columns,
+in which case the file also holds the scalar n_bits.
+Labels (shared by both directions): query_labels (n_query, classes) and
+database_labels (n_database, classes), multi-hot 0/1 arrays (or packed with np.packbits
+and a scalar n_labels) in the file, or given as arrays to score_codes_file (those win).
+"""
+
+
+class EvaluationInputError(ValueError):
+    """Arrays to score that are missing, or of the wrong shape or values (names the file and key)."""
+
+
+# ------------------------------------------------------------------------------- cells
+
+def _cell_inputs(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, tuple[PackedBits, ...]]:
+    """Each direction's (query, database, query labels, database labels) from cell arrays."""
+    missing = [k for k in CELL_KEYS if k not in arrays]
+    if missing:
+        raise EvaluationInputError(f"{source}: missing key(s) {', '.join(map(repr, missing))} "
+                                   f"(a cell's arrays hold {', '.join(CELL_KEYS)})")
+    n_bits = _scalar(arrays, "n_bits", source)
+    n_labels = _scalar(arrays, "n_labels", source)
+    ql = _packed(arrays, "query_labels", n_labels, source, "n_labels")
+    dl = _packed(arrays, "database_labels", n_labels, source, "n_labels")
+    out = {}
+    for direction in DIRECTIONS:
+        q = _packed(arrays, f"{direction}_query", n_bits, source, "n_bits")
+        d = _packed(arrays, f"{direction}_database", n_bits, source, "n_bits")
+        _check_rows(q, ql, f"{direction}_query", "query_labels", source)
+        _check_rows(d, dl, f"{direction}_database", "database_labels", source)
+        out[direction] = (q, d, ql, dl)
+    return out
+
+
+def _scalar(arrays: Mapping[str, Any], key: str, source: str) -> int:
+    value = np.asarray(arrays[key])
+    if value.size != 1 or not np.issubdtype(value.dtype, np.integer) or int(value.reshape(())) < 1:
+        raise EvaluationInputError(f"{source}: key {key!r} must be one positive integer, got {value!r}")
+    return int(value.reshape(()))
+
+
+def _packed(arrays: Mapping[str, Any], key: str, n_bits: int, source: str, width_key: str) -> PackedBits:
+    value = np.asarray(arrays[key])
+    want = -(-n_bits // 8)
+    if value.dtype != np.uint8 or value.ndim != 2 or value.shape[1] != want:
+        raise EvaluationInputError(
+            f"{source}: key {key!r} must be packed bits, uint8 of shape (rows, {want}) for "
+            f"{width_key}={n_bits}, got {value.dtype} of shape {value.shape}")
+    return packed_bits(value, n_bits)
+
+
+def _check_rows(codes: PackedBits, labels: PackedBits, key: str, label_key: str, source: str) -> None:
+    if codes.n != labels.n:
+        raise EvaluationInputError(f"{source}: key {key!r} has {codes.n} rows but {label_key!r} has {labels.n}")
+
+
+def _specs(metrics: str | Iterable[str | MetricSpec]) -> list[MetricSpec]:
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    return [parse_metric(m) if isinstance(m, str) else m for m in metrics]
+
+
+def evaluate_cell(
+    arrays: Mapping[str, np.ndarray],
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    *,
+    ap_cutoffs: Sequence[int] = (50,),
+    k_grid: Sequence[int] = DEFAULT_K_GRID,
+    radius: int = 2,
+    workers: int | None = None,
+    backend: str = "auto",
+    source: str = "cell arrays",
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """Metrics of both directions and the evaluation arrays, from one pass per direction.
+
+    ``arrays``: a cell's arrays (keys ``CELL_KEYS``: packed codes and labels, ``n_bits``,
+    ``n_labels``).  Returns ``({"i2t": {metric: value}, "t2i": {...}}, evaluation arrays)``,
+    the arrays named as in ``ARRAY_DEFINITIONS``.
+    """
+    inputs = _cell_inputs(arrays, source)
+    wanted = _specs(metrics)
+    stored = _specs(["map@all", *(f"map@{int(k)}" for k in ap_cutoffs), "tmap@all", f"p@r{int(radius)}"])
+    out_metrics: dict[str, dict[str, float]] = {}
+    out_arrays: dict[str, np.ndarray] = {}
+    for direction, (q, d, ql, dl) in inputs.items():
+        stats = compute_stats(q, d, ql, dl, [*wanted, *stored], extra_cutoffs=tuple(k_grid),
+                              workers=workers, backend=backend)
+        out_metrics[direction] = scores(stats, wanted)
+        for spec in stored:
+            out_arrays[f"{direction}_{_array_name(spec)}"] = per_query(stats, spec)
+        out_arrays[f"{direction}_relevant"] = stats.relevant
+        ks, precision, recall = precision_at_k(stats, k_grid)
+        out_arrays[f"{direction}_pk_k"] = ks
+        out_arrays[f"{direction}_pk_precision"] = precision
+        out_arrays[f"{direction}_pk_recall"] = recall
+        radii, precision, recall = precision_recall_by_radius(stats)
+        out_arrays[f"{direction}_pr_radius"] = radii
+        out_arrays[f"{direction}_pr_precision"] = precision
+        out_arrays[f"{direction}_pr_recall"] = recall
+    return out_metrics, out_arrays
+
+
+def _array_name(spec: MetricSpec) -> str:
+    """map@all → ap@all, map@50 → ap@50, tmap@all → tap@all, p@r2 → p@r2."""
+    if spec.kind in ("map@all", "map@K"):
+        return spec.name[1:]
+    if spec.kind == "tmap@all":
+        return "tap@all"
+    return spec.name
+
+
+def score_cell_arrays(
+    arrays: Mapping[str, np.ndarray],
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    *,
+    workers: int | None = None,
+    backend: str = "auto",
+    source: str = "cell arrays",
+) -> dict[str, dict[str, float]]:
+    """``{"i2t": {metric: value}, "t2i": {...}}`` from a cell's arrays (``CELL_KEYS``)."""
+    specs = _specs(metrics)
+    return {direction: scores(compute_stats(*inputs, specs, workers=workers, backend=backend), specs)
+            for direction, inputs in _cell_inputs(arrays, source).items()}
+
+
+def evaluation_arrays(
+    arrays: Mapping[str, np.ndarray],
+    *,
+    ap_cutoffs: Sequence[int] = (50,),
+    k_grid: Sequence[int] = DEFAULT_K_GRID,
+    radius: int = 2,
+    workers: int | None = None,
+    backend: str = "auto",
+    source: str = "cell arrays",
+) -> dict[str, np.ndarray]:
+    """The arrays a cell stores about its evaluation (names in ``ARRAY_DEFINITIONS``)."""
+    return evaluate_cell(arrays, (), ap_cutoffs=ap_cutoffs, k_grid=k_grid, radius=radius,
+                         workers=workers, backend=backend, source=source)[1]
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (no pickled objects), with errors that name the file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise EvaluationInputError(f"{path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise EvaluationInputError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+def score_cell_file(
+    path: str | Path,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    *,
+    workers: int | None = None,
+    backend: str = "auto",
+) -> dict[str, dict[str, float]]:
+    """Re-score a stored cell: ``path`` is its ``arrays.npz`` or the cell's folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "arrays.npz"
+    return score_cell_arrays(load_npz(path), metrics, workers=workers, backend=backend, source=str(path))
+
+
+# ----------------------------------------------------------------- external codes file
+
+def score_codes_file(
+    path: str | Path,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    *,
+    query_labels: np.ndarray | None = None,
+    database_labels: np.ndarray | None = None,
+    workers: int | None = None,
+    backend: str = "auto",
+) -> dict[str, dict[str, float]]:
+    """Score an external codes file (format: ``CODES_FILE_FORMAT``) for each direction it holds.
+
+    Returns ``{direction: {metric: value}}``.  Raises :class:`EvaluationInputError`, naming
+    the file and key, for missing keys, mismatched shapes or values that are not codes.
+    """
+    source = str(path)
+    specs = _specs(metrics)
+    arrays = load_npz(path)
+    directions = [d for d in DIRECTIONS if f"{d}_query" in arrays or f"{d}_database" in arrays]
+    if not directions:
+        raise EvaluationInputError(
+            f"{source}: no codes found; expected keys i2t_query and i2t_database and/or t2i_query "
+            f"and t2i_database (found: {', '.join(sorted(arrays)) or 'nothing'})")
+    for direction in directions:
+        for role in ("query", "database"):
+            if f"{direction}_{role}" not in arrays:
+                raise EvaluationInputError(f"{source}: key '{direction}_{role}' is missing "
+                                           f"(the file has '{direction}_{'database' if role == 'query' else 'query'}')")
+    n_bits = _scalar(arrays, "n_bits", source) if "n_bits" in arrays else None
+    labels = {}
+    for role, given in (("query", query_labels), ("database", database_labels)):
+        key = f"{role}_labels"
+        if given is not None:
+            labels[role] = _unpacked_labels(np.asarray(given), f"the {key} argument")
+        elif key in arrays:
+            labels[role] = _file_labels(arrays, key, source)
+        else:
+            raise EvaluationInputError(f"{source}: key {key!r} is missing and no {key} were given")
+    if labels["query"].n_bits != labels["database"].n_bits:
+        raise EvaluationInputError(f"{source}: query labels have {labels['query'].n_bits} classes, "
+                                   f"database labels {labels['database'].n_bits}")
+    results = {}
+    for direction in directions:
+        codes = {}
+        for role in ("query", "database"):
+            key = f"{direction}_{role}"
+            codes[role] = _file_codes(arrays[key], key, n_bits, source)
+            if codes[role].n != labels[role].n:
+                raise EvaluationInputError(f"{source}: key {key!r} has {codes[role].n} rows but the "
+                                           f"{role} labels have {labels[role].n}")
+        if codes["query"].n_bits != codes["database"].n_bits:
+            raise EvaluationInputError(f"{source}: key '{direction}_query' has {codes['query'].n_bits} bits "
+                                       f"but '{direction}_database' has {codes['database'].n_bits}")
+        if codes["query"].n == 0 or codes["database"].n == 0:
+            raise EvaluationInputError(f"{source}: direction {direction} has no query or no database rows")
+        stats = compute_stats(codes["query"], codes["database"], labels["query"], labels["database"], specs,
+                              workers=workers, backend=backend)
+        results[direction] = scores(stats, specs)
+    return results
+
+
+def _file_codes(value: np.ndarray, key: str, n_bits: int | None, source: str) -> PackedBits:
+    if n_bits is not None:
+        return _packed({key: value}, key, n_bits, source, "n_bits")
+    if value.ndim != 2 or value.shape[1] == 0:
+        raise EvaluationInputError(f"{source}: key {key!r} must be a 2-D array (rows × bits), got shape {value.shape}")
+    if not (np.issubdtype(value.dtype, np.integer) or value.dtype == np.bool_):
+        raise EvaluationInputError(f"{source}: key {key!r} must hold integer ±1 or 0/1 codes, got {value.dtype}")
+    if value.size and not np.isin(value, (-1, 0, 1)).all():
+        raise EvaluationInputError(
+            f"{source}: key {key!r} holds values other than ±1 and 0/1; packed codes "
+            f"(np.packbits) need the scalar key 'n_bits' in the file")
+    if value.size and (value == -1).any() and (value == 0).any():
+        raise EvaluationInputError(f"{source}: key {key!r} mixes -1 and 0; use ±1 or 0/1 codes")
+    return as_packed(value, key)
+
+
+def _file_labels(arrays: Mapping[str, np.ndarray], key: str, source: str) -> PackedBits:
+    if "n_labels" in arrays:
+        return _packed(arrays, key, _scalar(arrays, "n_labels", source), source, "n_labels")
+    return _unpacked_labels(arrays[key], f"{source}: key {key!r}")
+
+
+def _unpacked_labels(value: np.ndarray, where: str) -> PackedBits:
+    if value.ndim != 2 or value.shape[1] == 0:
+        raise EvaluationInputError(f"{where} must be a 2-D multi-hot array (rows × classes), got shape {value.shape}")
+    if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+        raise EvaluationInputError(f"{where} must be numeric multi-hot labels, got {value.dtype}")
+    if value.size and not np.isin(value, (0, 1)).all():
+        raise EvaluationInputError(f"{where} must be multi-hot 0/1 labels (packed labels need the scalar "
+                                   f"key 'n_labels' in the file)")
+    return as_packed(value, where)
