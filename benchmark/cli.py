@@ -59,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--format", choices=["md", "csv", "latex", "html"], default="md",
                        help="md (default), csv (tidy, long), latex (booktabs) or html (one self-contained page)")
     board.add_argument("-o", "--output", help="write to this file instead of standard output")
+    board.add_argument("--ci", action="store_true", help="show 95%% intervals (bootstrap over queries within "
+                                                          "each seed; md only; metrics with per-query scores)")
+
+    cmp = sub.add_parser("compare", help="paired comparison of two methods, per dataset, direction and bits",
+                         description="Paired difference A − B on the same queries (within each seed's split), "
+                                     "its 95%% interval and a permutation p-value, Holm-corrected.")
+    cmp.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
+    cmp.add_argument("--methods", required=True, help="two methods: A,B")
+    cmp.add_argument("--metric", default="map@all", help="map@all (default), map@50, tmap@all or p@r2")
 
     report = sub.add_parser("report", help="figures, LaTeX and a self-contained HTML page from stored results",
                             description="Build a report from one or more results folders (no recomputation).")
@@ -103,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "compare":
+            return _compare(args)
         return _list(args)
     except UsageError as exc:
         print(f"cmhbench: error: {exc}", file=sys.stderr)
@@ -205,6 +216,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
             text = to_html(frame, metric=args.metric)
         elif args.format == "csv":
             text = leaderboard.to_csv(frame)
+        elif args.ci:
+            from cmhbench.stats import leaderboard_intervals
+
+            text = leaderboard.to_markdown(frame, args.metric, leaderboard_intervals(frame, args.metric))
         else:
             text = leaderboard.to_markdown(frame, args.metric)
     except _usage_errors() as exc:
@@ -261,6 +276,31 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except _usage_errors() as exc:
         raise UsageError(str(exc)) from None
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from cmhbench import store
+    from cmhbench.stats import compare_methods
+
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if len(names) != 2:
+        raise UsageError(f"--methods takes two methods A,B, got {args.methods!r}")
+    try:
+        frame = store.load_results(*args.outs)
+        missing = [m for m in names if frame.empty or m not in set(frame["method"])]
+        if missing:
+            raise UsageError(f"no stored cells of {', '.join(missing)} in {', '.join(args.outs)}")
+        table = compare_methods(frame, names[0], names[1], args.metric)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(str(exc)) from None
+    if table.empty:
+        raise UsageError(f"{names[0]} and {names[1]} share no finished seed")
+    print(tabulate(table.values.tolist(), headers=list(table.columns), floatfmt=".4f"))
+    print(f"\n{args.metric}; difference = mean over seeds of the mean per-query difference; 95% interval: "
+          "bootstrap over queries within each seed; p: paired permutation test, Holm-corrected over the rows.")
     return 0
 
 

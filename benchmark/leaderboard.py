@@ -109,8 +109,9 @@ def method_label(frame: pd.DataFrame, method: str) -> str:
     return f"{method} †" if (fidelity == "reconstructed").any() else method
 
 
-def to_markdown(frame: pd.DataFrame, metric: str = "map@all") -> str:
-    """All tables as Markdown, with a legend."""
+def to_markdown(frame: pd.DataFrame, metric: str = "map@all", intervals: dict | None = None) -> str:
+    """All tables as Markdown, with a legend; ``intervals`` (from
+    :func:`cmhbench.stats.leaderboard_intervals`) replaces the seed spread by 95% intervals."""
     parts = []
     for table in build_tables(frame, metric):
         rows = []
@@ -118,13 +119,18 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all") -> str:
             cells = []
             for b in table.means.columns:
                 text = table.text(method, b)
+                key = (table.dataset, table.protocol, table.database_coding, table.direction, method, b)
+                if intervals and key in intervals:
+                    text = intervals[key].text()
                 cells.append(f"**{text}**" if table.rank(method, b) == 1 else text)
             rows.append([method_label(frame, method), *cells])
         headers = ["method"] + [f"{b} bits" for b in table.means.columns]
         seeds = ", ".join(map(str, table.seeds))
         parts.append(f"### {table.title}\n\nseeds: {seeds}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
-    return "\n\n".join(parts) + "\n\n" + LEGEND + "\n"
+    legend = LEGEND if not intervals else LEGEND.replace(
+        "Mean ± std over seeds", "Mean over seeds [95% interval: bootstrap over queries within each seed]")
+    return "\n\n".join(parts) + "\n\n" + legend + "\n"
 
 
 def to_csv(frame: pd.DataFrame) -> str:

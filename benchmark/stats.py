@@ -139,3 +139,72 @@ def rank_methods(entries: pd.DataFrame, alpha: float = 0.05) -> Ranking:
                       critical_difference=float(q / np.sqrt(2) * np.sqrt(k * (k + 1) / (6 * n))),
                       dataset_ranks=per_dataset.rank(axis=1, ascending=False, method="average").mean().sort_values())
     return Ranking(**result)
+
+
+# --- from stored results ----------------------------------------------------------------------
+PER_QUERY = {"map@all": "ap@all", "map@50": "ap@50", "tmap@all": "tap@all", "p@r2": "p@r2"}
+
+
+def per_query_key(direction: str, metric: str) -> str:
+    """The arrays.npz key holding per-query scores of a metric (only some metrics have them)."""
+    if metric not in PER_QUERY:
+        raise ValueError(f"per-query scores are stored for {', '.join(PER_QUERY)}, not {metric!r}")
+    return f"{direction}_{PER_QUERY[metric]}"
+
+
+def _per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """seed -> (query rows, per-query scores) of the ok cells given (one method, one bit length)."""
+    from cmhbench import store
+
+    out = {}
+    for row in cells.itertuples():
+        arrays = store.read_arrays(row.out, row.key)
+        out[int(row.seed)] = (arrays["query_idx"], arrays[per_query_key(direction, metric)])
+    return out
+
+
+def leaderboard_intervals(frame: pd.DataFrame, metric: str = "map@all") -> dict[tuple, Interval]:
+    """(dataset, protocol, coding, direction, method, bits) -> interval, for complete entries."""
+    from cmhbench.leaderboard import GROUP, build_tables
+
+    intervals = {}
+    for table in build_tables(frame, metric):
+        group = frame[(frame[GROUP[0]] == table.dataset) & (frame[GROUP[1]] == table.protocol)
+                      & (frame[GROUP[2]] == table.database_coding) & (frame["status"] == "ok")]
+        for method in table.means.index:
+            for bits in table.means.columns:
+                if np.isnan(table.means.loc[method, bits]):
+                    continue
+                cells = group[(group["method"] == method) & (group["bits"] == bits)]
+                scores = _per_query(cells, table.direction, metric)
+                intervals[(table.dataset, table.protocol, table.database_coding, table.direction, method, bits)] = \
+                    entry_interval([s for _, s in scores.values()])
+    return intervals
+
+
+def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all") -> pd.DataFrame:
+    """Paired A − B per dataset, protocol, coding, direction and bits, Holm-corrected."""
+    from cmhbench.leaderboard import DIRECTIONS, GROUP
+
+    rows = []
+    ok = frame[frame["status"] == "ok"]
+    for (dataset, protocol, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
+        cells_a, cells_b = cells[cells["method"] == a], cells[cells["method"] == b]
+        seeds = sorted(set(cells_a["seed"]) & set(cells_b["seed"]))
+        if not seeds:
+            continue
+        for direction in DIRECTIONS:
+            sa = _per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
+            sb = _per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
+            for seed in seeds:
+                if not np.array_equal(sa[seed][0], sb[seed][0]):
+                    raise ValueError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
+            result = paired_comparison([sa[s][1] for s in seeds], [sb[s][1] for s in seeds])
+            rows.append({"dataset": dataset, "protocol": protocol, "database_coding": coding,
+                         "direction": DIRECTIONS[direction], "bits": bits, "seeds": len(seeds),
+                         "queries": result.n_queries, f"{a} − {b}": result.difference.estimate,
+                         "low": result.difference.low, "high": result.difference.high, "p": result.p_value})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["p (Holm)"] = holm(table["p"].tolist())
+    return table

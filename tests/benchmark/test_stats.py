@@ -71,3 +71,28 @@ def test_no_friedman_with_fewer_than_three_datasets():
     frame = pd.DataFrame([{"dataset": "d", "direction": "i2t", "bits": 16, "a": 0.5, "b": 0.4, "c": 0.3}])
     ranking = rank_methods(frame)
     assert ranking.friedman_p is None and ranking.mean_ranks["a"] == 1.0
+
+
+def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
+    from cmhbench import store
+    from cmhbench.cli import main
+    from cmhbench.stats import compare_methods, leaderboard_intervals
+
+    out = tmp_path / "o"
+    assert main(["run", "--methods", "random,cca-itq", "--bits", "16", "--seeds", "0,1", "--out", str(out),
+                 "--no-progress"]) == 0
+    frame = store.load_results(out)
+    table = compare_methods(frame, "cca-itq", "random")
+    assert len(table) == 2 and (table["p (Holm)"] < 0.01).all() and (table["low"] > 0).all()
+    same = compare_methods(frame, "random", "random")
+    assert (same["p"] == 1.0).all()
+    intervals = leaderboard_intervals(frame)
+    entry = intervals[("synthetic", "synthetic", "modality", "i2t", "cca-itq", 16)]
+    assert entry.low <= entry.estimate <= entry.high
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--ci"]) == 0
+    assert "95% interval" in capsys.readouterr().out
+    assert main(["compare", str(out), "--methods", "cca-itq,random"]) == 0
+    assert "cca-itq − random" in capsys.readouterr().out
+    assert main(["compare", str(out), "--methods", "cca-itq,nope"]) == 2
+    assert "no stored cells of nope" in capsys.readouterr().err
