@@ -1,0 +1,313 @@
+"""``ucch``: Unsupervised Contrastive Cross-modal Hashing.
+
+Paper: P. Hu, H. Zhu, J. Lin, D. Peng, Y.-P. Zhao, X. Peng, "Unsupervised Contrastive
+Cross-Modal Hashing", IEEE TPAMI 45(3), 3877–3889, 2023 (online 2022).
+Authors' code: https://github.com/penghu-cs/UCCH (``UCCH.py``, ``NCE/``, ``src/utils.py``).
+
+Notation: a batch of m training pairs with training-set rows r_1..r_m, c bits, n training
+pairs.  Equations as implemented:
+
+1. Networks (the authors' feature-level ones): f_I = Linear(d_x→w)–ReLU–Linear(w→w)–ReLU–
+   Linear(w→c), f_T = Linear(d_y→w)–ReLU–Linear(w→c), w = ``hidden`` = 8192.  The outputs
+   used in the losses are unit-length, b = rownorm(tanh(f(·))); codes are sgn(f(·)) (tanh
+   and the row norm do not change signs).  No batch normalisation or dropout, so a code
+   depends on its own row only.
+2. Memory bank ("momentum optimizer"): M ∈ R^{n×c}, one row per training pair, started
+   at random ±1/√c; its keys are binary, k_j = sgn(M_j) (0 ↦ +1).
+3. Contrastive hashing loss against the binary keys, for each modality v ∈ {x, y}:
+   p_i^v = exp(cos(k_{r_i}, b_i^v)/τ) / Σ_{j ∈ {r_i} ∪ N_i} exp(cos(k_j, b_i^v)/τ),
+   with cos(k, b) = ⟨k, b⟩/√c (‖k‖ = √c, ‖b‖ = 1), and L_c = −mean_i (log p_i^x + log p_i^y).
+   N_i, the negatives of row i: every other training pair when n − 1 ≤ K; otherwise K
+   draws, uniform with replacement, from the n − 1 other pairs.
+4. Momentum update of the bank, after the logits are taken and without gradient:
+   M_{r_i} ← rownorm(γ·M_{r_i} + (1 − γ)·rownorm((b_i^x + b_i^y)/2)).
+5. Warm-up (the first ``warmup_epochs`` epochs): the keys are the batch's own fused signs
+   sgn((b_j^x + b_j^y)/2), the negatives of row i are the other m − 1 rows of the batch,
+   and the bank update uses γ = 0 (the bank is overwritten with fresh values).
+6. Cross-modal ranking loss over all in-batch negatives, with s_ij = ⟨b_i^x, b_j^y⟩:
+   L_r = mean_i mean_{j≠i} [α − s_ii + s_ij]_+ + mean_i mean_{j≠i} [α − s_ii + s_ji]_+.
+7. L = β·L_c + (1 − β)·L_r; one Adam optimiser over both networks, the gradient's global
+   norm clipped to ``clip_norm`` before each step.
+
+Defaults, from the authors' MIRFlickr-25K feature command (their README) and their
+config defaults where the command sets nothing: β = 0.7 (their ``--alpha``), K = 4096
+negatives, τ = 0.9, γ = 0.4, α (margin) = 0.2, Adam lr 1e-4 and weight decay 1e-6,
+batch 256, 20 epochs, hidden width 8192 (3 image / 2 text layers), 1 warm-up epoch,
+gradient clipping at norm 1.  The same values are used on every dataset: the paper
+reports no per-dataset settings for the feature-level runs.
+
+Deviations and choices, and why:
+- Ranking loss: the paper's cross-modal ranking loss is a hinge over all negatives
+  (against the hardest-negative form), which is item 6.  The authors' code minimises a
+  smoothed variant instead: per query, log Σ_j exp(ĉ_ij) − s_ii + α, where ĉ_ij = s_ij for
+  negatives within the margin of the positive (and the positive itself) and s_ij − δ for
+  the rest, δ = ``shift`` = 0.1 in their command; the same by columns.  ``ranking="smooth"``
+  selects that form; ``"hinge"`` (the paper's) is the default.  Averaging the hinge over
+  negatives and queries (rather than summing) is ours: it bounds each query's gradient by
+  one, the scale of the code's log-sum-exp form, so β = 0.7 balances the two terms as in
+  the authors' runs.
+- Negatives: the code draws K + 1 indices uniformly with replacement from all n pairs
+  and overwrites the first with the positive, so a row may meet itself among its
+  negatives and, on sets smaller than K, sees many duplicates.  We never draw the
+  positive, and when n − 1 ≤ K we use each other pair exactly once: the full softmax the
+  paper writes, which also makes the method well defined on small training sets.
+- Logits: the code divides ⟨k, b⟩ by τ·√c; that is cos(k, b)/τ as written above.
+- Number of epochs: the authors' script evaluates after every epoch on labelled data
+  (the first 2,000 retrieval items as queries and database) and restores the best epoch.
+  An unsupervised benchmark selects nothing on labels: we train 20 epochs and keep the
+  final model.
+- The learning-rate schedule of the code (×0.1 at epochs 30, 60, 90, 120) never fires
+  within 20 epochs and is omitted; the warm-up epoch, the bank initialisation and the
+  gradient clipping are in the code, not the paper, and are kept.
+- Feature-level protocol: the networks are the authors' own feature-level ones (their
+  ``*_fea`` runs), so nothing changes here; image augmentation does not apply.
+
+Memory: the training features, the two networks at width 8192 (about 114 M weights for
+4,096-d images and 1,386-d tags, 68 M for Wikipedia's 128-d / 10-d features; four
+copies under Adam), the bank (n × c), and per batch the m × n logits against all keys
+(O(m·n), from which each row's K + 1 are gathered).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cmhbench.methods.base import resolve_device
+from cmhbench.methods.deep import DeepHasher, batch_order
+from cmhbench.methods.registry import register
+
+RANKING_FORMS = ("hinge", "smooth")
+
+
+def hash_network(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
+    """``layers`` Linear layers of width ``hidden`` with ReLU between them (UCCH's MLPs)."""
+    if layers < 1:
+        raise ValueError(f"a network needs at least one layer, got {layers}")
+    widths = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+    modules: list[nn.Module] = []
+    for i in range(layers):
+        modules.append(nn.Linear(widths[i], widths[i + 1]))
+        if i < layers - 1:
+            modules.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*modules)
+
+
+def unit_outputs(net: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """b = rownorm(tanh(f(x))): the real outputs the losses see."""
+    return F.normalize(torch.tanh(net(features)), dim=1)
+
+
+def binary(values: torch.Tensor) -> torch.Tensor:
+    """Signs as ±1 floats, 0 ↦ +1 (as the harness binarises codes)."""
+    return torch.where(values >= 0, 1.0, -1.0).to(values.dtype)
+
+
+class MemoryBank:
+    """One row per training pair; binary keys are the signs of the rows."""
+
+    def __init__(self, n: int, n_bits: int, generator: torch.Generator, device: torch.device) -> None:
+        start = binary(torch.randn(n, n_bits, generator=generator))
+        self.values = F.normalize(start, dim=1).to(device)
+
+    @property
+    def n(self) -> int:
+        return self.values.shape[0]
+
+    def keys(self) -> torch.Tensor:
+        return binary(self.values)
+
+    @torch.no_grad()
+    def update(self, rows: torch.Tensor, image_out: torch.Tensor, text_out: torch.Tensor, momentum: float) -> None:
+        """M_r ← rownorm(γ·M_r + (1 − γ)·rownorm((b^x + b^y)/2)) for the batch rows r."""
+        fused = F.normalize((image_out.detach() + text_out.detach()) / 2.0, dim=1)
+        mixed = momentum * self.values[rows] + (1.0 - momentum) * fused
+        self.values[rows] = F.normalize(mixed, dim=1)
+
+
+def sample_negatives(rows: torch.Tensor, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """Negatives of each row (m × K'): all n − 1 other pairs when n − 1 ≤ k, else k uniform
+    draws with replacement from the other n − 1 pairs.  The row's own index never appears."""
+    rows = rows.cpu()
+    m = rows.shape[0]
+    if n - 1 <= k:
+        others = torch.arange(n - 1).expand(m, n - 1)
+    else:
+        others = torch.randint(0, n - 1, (m, k), generator=generator)
+    # map 0..n-2 onto 0..n-1 without the row itself: values at or above it move up by one
+    return others + (others >= rows[:, None]).long()
+
+
+def contrastive_logits(outputs: torch.Tensor, keys: torch.Tensor, candidates: torch.Tensor,
+                       temperature: float) -> torch.Tensor:
+    """cos(k_j, b_i)/τ for each row i and its candidates j (column 0 is the positive).
+
+    ``keys`` holds ±1 rows (n × c); ``candidates`` indexes them (m × (1 + K')).  The
+    product is taken against all keys at once and then gathered: O(m·n) memory instead
+    of the m·(1 + K')·c of gathering key vectors."""
+    scale = 1.0 / (temperature * math.sqrt(keys.shape[1]))
+    return (outputs @ keys.T * scale).gather(1, candidates)
+
+
+def contrastive_loss(logits: torch.Tensor) -> torch.Tensor:
+    """−mean_i log softmax(logits_i)[0]: cross-entropy with the positive in column 0."""
+    target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)
+
+
+def ranking_loss(image_out: torch.Tensor, text_out: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge over all in-batch negatives, both directions, averaged over negatives and queries."""
+    scores = image_out @ text_out.T
+    m = scores.shape[0]
+    if m < 2:
+        return scores.sum() * 0.0
+    positive = torch.diagonal(scores)
+    off = ~torch.eye(m, dtype=torch.bool, device=scores.device)
+    image_queries = (margin - positive[:, None] + scores).clamp(min=0)   # row i: image i vs texts j
+    text_queries = (margin - positive[None, :] + scores).clamp(min=0)    # column j: text j vs images i
+    return image_queries[off].mean() + text_queries[off].mean()
+
+
+def smooth_ranking_loss(image_out: torch.Tensor, text_out: torch.Tensor, margin: float,
+                        shift: float) -> torch.Tensor:
+    """The authors' code form: log-sum-exp over each row (and column) of the scores, where
+    scores further than the margin below the positive are lowered by ``shift``."""
+    scores = image_out @ text_out.T
+    positive = torch.diagonal(scores)
+
+    def one_direction(s: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        near = (s >= pos[:, None] - margin).detach()
+        adjusted = torch.where(near, s, s - shift)
+        return (torch.logsumexp(adjusted, dim=1) - pos + margin).mean()
+
+    return one_direction(scores, positive) + one_direction(scores.T, positive)
+
+
+@register(
+    name="ucch",
+    title="Unsupervised Contrastive Cross-Modal Hashing",
+    authors="Hu, Zhu, Lin, Peng, Zhao & Peng",
+    venue="IEEE TPAMI",
+    year=2023,
+    kind="deep",
+    fidelity="paper",
+    deterministic=False,
+    memory="O(n·(d_x+d_y)) features + O(n·c) memory bank + O(m·n) logits per batch + networks",
+    presets={"quick": {"epochs": 10, "hidden": 256, "lr": 1e-3}},
+    url="https://github.com/penghu-cs/UCCH",
+)
+class UCCH(DeepHasher):
+    def __init__(
+        self,
+        *,
+        beta: float = 0.7,
+        negatives: int = 4096,
+        temperature: float = 0.9,
+        bank_momentum: float = 0.4,
+        margin: float = 0.2,
+        ranking: str = "hinge",
+        shift: float = 0.1,
+        warmup_epochs: int = 1,
+        clip_norm: float = 1.0,
+        epochs: int = 20,
+        batch_size: int = 256,
+        hidden: int = 8192,
+        image_layers: int = 3,
+        text_layers: int = 2,
+        lr: float = 1e-4,
+        weight_decay: float = 1e-6,
+        seed: int = 0,
+        device: str = "auto",
+        cache: Any = None,
+    ) -> None:
+        super().__init__(seed=seed, device=device, cache=cache)
+        self.beta, self.negatives, self.temperature = beta, negatives, temperature
+        self.bank_momentum, self.margin, self.ranking, self.shift = bank_momentum, margin, ranking, shift
+        self.warmup_epochs, self.clip_norm = warmup_epochs, clip_norm
+        self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
+        self.image_layers, self.text_layers = image_layers, text_layers
+        self.lr, self.weight_decay = lr, weight_decay
+
+    def _check_params(self) -> None:
+        if self.ranking not in RANKING_FORMS:
+            raise ValueError(f"ucch.ranking must be one of {RANKING_FORMS}, got {self.ranking!r}")
+        if self.negatives < 1:
+            raise ValueError(f"ucch.negatives must be at least 1, got {self.negatives}")
+        if not 0.0 <= self.bank_momentum < 1.0:
+            raise ValueError(f"ucch.bank_momentum must lie in [0, 1), got {self.bank_momentum}")
+        if self.temperature <= 0:
+            raise ValueError(f"ucch.temperature must be positive, got {self.temperature}")
+
+    # --- losses of one batch ------------------------------------------------------------------
+    def _batch_loss(self, epoch: int, rows: torch.Tensor, image: torch.Tensor, text: torch.Tensor,
+                    bank: MemoryBank, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        b_img = unit_outputs(self.image_net_, image)
+        b_txt = unit_outputs(self.text_net_, text)
+        if epoch < self.warmup_epochs:
+            keys = binary((b_img + b_txt).detach() / 2.0)            # the batch's own fused signs
+            m = rows.shape[0]
+            local = torch.arange(m)
+            candidates = torch.cat([local[:, None], sample_negatives(local, m, m, generator)], dim=1)
+            momentum = 0.0
+        else:
+            keys = bank.keys()
+            negatives = sample_negatives(rows, bank.n, self.negatives, generator)
+            candidates = torch.cat([rows.cpu()[:, None], negatives], dim=1)
+            momentum = self.bank_momentum
+        candidates = candidates.to(b_img.device)
+        l_img = contrastive_loss(contrastive_logits(b_img, keys, candidates, self.temperature))
+        l_txt = contrastive_loss(contrastive_logits(b_txt, keys, candidates, self.temperature))
+        bank.update(rows, b_img, b_txt, momentum)
+        contrast = l_img + l_txt
+        if self.ranking == "hinge":
+            rank = ranking_loss(b_img, b_txt, self.margin)
+        else:
+            rank = smooth_ranking_loss(b_img, b_txt, self.margin, self.shift)
+        loss = self.beta * contrast + (1.0 - self.beta) * rank
+        return loss, {"contrastive": contrast.item(), "ranking": rank.item()}
+
+    # --- the loop (UCCH needs its own networks, one Adam over both, and clipping) ---------------
+    def _fit(self, train, n_bits):
+        self._check_params()
+        self.device_ = resolve_device(self.device)
+        device = torch.device(self.device_)
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            generator = torch.Generator().manual_seed(self.seed)
+            image = torch.from_numpy(train.image).to(device)
+            text = torch.from_numpy(train.text).to(device)
+            self.image_net_ = hash_network(train.image_dim, self.hidden, self.image_layers, n_bits).to(device)
+            self.text_net_ = hash_network(train.text_dim, self.hidden, self.text_layers, n_bits).to(device)
+            bank = MemoryBank(train.n, n_bits, generator, device)
+            params = [*self.image_net_.parameters(), *self.text_net_.parameters()]
+            optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            history: dict[str, list[float]] = {}
+            for epoch in range(self.epochs):
+                sums: dict[str, float] = {}
+                batches = batch_order(train.n, self.batch_size, generator)
+                for rows in batches:
+                    rows_dev = rows.to(device)
+                    loss, terms = self._batch_loss(epoch, rows_dev, image[rows_dev], text[rows_dev], bank, generator)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.clip_norm > 0:
+                        torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+                    optimizer.step()
+                    for name, value in {"loss": loss.item(), **terms}.items():
+                        sums[name] = sums.get(name, 0.0) + value
+                for name, total in sums.items():
+                    history.setdefault(name, []).append(total / len(batches))
+        self.loss_history_ = {name: np.asarray(values) for name, values in history.items()}
+        self.negatives_used_ = min(self.negatives, train.n - 1)
+        self.negative_rule_ = "all other pairs" if train.n - 1 <= self.negatives else "sampled with replacement"
+        self._freeze_for_encoding()
+
+    def fit_report(self) -> dict[str, Any]:
+        return {**super().fit_report(), "negatives": self.negatives_used_, "negative_rule": self.negative_rule_,
+                "warmup_epochs": min(self.warmup_epochs, self.epochs)}

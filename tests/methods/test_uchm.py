@@ -1,0 +1,263 @@
+import joblib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cmhbench.datasets.synthetic import SyntheticConfig, generate
+from cmhbench.methods import create
+from cmhbench.methods import uchm
+from cmhbench.methods.deep import scaled_cosine
+from cmhbench.methods.uchm import (BitSelector, MIEGenerator, calibrate, estimate_calibration, fused_similarity,
+                                   generator_loss, selection_loss)
+
+TINY = dict(epochs=2, hidden=32, gen_epochs=3, gen_hidden=32, gen_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def small_train():
+    ds = generate(SyntheticConfig(n_items=260, n_query=40, n_train=120, n_labels=5, image_dim=20, text_dim=12,
+                                  latent_dim=5, nuisance_dim=4, data_seed=3))
+    return ds.paired(np.arange(120)), ds.image[120:], ds.text[120:]
+
+
+# --- the generator -------------------------------------------------------------------------------
+
+def test_generator_sees_both_modalities_and_codes_items_independently():
+    torch.manual_seed(0)
+    net = MIEGenerator(image_dim=7, text_dim=5, hidden=16, tokens=3, width=8, out_dim=6).eval()
+    x, y = torch.rand(5, 7), torch.rand(5, 5)
+    with torch.no_grad():
+        base = net(x, y)
+        y2 = y.clone()
+        y2[2] = torch.rand(5)
+        new_text = net(x, y2)
+        x2 = x.clone()
+        x2[4] = torch.rand(7)
+        new_image = net(x2, y)
+    assert base.shape == (5, 6) and base.abs().max() < 1
+    assert not torch.allclose(new_text[2], base[2])  # one item's text changes its embedding
+    assert torch.allclose(new_text[[0, 1, 3, 4]], base[[0, 1, 3, 4]], atol=1e-6)  # and no other item's
+    assert not torch.allclose(new_image[4], base[4])
+    assert torch.allclose(new_image[:4], base[:4], atol=1e-6)
+
+
+def test_generator_cross_attention_mixes_the_modalities():
+    """The image tokens after attention depend on the text (interaction, not concatenation)."""
+    torch.manual_seed(1)
+    net = MIEGenerator(image_dim=4, text_dim=4, hidden=8, tokens=2, width=4, out_dim=3).eval()
+    x, y = torch.rand(1, 4), torch.rand(1, 4)
+    with torch.no_grad():
+        u = net.image_proj(F.normalize(x, dim=1)).view(1, 2, 4)
+        mixed = [net.image_from_text(u, v, v, need_weights=False)[0]
+                 for v in (net.text_proj(F.normalize(t, dim=1)).view(1, 2, 4) for t in (y, torch.rand(1, 4)))]
+    assert not torch.allclose(mixed[0], mixed[1])
+
+
+def test_calibration_map_on_hand_checked_values():
+    S = torch.tensor([-1.0, -0.5, -0.25, 0.0, 0.1, 0.25, 0.5])
+    out = calibrate(S, q_lo=-0.5, q_mid=0.0, q_hi=0.25)
+    assert torch.allclose(out, torch.tensor([-1.0, -1.0, -0.5, 0.0, 0.4, 1.0, 1.0]))
+
+
+def test_calibration_quantiles_use_all_pairs_of_a_small_set():
+    rng = np.random.default_rng(0)
+    image, text = rng.random((30, 6)).astype(np.float32), rng.random((30, 4)).astype(np.float32)
+    est = estimate_calibration(image, text, beta=0.3, confident=0.1, n_pairs=10_000, rng=rng)
+    full = fused_similarity(torch.from_numpy(image), torch.from_numpy(text), 0.3).double().numpy()
+    values = full[np.triu_indices(30, k=1)]
+    assert est["q_lo"] == pytest.approx(np.quantile(values, 0.1), abs=1e-6)
+    assert est["q_mid"] == pytest.approx(np.quantile(values, 0.5), abs=1e-6)
+    assert est["q_hi"] == pytest.approx(np.quantile(values, 0.9), abs=1e-6)
+    sampled = estimate_calibration(image, text, beta=0.3, confident=0.1, n_pairs=200, rng=rng)  # sampled pairs
+    assert sampled["q_lo"] < sampled["q_mid"] < sampled["q_hi"]
+
+
+def test_fused_similarity_formula():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    c = 2 / np.sqrt(2) - 1
+    expected = 0.25 * torch.tensor([[1.0, -1.0], [-1.0, 1.0]]) + 0.75 * torch.tensor([[1.0, c], [c, 1.0]])
+    assert torch.allclose(fused_similarity(x, y, 0.25), expected.float(), atol=1e-6)
+
+
+def test_generator_loss_against_its_formula():
+    e = torch.tensor([[1.0, 0.0], [0.6, 0.8], [-1.0, 1.0]])
+    T = torch.tensor([[1.0, 0.5, -1.0], [0.5, 1.0, 0.0], [-1.0, 0.0, 1.0]])
+    cos = np.array([[1, 0.6, -1 / np.sqrt(2)], [0.6, 1, 0.2 / np.sqrt(2)], [-1 / np.sqrt(2), 0.2 / np.sqrt(2), 1]])
+    off = ~np.eye(3, dtype=bool)
+    expected = ((cos - T.numpy())[off] ** 2).sum() / (3 * 2)
+    assert generator_loss(e, T).item() == pytest.approx(expected, rel=1e-6)
+    # a perfect fit of the off-diagonal costs nothing, whatever the diagonal of T says
+    T_fit = torch.tensor(cos, dtype=torch.float32)
+    T_fit.fill_diagonal_(-5.0)
+    assert generator_loss(e, T_fit).item() == pytest.approx(0.0, abs=1e-12)
+
+
+# --- the hashing loss ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mie", [True, False])
+def test_batch_loss_matches_the_documented_formula(mie):
+    model = create("uchm", params={"mie": mie, "intra_weight": 0.3, "pair_weight": 0.7, "quant_weight": 0.2},
+                   device="cpu")
+    torch.manual_seed(0)
+    m, c = 6, 4
+    model.image_net_ = torch.nn.Linear(3, c)
+    model.text_net_ = torch.nn.Linear(2, c)
+    model.calibration_ = {"q_lo": -0.4, "q_mid": 0.1, "q_hi": 0.5}
+    model._mie_embeddings = torch.randn(10, 5) if mie else None
+    model.selector_ = BitSelector(c)
+    with torch.no_grad():
+        model.selector_.gate.weight.normal_()
+        model.selector_.gate.bias.normal_()
+    rows = torch.tensor([7, 2, 9, 0, 4, 5])
+    x, y = torch.rand(m, 3), torch.rand(m, 2)
+    loss, terms = model._batch_loss(3, rows, x, y)
+
+    a = 2.0  # sqrt(epoch + 1)
+    t_i, t_t = torch.tanh(a * model.image_net_(x)), torch.tanh(a * model.text_net_(y))
+    b_i, b_t = F.normalize(t_i, dim=1), F.normalize(t_t, dim=1)
+    if mie:
+        e = F.normalize(model._mie_embeddings[rows], dim=1)
+        S = e @ e.T
+    else:
+        S = calibrate(0.5 * scaled_cosine(x) + 0.5 * scaled_cosine(y), -0.4, 0.1, 0.5)
+    g = torch.sigmoid(torch.cat([t_i, t_t], dim=1) @ model.selector_.gate.weight.T + model.selector_.gate.bias)
+    u = g * t_i + (1 - g) * t_t
+    B = torch.where(u >= 0, 1.0, -1.0)
+    mse = lambda p: ((p - S) ** 2).mean()  # noqa: E731
+    un = F.normalize(u, dim=1)
+    expected = (mse(b_i @ b_t.T) + 0.3 * (mse(b_i @ b_i.T) + mse(b_t @ b_t.T))
+                + 0.7 * ((torch.diagonal(b_i @ b_t.T) - 1.5) ** 2).mean()
+                + 0.2 * (((t_i - B) ** 2).mean() + ((t_t - B) ** 2).mean())
+                + mse(un @ un.T))
+    assert torch.allclose(loss, expected, atol=1e-6)
+    assert terms["select"] == pytest.approx(mse(un @ un.T).item(), abs=1e-6)
+
+
+def test_without_bit_selection_the_quantization_target_is_the_sign_of_the_sum():
+    model = create("uchm", params={"mie": False, "bit_selection": False, "intra_weight": 0.0, "pair_weight": 0.0,
+                                   "quant_weight": 1.0}, device="cpu")
+    torch.manual_seed(0)
+    model.image_net_, model.text_net_ = torch.nn.Linear(3, 4), torch.nn.Linear(2, 4)
+    model.calibration_ = {"q_lo": -0.4, "q_mid": 0.1, "q_hi": 0.5}
+    model._mie_embeddings, model.selector_ = None, None
+    x, y = torch.rand(5, 3), torch.rand(5, 2)
+    _, terms = model._batch_loss(0, torch.arange(5), x, y)
+    h_i, h_t = model.image_net_(x), model.text_net_(y)
+    B = torch.where(h_i + h_t >= 0, 1.0, -1.0)
+    expected = ((torch.tanh(h_i) - B) ** 2).mean() + ((torch.tanh(h_t) - B) ** 2).mean()
+    assert terms["quant"] == pytest.approx(expected.item(), abs=1e-6)
+    assert "select" not in terms
+
+
+# --- bit selection -------------------------------------------------------------------------------
+
+def _constructed_case(m=64):
+    """Two balanced clusters z = ±1, S = z zᵀ.  Bits 0-1: the image is right but weak, the text is
+    confident noise; bits 2-3: the other way round.  sgn(h_I + h_T) follows the noise everywhere."""
+    rng = np.random.default_rng(0)
+    z = np.repeat([1.0, -1.0], m // 2)
+    noise = rng.choice([-1.0, 1.0], size=(m, 4))
+    h_img = np.column_stack([0.4 * z, 0.4 * z, 2.0 * noise[:, 2], 2.0 * noise[:, 3]])
+    h_txt = np.column_stack([2.0 * noise[:, 0], 2.0 * noise[:, 1], 0.4 * z, 0.4 * z])
+    return z, h_img, h_txt, torch.tensor(np.outer(z, z), dtype=torch.float32)
+
+
+def _train_selector(h_img, h_txt, S, steps=300):
+    torch.manual_seed(0)
+    selector = BitSelector(h_img.shape[1])
+    opt = torch.optim.Adam(selector.parameters(), lr=0.05)
+    t_i, t_t = torch.tanh(torch.tensor(h_img, dtype=torch.float32)), torch.tanh(torch.tensor(h_txt, dtype=torch.float32))
+    first = None
+    for _ in range(steps):
+        loss = selection_loss(selector(t_i, t_t), S)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return selector, first, loss.item()
+
+
+def test_bit_selection_differs_from_the_sign_of_the_sum_where_it_should():
+    z, h_img, h_txt, S = _constructed_case()
+    selector, first, last = _train_selector(h_img, h_txt, S)
+    assert last < 0.5 * first
+    summed = np.sign(h_img + h_txt)
+    assert (summed == z[:, None]).mean() < 0.7  # the simple combination follows the confident noise
+    # through the model's own pair-encoding path, in float64 as at encoding time
+    model = create("uchm", device="cpu")
+    model._selector64 = selector.to(torch.float64).eval()
+    model.encode_alpha_ = 1.0
+    unified = np.where(model.unify(h_img, h_txt) >= 0, 1, -1)
+    assert (unified == z[:, None]).mean() > 0.95  # the gate picks the modality that preserves S, per bit
+    assert (unified != summed).mean() > 0.3
+    with torch.no_grad():
+        g = selector.weights(torch.tanh(torch.tensor(h_img)), torch.tanh(torch.tensor(h_txt))).mean(0)
+    assert (g[:2] > 0.5).all() and (g[2:] < 0.5).all()
+
+
+def test_untrained_gate_weighs_both_modalities_equally():
+    selector = BitSelector(3)
+    t_i, t_t = torch.tensor([[0.2, -0.9, 0.5]]), torch.tensor([[-0.6, 0.1, 0.5]])
+    assert torch.allclose(selector(t_i, t_t), (t_i + t_t) / 2)
+
+
+def test_pair_codes_without_bit_selection_are_the_sign_of_the_summed_outputs(small_train):
+    train, image, text = small_train
+    model = create("uchm", params={**TINY, "bit_selection": False}, device="cpu").fit(train, 16)
+    h = model._run(model._image_net64, image) + model._run(model._text_net64, text)
+    assert np.array_equal(model.encode_pair(image, text), np.where(h >= 0, 1, -1).astype(np.int8))
+
+
+# --- caching the generator -----------------------------------------------------------------------
+
+def test_generator_trains_once_per_dataset_and_seed_across_bit_lengths(small_train, tmp_path, monkeypatch):
+    train, image, text = small_train
+    calls = []
+    real = uchm.train_generator
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uchm, "train_generator", counting)
+    memory = joblib.Memory(str(tmp_path / "cache"), verbose=0)
+    sources, codes = [], {}
+    for bits in (16, 32, 20):
+        model = create("uchm", params=TINY, device="cpu", cache=memory).fit(train, bits)
+        sources.append(model.fit_report()["generator"]["source"])
+        codes[bits] = model.encode_image(image)
+    assert calls == [0] and sources == ["trained", "cache", "cache"]
+
+    # the cache is transparent: an uncached fit gives the same codes
+    fresh = create("uchm", params=TINY, device="cpu").fit(train, 32)
+    assert np.array_equal(fresh.encode_image(image), codes[32])
+    assert calls == [0, 0]  # no cache: trained in-process
+
+    create("uchm", params=TINY, device="cpu", cache=memory, seed=1).fit(train, 16)  # another seed
+    create("uchm", params={**TINY, "gen_dim": 32}, device="cpu", cache=memory).fit(train, 16)  # other generator
+    create("uchm", params={**TINY, "epochs": 1}, device="cpu", cache=memory).fit(train, 16)  # hashing-only change
+    create("uchm", params={**TINY, "mie": False}, device="cpu", cache=memory).fit(train, 16)  # no generator
+    assert calls == [0, 0, 1, 0]
+    other = generate(SyntheticConfig(n_items=200, n_query=40, n_train=100, n_labels=5, image_dim=20, text_dim=12,
+                                     latent_dim=5, nuisance_dim=4, data_seed=4)).paired(np.arange(100))
+    create("uchm", params=TINY, device="cpu", cache=memory).fit(other, 16)  # another dataset
+    assert len(calls) == 5
+
+
+def test_ablation_switches_change_the_codes_and_the_record(small_train):
+    train, image, text = small_train
+    full = create("uchm", params=TINY, device="cpu").fit(train, 16)
+    no_mie = create("uchm", params={**TINY, "mie": False}, device="cpu").fit(train, 16)
+    assert "generator" in full.fit_report() and "generator" not in no_mie.fit_report()
+    assert not np.array_equal(full.encode_image(image), no_mie.encode_image(image))
+    assert set(full.loss_history_) == {"loss", "cross", "intra", "paired", "quant", "select"}
+    report = full.fit_report()
+    assert report["calibration"]["q_lo"] < report["calibration"]["q_mid"] < report["calibration"]["q_hi"]
+
+
+def test_bad_confident_fraction_is_a_clear_error(small_train):
+    train, _, _ = small_train
+    with pytest.raises(ValueError, match="confident"):
+        create("uchm", params={**TINY, "confident": 0.7}, device="cpu").fit(train, 16)
