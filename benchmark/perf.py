@@ -161,11 +161,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--reference-queries", type=int, default=None,
                     help="time the slow reference on only this many queries and scale (default: all)")
     ev.add_argument("--seed", type=int, default=0)
+    jobs = sub.add_parser("jobs", help="time a grid of shallow cells with --jobs 1 against --jobs N")
+    jobs.add_argument("--jobs", type=int, default=2, help="parallel workers to compare with one (default 2)")
+    jobs.add_argument("--methods", default="imh,lssh", help="methods of the grid (default imh,lssh: cells of "
+                      "seconds each, so that worker start-up does not dominate)")
+    jobs.add_argument("--bits", default="16,32,64,128", help="bit lengths (default 16,32,64,128: 8 cells)")
     args = parser.parse_args(argv)
+    if args.command == "jobs":
+        return bench_jobs(args)
     for name in ("queries", "database", "labels", "repeat"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be positive")
     return bench_eval(args)
+
+
+def bench_jobs(args: argparse.Namespace) -> int:
+    """Wall time of the same grid with one worker and with N (fresh folders, paper preset)."""
+    import tempfile
+    from pathlib import Path
+
+    from cmhbench import datasets
+    from cmhbench.executor import run_cells
+    from cmhbench.grid import GridSpec, build_cells
+    from cmhbench.runner import RunContext
+
+    sources = {"synthetic": datasets.resolve("synthetic")}
+    spec = GridSpec(methods=args.methods.split(","), bits=[int(b) for b in args.bits.split(",")])
+    cells = build_cells(spec, sources)
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for jobs in (1, args.jobs):
+            ctx = RunContext(out=Path(tmp) / f"jobs{jobs}", threads=1)
+            start = time.perf_counter()
+            summary = run_cells(cells, sources, ctx, jobs=jobs, progress=False)
+            times[jobs] = time.perf_counter() - start
+            assert summary.counts["ok"] == len(cells), summary.counts
+    print(f"{len(cells)} cells ({args.methods}; synthetic; bits {args.bits}), 1 BLAS thread per worker")
+    print(f"{'jobs':>5} {'wall s':>8} {'speed-up':>9}")
+    for jobs, seconds in times.items():
+        print(f"{jobs:>5} {seconds:>8.2f} {times[1] / seconds:>8.2f}x")
+    return 0
 
 
 if __name__ == "__main__":
