@@ -9,7 +9,7 @@ from cmhbench import store
 from cmhbench.leaderboard import stored_metrics
 from cmhbench.report.html import to_html
 from cmhbench.report.latex import to_latex
-from cmhbench.report.plots import Figure, map_vs_bits
+from cmhbench.report.plots import Figure, curves, map_vs_bits
 
 
 @dataclass
@@ -28,6 +28,7 @@ def build_report(outs: list[Path], dest: Path, metric: str = "map@all") -> Repor
     figures: list[Figure] = []
     for m in metrics:
         figures += map_vs_bits(frame, dest / "figures", m)
+    figures += curves(frame, dest / "figures")
     latex = dest / "leaderboard.tex"
     latex.write_text(to_latex(frame, metric))
     index = dest / "index.html"

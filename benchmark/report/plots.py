@@ -70,3 +70,43 @@ def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> lis
         png, svg = _save(fig, dest, name)
         figures.append(Figure(title, png, svg, series))
     return figures
+
+
+CURVES = {"pr": ("pr_recall", "pr_precision", "recall", "precision", "precision–recall by Hamming radius"),
+          "pk": ("pk_k", "pk_precision", "K (retrieved items)", "precision@K", "precision@K")}
+
+
+def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
+    """Precision–recall (by Hamming radius) and precision@K curves per dataset, protocol,
+    coding, direction and bit length: one line per method, averaged over its seeds."""
+    from cmhbench import store
+
+    figures = []
+    ok = frame[frame["status"] == "ok"]
+    for (dataset, protocol, coding, bits), cells in ok.groupby(["dataset", "protocol", "database_coding", "bits"]):
+        stored = {row.key: store.read_arrays(row.out, row.key) for row in cells.itertuples()}
+        for direction in DIRECTIONS:
+            for kind, (xkey, ykey, xlabel, ylabel, what) in CURVES.items():
+                xname, yname = f"{direction}_{xkey}", f"{direction}_{ykey}"
+                fig, ax = plt.subplots(figsize=(5.2, 3.6))
+                series = {}
+                for method, runs in cells.groupby("method"):
+                    arrays = [stored[k] for k in runs["key"] if xname in stored[k] and yname in stored[k]]
+                    if not arrays or len({a[xname].shape for a in arrays}) != 1:
+                        continue
+                    x = np.mean([a[xname] for a in arrays], axis=0)
+                    y = np.mean([a[yname] for a in arrays], axis=0)
+                    ax.plot(x, y, marker="." if kind == "pr" else None, label=method)
+                    series[method] = {"x": x.tolist(), "y": y.tolist()}
+                if not series:
+                    plt.close(fig)
+                    continue
+                if kind == "pk":
+                    ax.set_xscale("log")
+                title = f"{dataset} · {DIRECTIONS[direction]} · {bits} bits · {coding}"
+                ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{what}\n{title}")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=8, loc="best")
+                png, svg = _save(fig, dest, slug(f"{kind}-{dataset}-{protocol}-{coding}-{direction}-{bits}bits"))
+                figures.append(Figure(title, png, svg, series))
+    return figures

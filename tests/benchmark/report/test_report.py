@@ -52,8 +52,27 @@ def test_report_command_writes_every_file(tmp_path, capsys):
     assert 'src="data:image/png;base64,' in page
     assert (folder / "leaderboard.tex").read_text().count(r"\begin{table}") == 1
     assert len(list((folder / "figures").glob("*.png"))) == len(list((folder / "figures").glob("*.svg"))) >= 4
+    # precision–recall and precision@K curves: per direction and bit length, one series per method
+    pr = sorted((folder / "figures").glob("pr-*.png"))
+    pk = sorted((folder / "figures").glob("pk-*.png"))
+    assert len(pr) == len(pk) == 4  # 2 directions × 2 bit lengths
+
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--format", "latex"]) == 0
     assert r"\begin{tabular}" in capsys.readouterr().out
     assert main(["leaderboard", str(out), "--format", "html"]) == 0
     assert "<table id=\"provenance\">" in capsys.readouterr().out
+
+
+def test_curves_hold_one_series_per_method(tmp_path):
+    from cmhbench import store
+    from cmhbench.report.plots import curves
+
+    out = tmp_path / "o"
+    assert main(["run", "--methods", "random,cca-itq", "--bits", "16", "--seeds", "0,1", "--out", str(out),
+                 "--no-progress"]) == 0
+    figures = curves(store.load_results(out), tmp_path / "fig")
+    assert len(figures) == 4  # (PR, P@K) × (I→T, T→I)
+    for figure in figures:
+        assert set(figure.series) == {"cca-itq", "random"}
+        assert all(0 <= v <= 1 for s in figure.series.values() for v in s["y"])
