@@ -30,9 +30,9 @@ Over the n training pairs, with x̂, ŷ the L2-normalised image and text feature
 6. Codes: sgn(f_I(x)) for an image, sgn(f_T(y)) for a text.
 
 Defaults: w = 0.01, γ = 0.3, the paired target 1.5, SGD lr 0.005 for both networks and
-batch 32 (the authors' MIRFlickr-25K settings); momentum 0.9, weight decay 5e-4, hidden
-width 4096 and the √(epoch+1) relaxation of the DJSRH code base that DGCPN's code extends;
-80 epochs (DJSRH's count); K = 2000 neighbours; unit term weights.
+batch 32 (the authors' settings, as recorded in the project's issue 10); momentum 0.9,
+weight decay 5e-4, hidden width 4096 and the √(epoch+1) relaxation as in the shared deep
+core (DJSRH's settings); 80 epochs (DJSRH's count); K = 2000 neighbours; unit term weights.
 
 Deviations and open points, and why:
 - How the neighbour vectors are normalised before their inner product is not pinned down
@@ -43,10 +43,11 @@ Deviations and open points, and why:
   verified against the authors' code (not available to us when this was written), which
   is why the method is marked ``reconstructed``; ``knn``, ``epochs`` and the weights are
   parameters, and the fit report records the K used.
-- Neighbours are searched in the whole training set, as the paper computes the
-  graph-neighbour coherence of the training data before training, but no n × n matrix
-  is held: the K neighbours of every item (indices and weights, O(n·K)) are found once in
-  row blocks of the n × n product, and each batch expands only its own m rows (O(m·n)).
+- Neighbours are searched in the whole training set (the paper's framework figure has
+  the coherence computed over the training data and the losses over batches), but no
+  n × n matrix is held: the K neighbours of every item (indices and weights, O(n·K)) are
+  found once, in row blocks of the n × n product, and each batch expands only its own
+  m rows (O(m·n)).
 - Feature-level protocol (as DJSRH here): the image network is an MLP on given features,
   and C uses those features rather than a CNN's fc7 output.
 - No model selection: the stated number of epochs, final model.

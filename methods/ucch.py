@@ -24,33 +24,34 @@ pairs.  Equations as implemented:
 5. Warm-up (the first ``warmup_epochs`` epochs): the keys are the batch's own fused signs
    sgn((b_j^x + b_j^y)/2), the negatives of row i are the other m − 1 rows of the batch,
    and the bank update uses γ = 0 (the bank is overwritten with fresh values).
-6. Cross-modal ranking loss over all in-batch negatives, with s_ij = ⟨b_i^x, b_j^y⟩:
-   L_r = mean_i mean_{j≠i} [α − s_ii + s_ij]_+ + mean_i mean_{j≠i} [α − s_ii + s_ji]_+.
+6. Cross-modal ranking loss over all in-batch negatives, with s_ij = ⟨b_i^x, b_j^y⟩ and
+   α the margin: for an image query i, the scores of texts more than α below the positive
+   are lowered by δ (``shift``), ŝ_ij = s_ij if s_ij ≥ s_ii − α else s_ij − δ, and
+   L_r = mean_i [log Σ_j exp(ŝ_ij) − s_ii + α] + (the same for text queries, by columns),
+   j running over the whole batch (the positive included).  Every negative contributes,
+   weighted by its softmax share, not only the hardest one.
 7. L = β·L_c + (1 − β)·L_r; one Adam optimiser over both networks, the gradient's global
    norm clipped to ``clip_norm`` before each step.
 
 Defaults, from the authors' MIRFlickr-25K feature command (their README) and their
 config defaults where the command sets nothing: β = 0.7 (their ``--alpha``), K = 4096
-negatives, τ = 0.9, γ = 0.4, α (margin) = 0.2, Adam lr 1e-4 and weight decay 1e-6,
+negatives, τ = 0.9, γ = 0.4, α (margin) = 0.2, δ = 0.1, Adam lr 1e-4 and weight decay 1e-6,
 batch 256, 20 epochs, hidden width 8192 (3 image / 2 text layers), 1 warm-up epoch,
-gradient clipping at norm 1.  The same values are used on every dataset: the paper
-reports no per-dataset settings for the feature-level runs.
+gradient clipping at norm 1.  The authors' README gives this one command; its values are
+used on every dataset.
 
 Deviations and choices, and why:
-- Ranking loss: the paper's cross-modal ranking loss is a hinge over all negatives
-  (against the hardest-negative form), which is item 6.  The authors' code minimises a
-  smoothed variant instead: per query, log Σ_j exp(ĉ_ij) − s_ii + α, where ĉ_ij = s_ij for
-  negatives within the margin of the positive (and the positive itself) and s_ij − δ for
-  the rest, δ = ``shift`` = 0.1 in their command; the same by columns.  ``ranking="smooth"``
-  selects that form; ``"hinge"`` (the paper's) is the default.  Averaging the hinge over
-  negatives and queries (rather than summing) is ours: it bounds each query's gradient by
-  one, the scale of the code's log-sum-exp form, so β = 0.7 balances the two terms as in
-  the authors' runs.
+- Ranking loss: item 6 is the authors' code (``src/utils.py``, with their command's
+  margin and shift); the paper's own statement of the loss was not available to us when
+  this module was written, so the code settles it.  ``ranking="hinge"`` selects a plain
+  alternative with the same "all negatives" property, a hinge averaged over the m − 1
+  negatives and the m queries in both directions:
+  mean_i mean_{j≠i} [α − s_ii + s_ij]_+ + mean_i mean_{j≠i} [α − s_ii + s_ji]_+.
 - Negatives: the code draws K + 1 indices uniformly with replacement from all n pairs
   and overwrites the first with the positive, so a row may meet itself among its
   negatives and, on sets smaller than K, sees many duplicates.  We never draw the
-  positive, and when n − 1 ≤ K we use each other pair exactly once: the full softmax the
-  paper writes, which also makes the method well defined on small training sets.
+  positive, and when n − 1 ≤ K we use each other pair exactly once (a full softmax over
+  the training set), which keeps the method well defined on small training sets.
 - Logits: the code divides ⟨k, b⟩ by τ·√c; that is cos(k, b)/τ as written above.
 - Number of epochs: the authors' script evaluates after every epoch on labelled data
   (the first 2,000 retrieval items as queries and database) and restores the best epoch.
@@ -58,7 +59,7 @@ Deviations and choices, and why:
   final model.
 - The learning-rate schedule of the code (×0.1 at epochs 30, 60, 90, 120) never fires
   within 20 epochs and is omitted; the warm-up epoch, the bank initialisation and the
-  gradient clipping are in the code, not the paper, and are kept.
+  gradient clipping are taken from the code.
 - Feature-level protocol: the networks are the authors' own feature-level ones (their
   ``*_fea`` runs), so nothing changes here; image augmentation does not apply.
 
@@ -82,7 +83,7 @@ from cmhbench.methods.base import resolve_device
 from cmhbench.methods.deep import DeepHasher, batch_order
 from cmhbench.methods.registry import register
 
-RANKING_FORMS = ("hinge", "smooth")
+RANKING_FORMS = ("smooth", "hinge")
 
 
 def hash_network(in_dim: int, hidden: int, layers: int, out_dim: int) -> nn.Sequential:
@@ -161,7 +162,8 @@ def contrastive_loss(logits: torch.Tensor) -> torch.Tensor:
 
 
 def ranking_loss(image_out: torch.Tensor, text_out: torch.Tensor, margin: float) -> torch.Tensor:
-    """Hinge over all in-batch negatives, both directions, averaged over negatives and queries."""
+    """The ``ranking="hinge"`` alternative: a hinge over all in-batch negatives, both
+    directions, averaged over negatives and queries."""
     scores = image_out @ text_out.T
     m = scores.shape[0]
     if m < 2:
@@ -175,8 +177,9 @@ def ranking_loss(image_out: torch.Tensor, text_out: torch.Tensor, margin: float)
 
 def smooth_ranking_loss(image_out: torch.Tensor, text_out: torch.Tensor, margin: float,
                         shift: float) -> torch.Tensor:
-    """The authors' code form: log-sum-exp over each row (and column) of the scores, where
-    scores further than the margin below the positive are lowered by ``shift``."""
+    """UCCH's ranking loss (item 6): log-sum-exp over each row (image queries) and column
+    (text queries) of the scores, those further than the margin below the positive lowered
+    by ``shift``, minus the positive, plus the margin."""
     scores = image_out @ text_out.T
     positive = torch.diagonal(scores)
 
@@ -210,7 +213,7 @@ class UCCH(DeepHasher):
         temperature: float = 0.9,
         bank_momentum: float = 0.4,
         margin: float = 0.2,
-        ranking: str = "hinge",
+        ranking: str = "smooth",
         shift: float = 0.1,
         warmup_epochs: int = 1,
         clip_norm: float = 1.0,
@@ -264,10 +267,10 @@ class UCCH(DeepHasher):
         l_txt = contrastive_loss(contrastive_logits(b_txt, keys, candidates, self.temperature))
         bank.update(rows, b_img, b_txt, momentum)
         contrast = l_img + l_txt
-        if self.ranking == "hinge":
-            rank = ranking_loss(b_img, b_txt, self.margin)
-        else:
+        if self.ranking == "smooth":
             rank = smooth_ranking_loss(b_img, b_txt, self.margin, self.shift)
+        else:
+            rank = ranking_loss(b_img, b_txt, self.margin)
         loss = self.beta * contrast + (1.0 - self.beta) * rank
         return loss, {"contrastive": contrast.item(), "ranking": rank.item()}
 

@@ -125,7 +125,7 @@ def test_batch_loss_combines_the_terms_and_updates_the_bank():
         logits = b @ keys.T / (0.9 * 2.0)
         expected += F.cross_entropy(logits, rows).item()
     assert terms["contrastive"] == pytest.approx(expected, rel=1e-5)
-    assert terms["ranking"] == pytest.approx(ranking_loss(bx, by, 0.2).item(), rel=1e-5)
+    assert terms["ranking"] == pytest.approx(smooth_ranking_loss(bx, by, 0.2, 0.1).item(), rel=1e-5)
     fused = F.normalize((bx + by) / 2, dim=1)
     assert torch.allclose(bank.values[rows], F.normalize(0.4 * before[rows] + 0.6 * fused, dim=1), atol=1e-6)
     assert torch.equal(bank.values[[0, 2, 3]], before[[0, 2, 3]])
@@ -164,5 +164,11 @@ def test_training_lowers_the_loss_and_bad_parameters_are_refused():
     assert history["loss"][-1] < history["loss"][1]  # after the warm-up epoch
     with pytest.raises(ValueError, match="ranking"):
         create("ucch", params={"ranking": "max"}, device="cpu").fit(train, 16)
-    smooth = create("ucch", params={"epochs": 2, "hidden": 16, "ranking": "smooth"}, device="cpu").fit(train, 16)
-    assert np.isfinite(smooth.loss_history_["ranking"]).all()
+    hinge = create("ucch", params={"epochs": 2, "hidden": 16, "ranking": "hinge"}, device="cpu").fit(train, 16)
+    assert np.isfinite(hinge.loss_history_["ranking"]).all()
+    x, y = torch.rand(5, 3), torch.rand(5, 2)
+    model = _model(ranking="hinge")
+    bank = MemoryBank(10, 4, torch.Generator().manual_seed(0), torch.device("cpu"))
+    _, terms = model._batch_loss(2, torch.arange(5), x, y, bank, torch.Generator().manual_seed(1))
+    bx, by = unit_outputs(model.image_net_, x), unit_outputs(model.text_net_, y)
+    assert terms["ranking"] == pytest.approx(ranking_loss(bx, by, 0.2).item(), rel=1e-5)

@@ -168,7 +168,8 @@ def _train_selector(h_img, h_txt, S, steps=300):
     torch.manual_seed(0)
     selector = BitSelector(h_img.shape[1])
     opt = torch.optim.Adam(selector.parameters(), lr=0.05)
-    t_i, t_t = torch.tanh(torch.tensor(h_img, dtype=torch.float32)), torch.tanh(torch.tensor(h_txt, dtype=torch.float32))
+    t_i = torch.tanh(torch.tensor(h_img, dtype=torch.float32))
+    t_t = torch.tanh(torch.tensor(h_txt, dtype=torch.float32))
     first = None
     for _ in range(steps):
         loss = selection_loss(selector(t_i, t_t), S)
