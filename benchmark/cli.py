@@ -241,6 +241,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cmhbench.config import parse_list
     from cmhbench.evaluation import check_metric
     from cmhbench.evaluation.rescore import EvaluationInputError, evaluate_cell, score_codes_file
+    from cmhbench.runner import utc_now
 
     try:
         metrics = parse_list(args.metrics, "metrics")
@@ -267,7 +268,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 for direction, values in scores.items():
                     record["metrics"].setdefault(direction, {}).update(values)
                 arrays.update(curves)
-                record.setdefault("rescored", []).append({"metrics": metrics, "at": store_time()})
+                record.setdefault("rescored", []).append({"metrics": metrics, "at": utc_now()})
                 store.write_cell(out, record["key"], record, arrays)
             frame = store.load_results(out)
             (Path(out) / "results.csv").write_text(leaderboard.to_csv(frame))
@@ -302,12 +303,6 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"\n{args.metric}; difference = mean over seeds of the mean per-query difference; 95% interval: "
           "bootstrap over queries within each seed; p: paired permutation test, Holm-corrected over the rows.")
     return 0
-
-
-def store_time() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _cache(args: argparse.Namespace) -> int:

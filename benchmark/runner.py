@@ -74,7 +74,8 @@ def load_dataset(source: DatasetSource) -> Dataset:
     return _loaded[ident]
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 (seconds): how records stamp events."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -180,14 +181,14 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         "evaluation": {"relevance": RELEVANCE, "tie_rule": TIE_RULE, "metrics": METRIC_DEFINITIONS},
         "environment": environment(),
         "reproduce": {"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
-        "started_at": _now(),
+        "started_at": utc_now(),
     }
 
 
 def failed_record(cell: Cell, ctx: RunContext, error: str) -> dict[str, Any]:
     """A record for a cell that failed outside the method (e.g. its worker process died)."""
     record = base_record(cell, ctx)
-    record.update(error=error, finished_at=_now())
+    record.update(error=error, finished_at=utc_now())
     return record
 
 
@@ -217,7 +218,7 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
         record["traceback"] = traceback.format_exc()
     finally:
         record.setdefault("timings", {})["total_s"] = round(time.perf_counter() - start, 4)
-        record["finished_at"] = _now()
+        record["finished_at"] = utc_now()
     return record, arrays
 
 
