@@ -147,16 +147,31 @@ def cell_device(requested: str, deep: bool) -> tuple[str, str | None]:
     return (f"cuda:{_own_gpu(count)}" if count > 1 else "cuda"), None
 
 
+def _inside_import(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextmanager
 def time_limit(seconds: float | None):
     """Raise CellTimeout in this cell after ``seconds`` (POSIX timers, main thread only:
-    serial runs and joblib/loky workers; a thread-based worker runs without a limit)."""
+    serial runs and joblib/loky workers; a thread-based worker runs without a limit).
+
+    The alarm waits for a running ``import`` to finish: raising inside one leaves a
+    half-initialised package in ``sys.modules`` (torch's first optimizer imports sympy),
+    and every later cell in the process would then fail."""
     usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
         yield
         return
 
     def expire(signum, frame):
+        if _inside_import(frame):  # an import cut short leaves half-built modules for every later cell
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            return
         raise CellTimeout(f"the cell ran longer than --timeout {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -82,6 +82,20 @@ def test_cell_time_limit_raises_in_the_main_thread():
         time.sleep(0.01)
 
 
+def test_cell_time_limit_lets_a_running_import_finish(tmp_path, monkeypatch):
+    # Torch's first optimizer imports sympy lazily; an alarm raised inside that import once
+    # left a half-built sympy behind and every later deep cell in the run failed.
+    (tmp_path / "slow_package").mkdir()
+    (tmp_path / "slow_package" / "__init__.py").write_text("import time\ntime.sleep(0.4)\nCOMPLETE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_package", raising=False)
+    with pytest.raises(CellTimeout):
+        with time_limit(0.05):
+            import slow_package  # noqa: F401
+            time.sleep(5)
+    assert sys.modules["slow_package"].COMPLETE
+
+
 def test_timeout_is_stored_as_a_failure(tmp_path):
     sources = {"synthetic": SMALL}
     cells = build_cells(GridSpec(methods=["djsrh"], bits=[16], params={"djsrh": {"epochs": 500}}), sources)
