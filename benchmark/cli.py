@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="md (default), csv (tidy, long), latex (booktabs) or html (one self-contained page)")
     board.add_argument("-o", "--output", help="write to this file instead of standard output")
     board.add_argument("--ci", action="store_true", help="show 95%% intervals (bootstrap over queries within "
-                                                          "each seed; md only; metrics with per-query scores)")
+                                                          "each seed) and mark entries not significantly different "
+                                                          "from the best (md only; metrics with per-query scores)")
 
     cmp = sub.add_parser("compare", help="paired comparison of two methods, per dataset, direction and bits",
                          description="Paired difference A − B on the same queries (within each seed's split), "
@@ -68,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     cmp.add_argument("--methods", required=True, help="two methods: A,B")
     cmp.add_argument("--metric", default="map@all", help="map@all (default), map@50, tmap@all or p@r2")
+
+    rank = sub.add_parser("rank", help="mean rank of each method across datasets, with a Friedman test",
+                          description="Mean rank of each method over all leaderboard entries (dataset × protocol "
+                                      "× coding × direction × bits); with three or more datasets, a Friedman test "
+                                      "whose blocks are datasets and the Nemenyi critical difference.")
+    rank.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
+    rank.add_argument("--metric", default="map@all", help="metric to rank by (default: map@all)")
 
     report = sub.add_parser("report", help="figures, LaTeX and a self-contained HTML page from stored results",
                             description="Build a report from one or more results folders (no recomputation).")
@@ -114,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "rank":
+            return _rank(args)
         return _list(args)
     except UsageError as exc:
         print(f"cmhbench: error: {exc}", file=sys.stderr)
@@ -217,12 +227,12 @@ def _leaderboard(args: argparse.Namespace) -> int:
         elif args.format == "csv":
             text = leaderboard.to_csv(frame)
         elif args.ci:
-            from cmhbench.stats import leaderboard_intervals
+            from cmhbench.stats import leaderboard_statistics
 
-            text = leaderboard.to_markdown(frame, args.metric, leaderboard_intervals(frame, args.metric))
+            text = leaderboard.to_markdown(frame, args.metric, leaderboard_statistics(frame, args.metric))
         else:
             text = leaderboard.to_markdown(frame, args.metric)
-    except _usage_errors() as exc:
+    except (*_usage_errors(), ValueError) as exc:
         raise UsageError(str(exc)) from None
     if args.output:
         try:
@@ -302,6 +312,18 @@ def _compare(args: argparse.Namespace) -> int:
     print(tabulate(table.values.tolist(), headers=list(table.columns), floatfmt=".4f"))
     print(f"\n{args.metric}; difference = mean over seeds of the mean per-query difference; 95% interval: "
           "bootstrap over queries within each seed; p: paired permutation test, Holm-corrected over the rows.")
+    return 0
+
+
+def _rank(args: argparse.Namespace) -> int:
+    from cmhbench import store
+    from cmhbench.stats import rank_methods, ranking_entries
+
+    try:
+        entries = ranking_entries(store.load_results(*args.outs), args.metric)
+    except _usage_errors() as exc:
+        raise UsageError(str(exc)) from None
+    print(rank_methods(entries).to_markdown(args.metric))
     return 0
 
 

@@ -69,6 +69,13 @@ def plan(cells: list[Cell], out: os.PathLike | str, force: bool = False) -> tupl
     return todo, len(unique) - len(todo)
 
 
+def longest_first(cells: list[Cell]) -> list[Cell]:
+    """Parallel order: cells expected to take longest go first (deep before shallow, then
+    longer codes), so that no worker starts a long cell when the others are nearly done
+    (the greedy longest-processing-time rule)."""
+    return sorted(cells, key=lambda c: (registry.get(c.base).info.kind != "deep", -c.bits))
+
+
 def _serial(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
             bar: tqdm) -> Iterator[CellOutcome]:
     for cell in todo:
@@ -159,11 +166,11 @@ def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunC
               dynamic_ncols=True) as bar:
         outcomes: Iterable[CellOutcome]
         if backend == "dask":
-            outcomes = _dask(todo, sources, ctx, scheduler)
+            outcomes = _dask(longest_first(todo), sources, ctx, scheduler)
         elif jobs == 1:
             outcomes = _serial(todo, sources, ctx, bar)
         else:
-            outcomes = _loky(todo, sources, ctx, jobs)
+            outcomes = _loky(longest_first(todo), sources, ctx, jobs)
         for outcome in outcomes:
             summary.outcomes.append(outcome)
             if outcome.status == "failed":

@@ -16,6 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from cmhbench.evaluation import check_metric
+from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE
 from cmhbench.store import long_results
 
 DIRECTIONS = {"i2t": "I→T", "t2i": "T→I"}
@@ -24,6 +25,9 @@ NOT_APPLICABLE = "n/a"
 GROUP = ["dataset", "protocol", "database_coding"]
 LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
           f"{NOT_APPLICABLE} = not applicable (no pair encoder); † = fidelity 'reconstructed'.")
+TIED_MARK = "≈"
+STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over seeds", f"Mean over seeds [95% interval: {INTERVAL_RULE}]")
+                     + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
 
 
 class LeaderboardError(ValueError):
@@ -54,6 +58,10 @@ class Table:
             return MISSING
         std = self.stds.loc[method, bits]
         return f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+    def key(self, method: str, bits: int) -> tuple:
+        """The entry's key in :func:`cmhbench.stats.leaderboard_statistics`."""
+        return (self.dataset, self.protocol, self.database_coding, self.direction, method, bits)
 
     def rank(self, method: str, bits: int) -> int | None:
         """1 for the best mean of its column, 2 for the second best, ...; None if missing."""
@@ -109,9 +117,10 @@ def method_label(frame: pd.DataFrame, method: str) -> str:
     return f"{method} †" if (fidelity == "reconstructed").any() else method
 
 
-def to_markdown(frame: pd.DataFrame, metric: str = "map@all", intervals: dict | None = None) -> str:
-    """All tables as Markdown, with a legend; ``intervals`` (from
-    :func:`cmhbench.stats.leaderboard_intervals`) replaces the seed spread by 95% intervals."""
+def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:
+    """All tables as Markdown, with a legend.  ``statistics`` (from
+    :func:`cmhbench.stats.leaderboard_statistics`) replaces the seed spread by 95% intervals
+    and marks the entries not significantly different from their column's best."""
     parts = []
     for table in build_tables(frame, metric):
         rows = []
@@ -119,18 +128,16 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", intervals: dict | 
             cells = []
             for b in table.means.columns:
                 text = table.text(method, b)
-                key = (table.dataset, table.protocol, table.database_coding, table.direction, method, b)
-                if intervals and key in intervals:
-                    text = intervals[key].text()
+                entry = (statistics or {}).get(table.key(method, b))
+                if entry is not None:
+                    text = entry.interval.text() + (f" {TIED_MARK}" if entry.tied_with_best and not entry.best else "")
                 cells.append(f"**{text}**" if table.rank(method, b) == 1 else text)
             rows.append([method_label(frame, method), *cells])
         headers = ["method"] + [f"{b} bits" for b in table.means.columns]
         seeds = ", ".join(map(str, table.seeds))
         parts.append(f"### {table.title}\n\nseeds: {seeds}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
-    legend = LEGEND if not intervals else LEGEND.replace(
-        "Mean ± std over seeds", "Mean over seeds [95% interval: bootstrap over queries within each seed]")
-    return "\n\n".join(parts) + "\n\n" + legend + "\n"
+    return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
 
 
 def to_csv(frame: pd.DataFrame) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import cmhbench
 
-_PACKAGES = ("numpy", "scipy", "torch", "pandas", "joblib")
+_PACKAGES = ("numpy", "scipy", "numba", "torch", "pandas", "joblib")
 
 
 @functools.lru_cache(maxsize=1)

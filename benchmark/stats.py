@@ -33,6 +33,9 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
+INTERVAL_RULE = "bootstrap over queries within each seed"
+SIGNIFICANCE_RULE = ("paired permutation test over the same queries within each seed, Holm-corrected over the "
+                     "column, α = 0.05")
 
 
 def _seed_means_statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -116,21 +119,53 @@ class Ranking:
     friedman_p: float | None = None
     critical_difference: float | None = None
     dataset_ranks: pd.Series | None = None  # method -> mean rank over datasets (Friedman's)
+    n_datasets: int = 0
+
+    def to_markdown(self, metric: str) -> str:
+        """A table of mean ranks and one line per test or exclusion."""
+        from tabulate import tabulate
+
+        if self.mean_ranks.empty:
+            lines = [f"No method has every one of the {self.n_entries} entries; nothing to rank."]
+        else:
+            by_dataset = self.dataset_ranks is not None
+            rows = [[m, f"{r:.2f}"] + ([f"{self.dataset_ranks[m]:.2f}"] if by_dataset else [])
+                    for m, r in self.mean_ranks.items()]
+            headers = ["method", "mean rank"] + (["mean rank over datasets"] if by_dataset else [])
+            lines = [f"Mean rank by {metric} over {self.n_entries} entries (dataset × protocol × coding × direction "
+                     "× bits; 1 = best, ties share the average rank):", "",
+                     tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True), ""]
+            if self.friedman_p is not None:
+                lines.append(f"Friedman test over {self.n_datasets} datasets (a dataset's entries averaged first): "
+                             f"χ² = {self.friedman_statistic:.3f}, p = {self.friedman_p:.4g}. Nemenyi critical "
+                             f"difference (α = 0.05): {self.critical_difference:.3f}; methods whose mean ranks "
+                             "over datasets differ by less are not significantly different.")
+            else:
+                lines.append(f"No Friedman test: it needs three or more datasets and three or more ranked methods "
+                             f"(here {self.n_datasets} dataset(s), {len(self.mean_ranks)} method(s)).")
+        if self.excluded:
+            lines.append(f"No aggregate (an entry is missing, failed or not applicable): {', '.join(self.excluded)}.")
+        return "\n".join(lines) + "\n"
+
+
+ENTRY_COLUMNS = ("dataset", "protocol", "database_coding", "direction", "bits")
 
 
 def rank_methods(entries: pd.DataFrame, alpha: float = 0.05) -> Ranking:
     """Rank methods over entries.
 
-    ``entries`` has one row per (dataset, direction, bits) entry — a ``dataset`` column and
-    one column per method holding that entry's score (NaN where missing).
+    ``entries`` has one row per leaderboard entry (:func:`ranking_entries`): the columns of
+    ``ENTRY_COLUMNS`` that it has (``dataset`` at least) and one column per method holding
+    that entry's score (NaN where missing).
     """
-    methods = [c for c in entries.columns if c not in ("dataset", "direction", "bits")]
+    methods = [c for c in entries.columns if c not in ENTRY_COLUMNS]
     complete = [m for m in methods if entries[m].notna().all()]
     excluded = sorted(set(methods) - set(complete))
     scores = entries[complete]
     ranks = scores.rank(axis=1, ascending=False, method="average")
-    result = {"mean_ranks": ranks.mean().sort_values(), "excluded": excluded, "n_entries": len(entries)}
     per_dataset = entries.groupby("dataset")[complete].mean()
+    result = {"mean_ranks": ranks.mean().sort_values(), "excluded": excluded, "n_entries": len(entries),
+              "n_datasets": len(per_dataset)}
     if len(per_dataset) >= 3 and len(complete) >= 3:
         statistic, p = stats.friedmanchisquare(*[per_dataset[m].to_numpy() for m in complete])
         k, n = len(complete), len(per_dataset)
@@ -163,23 +198,59 @@ def _per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tu
     return out
 
 
-def leaderboard_intervals(frame: pd.DataFrame, metric: str = "map@all") -> dict[tuple, Interval]:
-    """(dataset, protocol, coding, direction, method, bits) -> interval, for complete entries."""
+@dataclass(frozen=True)
+class EntryStatistics:
+    """What the leaderboards show beside an entry's mean."""
+
+    interval: Interval
+    best: bool  # highest mean of its column
+    tied_with_best: bool  # not significantly different from the column's best (Holm over the column)
+    p_vs_best: float | None = None  # Holm-adjusted p of (best − this); None for the best itself
+
+
+def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: float = 0.05,
+                           n_resamples: int = N_RESAMPLES) -> dict[tuple, EntryStatistics]:
+    """(dataset, protocol, coding, direction, method, bits) -> interval and significance mark.
+
+    For every leaderboard column (one table, one bit length) each complete entry gets its
+    seed-stratified interval, and every method is compared with the column's best mean by
+    the paired test of :func:`paired_comparison`; the column's p-values are Holm-corrected
+    together, and an entry whose adjusted p is at least ``alpha`` is marked as not
+    significantly different from the best.  Needs the per-query scores of ``metric``.
+    """
     from cmhbench.leaderboard import GROUP, build_tables
 
-    intervals = {}
+    per_query_key("i2t", metric)  # fails early, naming the metrics that have per-query scores
+    result = {}
+    ok = frame[frame["status"] == "ok"]
     for table in build_tables(frame, metric):
-        group = frame[(frame[GROUP[0]] == table.dataset) & (frame[GROUP[1]] == table.protocol)
-                      & (frame[GROUP[2]] == table.database_coding) & (frame["status"] == "ok")]
-        for method in table.means.index:
-            for bits in table.means.columns:
-                if np.isnan(table.means.loc[method, bits]):
-                    continue
-                cells = group[(group["method"] == method) & (group["bits"] == bits)]
-                scores = _per_query(cells, table.direction, metric)
-                intervals[(table.dataset, table.protocol, table.database_coding, table.direction, method, bits)] = \
-                    entry_interval([s for _, s in scores.values()])
-    return intervals
+        group = ok[(ok[GROUP[0]] == table.dataset) & (ok[GROUP[1]] == table.protocol)
+                   & (ok[GROUP[2]] == table.database_coding)]
+        for bits in table.means.columns:
+            column = table.means[bits].dropna()
+            if column.empty:
+                continue
+            scores = {m: _per_query(group[(group["method"] == m) & (group["bits"] == bits)], table.direction, metric)
+                      for m in column.index}
+            best = str(column.idxmax())
+            seeds = sorted(scores[best])
+            others = [m for m in column.index if m != best]
+            p_values = []
+            for method in others:
+                for seed in seeds:
+                    if not np.array_equal(scores[method][seed][0], scores[best][seed][0]):
+                        raise ValueError(f"{table.dataset} seed {seed}: {method} and {best} were scored on "
+                                         "different queries")
+                p_values.append(paired_comparison([scores[best][s][1] for s in seeds],
+                                                  [scores[method][s][1] for s in seeds],
+                                                  n_resamples=n_resamples).p_value)
+            adjusted = dict(zip(others, holm(p_values))) if others else {}
+            for method in column.index:
+                interval = entry_interval([scores[method][s][1] for s in seeds], n_resamples=n_resamples)
+                p = adjusted.get(method)
+                key = (table.dataset, table.protocol, table.database_coding, table.direction, method, bits)
+                result[key] = EntryStatistics(interval, method == best, method == best or p >= alpha, p)
+    return result
 
 
 def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all") -> pd.DataFrame:
@@ -208,3 +279,20 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
     if not table.empty:
         table["p (Holm)"] = holm(table["p"].tolist())
     return table
+
+
+def ranking_entries(frame: pd.DataFrame, metric: str = "map@all") -> pd.DataFrame:
+    """One row per leaderboard column (dataset, protocol, coding, direction, bits), one column
+    per method with its mean over seeds (NaN where missing, failed or not applicable)."""
+    from cmhbench.leaderboard import build_tables
+
+    rows = []
+    for table in build_tables(frame, metric):
+        for bits in table.means.columns:
+            row = dict(zip(ENTRY_COLUMNS, (table.dataset, table.protocol, table.database_coding, table.direction,
+                                           int(bits))))
+            row.update(table.means[bits].to_dict())
+            rows.append(row)
+    entries = pd.DataFrame(rows)
+    methods = sorted(c for c in entries.columns if c not in ENTRY_COLUMNS)
+    return entries[[*ENTRY_COLUMNS, *methods]]

@@ -135,6 +135,19 @@ def _load_builtins() -> None:
         importlib.import_module(f"cmhbench.methods.{module.name}")
 
 
+def _load_own_module(name: str) -> None:
+    """Import only the built-in module named after a method: a worker process running a
+    shallow cell then never imports torch (about 1.3 s of start-up per worker)."""
+    module = name.replace("-", "_")
+    if module.startswith("_") or module in _NOT_METHOD_MODULES or not module.isidentifier():
+        return
+    try:
+        importlib.import_module(f"cmhbench.methods.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"cmhbench.methods.{module}":
+            raise
+
+
 def _load_plugins() -> None:
     if _state["plugins"]:
         return
@@ -181,7 +194,10 @@ def suggest(name: str, choices: list[str]) -> str:
 
 def get(name: str) -> type[Hasher]:
     """The class registered under ``name``."""
-    _ensure_loaded()
+    if name not in _methods and not _state["builtins"]:
+        _load_own_module(name)
+    if name not in _methods:
+        _ensure_loaded()
     try:
         return _methods[name]
     except KeyError:

@@ -24,8 +24,9 @@ The stable ranking is a counting sort on the distance: items are scattered into
 ``n_bits + 1`` buckets in ascending row order, so ties keep row order by construction
 (SciPy's compiled COO→CSR conversion does exactly this; ``np.argsort(kind="stable")``,
 numpy's radix sort for small integers, is the fallback).  The relevant items' places in
-that order give the terms m / p_m.  An optional numba kernel (used when numba is
-importable) needs no sort at all: one pass over the database in row order counts items
+that order give the terms m / p_m.  The numba kernel (numba is a dependency because the
+numpy path missed the 1 s target at 64 bits; numpy stays the fallback where numba cannot
+be imported) needs no sort at all: one pass over the database in row order counts items
 per distance, the running counts being each item's place inside its distance bucket,
 and a second pass over the relevant items adds the items at smaller distances to get
 their stable ranks.

@@ -19,6 +19,10 @@ import pandas as pd
 import cmhbench
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
 from cmhbench.leaderboard import DIRECTIONS, build_tables, method_label, stored_metrics
+from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE, rank_methods, ranking_entries
+
+STATISTICS_NOTE = (f"≈ = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
+                   f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "bits", "seed", "status", "fidelity",
               "kind", "device", "fit_s", "total_s", "split_hash", "params", "versions", "commit", "error", "key"]
@@ -34,7 +38,8 @@ th.sorted-asc::after{content:" ▲"}th.sorted-desc::after{content:" ▼"}
 td.best{font-weight:700}td.second{text-decoration:underline}.recon{color:#9a3412}
 .figures{display:flex;flex-wrap:wrap;gap:1rem}.figures img{max-width:560px;width:100%;border:1px solid #e3e6ec}
 #provenance td{font-size:.8rem;max-width:22rem;overflow:hidden;text-overflow:ellipsis}
-select{font-size:1rem;padding:.15rem .4rem}
+select{font-size:1rem;padding:.15rem .4rem}.controls{display:flex;gap:1.5rem;align-items:center}
+td.tied::after{content:" ≈";color:#5a6272}#ranking table{margin-top:.5rem}
 """
 
 _JS = r"""
@@ -65,13 +70,29 @@ function renderTables(metric){
     const body=table.createTBody();
     t.rows.forEach(r=>{const tr=body.insertRow();const name=el('td',{},r.label);
       if(r.reconstructed)name.className='recon';tr.appendChild(name);
-      r.cells.forEach(c=>{const td=el('td',{},c.text);td.dataset.value=c.value===null?'':c.value;
-        if(c.rank===1)td.className='best';else if(c.rank===2)td.className='second';tr.appendChild(td);});});
+      r.cells.forEach(c=>{const text=showIntervals()&&c.interval?c.interval:c.text;
+        const td=el('td',{},text);td.dataset.value=c.value===null?'':c.value;
+        if(c.rank===1)td.classList.add('best');else if(c.rank===2)td.classList.add('second');
+        if(c.tied)td.classList.add('tied');if(c.interval)td.title='95% interval '+c.interval;
+        tr.appendChild(td);});});
     host.appendChild(table);makeSortable(table);});
+  renderRanking(metric);
+}
+function showIntervals(){const box=document.getElementById('intervals');return box!==null&&box.checked;}
+function renderRanking(metric){
+  const host=document.getElementById('ranking');host.innerHTML='';const r=DATA.rankings[metric];
+  host.appendChild(el('p',{className:'note'},r.intro));
+  if(r.rows.length){const table=el('table',{className:'ranking'});const hr=table.createTHead().insertRow();
+    r.columns.forEach(c=>hr.appendChild(el('th',{},c)));const body=table.createTBody();
+    r.rows.forEach(row=>{const tr=body.insertRow();row.forEach((v,i)=>{
+      const td=el('td',{},i===0?String(v):Number(v).toFixed(2));if(i>0)td.dataset.value=v;tr.appendChild(td);});});
+    host.appendChild(table);makeSortable(table);}
+  r.notes.forEach(n=>host.appendChild(el('p',{className:'note'},n)));
 }
 const picker=document.getElementById('metric');
 DATA.metrics.forEach(m=>picker.appendChild(el('option',{value:m},m)));
 picker.value=DATA.default_metric;picker.addEventListener('change',()=>renderTables(picker.value));
+const box=document.getElementById('intervals');if(box)box.addEventListener('change',()=>renderTables(picker.value));
 renderTables(picker.value);
 (function(){const table=document.getElementById('provenance');const thead=table.createTHead();const hr=thead.insertRow();
   DATA.provenance_columns.forEach(c=>hr.appendChild(el('th',{},c)));const body=table.createTBody();
@@ -82,7 +103,7 @@ renderTables(picker.value);
 """
 
 
-def _tables_json(frame: pd.DataFrame, metric: str) -> list[dict]:
+def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> list[dict]:
     out = []
     for table in build_tables(frame, metric):
         rows = []
@@ -90,13 +111,27 @@ def _tables_json(frame: pd.DataFrame, metric: str) -> list[dict]:
             cells = []
             for b in table.means.columns:
                 mean = table.means.loc[method, b]
+                entry = (statistics or {}).get(table.key(method, b))
                 cells.append({"text": table.text(method, b), "value": None if np.isnan(mean) else float(mean),
-                              "rank": table.rank(method, b)})
+                              "rank": table.rank(method, b),
+                              "interval": entry.interval.text() if entry else None,
+                              "tied": bool(entry and entry.tied_with_best and not entry.best)})
             rows.append({"method": method, "label": method_label(frame, method),
                          "reconstructed": method_label(frame, method).endswith("†"), "cells": cells})
         out.append({"title": table.title, "direction": DIRECTIONS[table.direction], "seeds": table.seeds,
                     "bits": [int(b) for b in table.means.columns], "rows": rows})
     return out
+
+
+def _ranking_json(frame: pd.DataFrame, metric: str) -> dict:
+    ranking = rank_methods(ranking_entries(frame, metric))
+    by_dataset = ranking.dataset_ranks is not None
+    columns = ["method", "mean rank"] + (["mean rank over datasets"] if by_dataset else [])
+    rows = [[method_label(frame, m), float(r)] + ([float(ranking.dataset_ranks[m])] if by_dataset else [])
+            for m, r in ranking.mean_ranks.items()]
+    # the Markdown's prose lines, without its table
+    intro, *notes = [line for line in ranking.to_markdown(metric).splitlines() if line and not line.startswith("|")]
+    return {"columns": columns, "rows": rows, "intro": intro, "notes": notes}
 
 
 def _cells_json(frame: pd.DataFrame) -> list[dict]:
@@ -106,13 +141,16 @@ def _cells_json(frame: pd.DataFrame) -> list[dict]:
 
 
 def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all",
-            title: str = "cmhbench leaderboard") -> str:
-    """The whole page as one string."""
+            title: str = "cmhbench leaderboard", statistics: dict[str, dict] | None = None) -> str:
+    """The whole page as one string.  ``statistics``: metric -> the output of
+    :func:`cmhbench.stats.leaderboard_statistics`, shown as intervals and ≈ marks."""
     metrics = stored_metrics(frame) or [metric]
+    statistics = statistics or {}
     data = {
         "metrics": metrics,
         "default_metric": metric if metric in metrics else metrics[0],
-        "tables": {m: _tables_json(frame, m) for m in metrics},
+        "tables": {m: _tables_json(frame, m, statistics.get(m)) for m in metrics},
+        "rankings": {m: _ranking_json(frame, m) for m in metrics},
         "cells": _cells_json(frame),
         "provenance_columns": [c for c in PROVENANCE if c in frame.columns],
     }
@@ -121,6 +159,10 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(Path(p).read_bytes()).decode()}"></figure>' for p in images)
     recon = (frame["fidelity"] == "reconstructed").any() if "fidelity" in frame else False
+    intervals_control = ('<label><input type="checkbox" id="intervals"> 95% intervals</label>'
+                         if statistics else "")
+    statistics_note = (f'<p class="note">{html.escape(STATISTICS_NOTE)} Computed for: '
+                       f'{html.escape(", ".join(sorted(statistics)))}.</p>' if statistics else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title><style>{_CSS}</style></head>
@@ -130,8 +172,10 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
 ties: {html.escape(TIE_RULE)} · mean ± std over seeds; bold = best, underlined = second; — = a seed failed or
 is missing; n/a = no pair encoder{' · <span class="recon">†</span> = reconstructed from partial information'
  if recon else ''}. Click a column header to sort.</p>
-<label>metric <select id="metric"></select></label>
+<div class="controls"><label>metric <select id="metric"></select></label>{intervals_control}</div>
+{statistics_note}
 <div id="tables"></div>
+<h2>Ranking across datasets</h2><div id="ranking"></div>
 <h2>Figures</h2><div class="figures">{figures or '<p class="note">no figures</p>'}</div>
 <h2>Cells and provenance</h2>
 <p class="note">Every stored cell with what is needed to trust and reproduce it (full records in OUT/cells/KEY/record.json).</p>

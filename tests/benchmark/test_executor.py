@@ -11,7 +11,7 @@ import pytest
 
 from cmhbench import store
 from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
-from cmhbench.executor import WORKER_DIED, run_cells
+from cmhbench.executor import WORKER_DIED, longest_first, run_cells
 from cmhbench.grid import GridSpec, build_cells
 from cmhbench.runner import RunContext, cell_device, time_limit, CellTimeout
 
@@ -112,3 +112,9 @@ def test_gpu_requests_without_a_gpu_fall_back_to_the_cpu():
     device, warning = cell_device("cuda", deep=True)
     assert device == "cpu" and "torch sees no GPU" in warning
     assert cell_device("cuda:1", deep=False) == ("cpu", None)  # shallow methods run on the CPU
+
+
+def test_parallel_runs_start_the_longest_cells_first():
+    cells = build_cells(GridSpec(methods=["cca-itq", "djsrh"], bits=[16, 64, 32]), {"synthetic": SMALL})
+    order = [(c.base, c.bits) for c in longest_first(cells)]
+    assert order == [("djsrh", 64), ("djsrh", 32), ("djsrh", 16), ("cca-itq", 64), ("cca-itq", 32), ("cca-itq", 16)]

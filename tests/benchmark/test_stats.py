@@ -76,7 +76,7 @@ def test_no_friedman_with_fewer_than_three_datasets():
 def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
     from cmhbench import store
     from cmhbench.cli import main
-    from cmhbench.stats import compare_methods, leaderboard_intervals
+    from cmhbench.stats import compare_methods, leaderboard_statistics
 
     out = tmp_path / "o"
     assert main(["run", "--methods", "random,cca-itq", "--bits", "16", "--seeds", "0,1", "--out", str(out),
@@ -86,13 +86,76 @@ def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
     assert len(table) == 2 and (table["p (Holm)"] < 0.01).all() and (table["low"] > 0).all()
     same = compare_methods(frame, "random", "random")
     assert (same["p"] == 1.0).all()
-    intervals = leaderboard_intervals(frame)
-    entry = intervals[("synthetic", "synthetic", "modality", "i2t", "cca-itq", 16)]
-    assert entry.low <= entry.estimate <= entry.high
+    statistics = leaderboard_statistics(frame)
+    best = statistics[("synthetic", "synthetic", "modality", "i2t", "cca-itq", 16)]
+    assert best.interval.low <= best.interval.estimate <= best.interval.high
+    assert best.best and best.tied_with_best and best.p_vs_best is None
+    worse = statistics[("synthetic", "synthetic", "modality", "i2t", "random", 16)]
+    assert not worse.best and not worse.tied_with_best and worse.p_vs_best < 0.05
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--ci"]) == 0
-    assert "95% interval" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "95% interval" in printed and "≈" not in printed.split("\n\n")[2]  # random is clearly worse
+    assert main(["leaderboard", str(out), "--ci", "--metric", "map@5000"]) == 2
+    assert "per-query scores are stored for" in capsys.readouterr().err
     assert main(["compare", str(out), "--methods", "cca-itq,random"]) == 0
     assert "cca-itq − random" in capsys.readouterr().out
     assert main(["compare", str(out), "--methods", "cca-itq,nope"]) == 2
     assert "no stored cells of nope" in capsys.readouterr().err
+
+
+def _two_seed_frame(tmp_path, scores_by_method):
+    """A stored-results frame whose per-query AP is given: method -> [seed0 scores, seed1 scores]."""
+    from cmhbench import store
+
+    rows = []
+    for method, per_seed in scores_by_method.items():
+        for seed, scores in enumerate(per_seed):
+            key = f"{method}-{seed}"
+            query_idx = np.arange(len(scores)) + 1000 * seed
+            store.write_cell(tmp_path, key, {"key": key, "status": "ok"},
+                             {"query_idx": query_idx, "i2t_ap@all": scores, "t2i_ap@all": scores})
+            rows.append({"key": key, "out": str(tmp_path), "method": method, "dataset": "d", "protocol": "p",
+                         "database_coding": "modality", "bits": 16, "seed": seed, "status": "ok", "fidelity": "paper",
+                         "i2t/map@all": np.mean(scores), "t2i/map@all": np.mean(scores)})
+    return pd.DataFrame(rows)
+
+
+def test_entries_are_marked_when_not_significantly_different_from_the_best(tmp_path):
+    from cmhbench.leaderboard import to_markdown
+    from cmhbench.stats import leaderboard_statistics
+
+    rng = np.random.default_rng(5)
+    base = [rng.random(200), rng.random(200)]
+    frame = _two_seed_frame(tmp_path, {
+        "best": [b + 0.02 for b in base],
+        "twin": [b + 0.02 + rng.normal(0, 0.001, 200) for b in base],  # the same up to noise
+        "far": [b - 0.2 for b in base]})
+    statistics = leaderboard_statistics(frame, n_resamples=999)
+    mark = {m: statistics[("d", "p", "modality", "i2t", m, 16)] for m in ("best", "twin", "far")}
+    top = max(mark, key=lambda m: mark[m].interval.estimate)
+    assert mark[top].best and mark[top].tied_with_best
+    assert sum(e.best for e in mark.values()) == 1
+    assert mark["twin" if top == "best" else "best"].tied_with_best
+    assert not mark["far"].tied_with_best and mark["far"].p_vs_best < 0.01
+    text = to_markdown(frame, "map@all", statistics)
+    far_row = next(line for line in text.splitlines() if line.startswith("| far"))
+    assert "≈" not in far_row and "[" in far_row
+    assert text.count("≈") == 2 + text.count("≈ = ")  # the twin in both directions, plus the legend
+
+
+def test_ranking_entries_and_the_rank_command(tmp_path, capsys):
+    from cmhbench.cli import main
+    from cmhbench.stats import ranking_entries
+
+    out = tmp_path / "o"
+    assert main(["run", "--methods", "random,cca-itq", "--bits", "8,16", "--out", str(out), "--no-progress"]) == 0
+    from cmhbench import store
+
+    entries = ranking_entries(store.load_results(out))
+    assert len(entries) == 4 and list(entries.columns[-2:]) == ["cca-itq", "random"]
+    assert (entries["cca-itq"] > entries["random"]).all()
+    capsys.readouterr()
+    assert main(["rank", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| cca-itq  | 1.00" in printed and "No Friedman test" in printed and "1 dataset(s)" in printed

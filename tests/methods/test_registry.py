@@ -102,3 +102,21 @@ def test_pair_encoder_is_derived_from_the_class():
     assert not methods.get("cca-itq").info.pair_encoder
     with pytest.raises(NotImplementedError, match="no pair encoder"):
         methods.create("cca-itq").encode_pair(np.ones((2, 2)), np.ones((2, 2)))
+
+
+def test_getting_a_shallow_method_does_not_import_torch():
+    # A worker process running shallow cells must not pay for torch's import (~1.3 s each).
+    import subprocess
+    import sys
+
+    code = ("import sys; from cmhbench.methods import registry; cls = registry.get('cca-itq'); "
+            "assert cls.info.name == 'cca-itq'; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_a_name_without_a_module_of_its_own_falls_back_to_the_full_scan():
+    assert registry.get("cca-itq") is registry.get("cca-itq")
+    with pytest.raises(methods.UnknownMethodError, match="did you mean 'cca-itq'"):
+        registry.get("cca_itq")

@@ -103,3 +103,21 @@ def test_switching_the_metric_changes_the_numbers(driver, report):
     _, after = _rows(driver)
     assert before != after
     assert "map@50" in driver.find_element("css selector", "#tables h3").text
+
+
+def test_intervals_marks_and_the_ranking_are_shown(driver, report):
+    driver.get(report.as_uri())
+    _, plain = _rows(driver)
+    assert all("[" not in text for row in plain for text in row)
+    driver.find_element("id", "intervals").click()
+    _, with_intervals = _rows(driver)
+    assert all(text.count("[") == 1 for row in with_intervals for text in row[1:])
+    # random is far behind cca-itq: none of its entries carries the "not significantly different" mark
+    table, _ = _rows(driver)
+    random_row = next(tr for tr in table.find_elements("css selector", "tbody tr")
+                      if tr.find_element("tag name", "td").text == "random")
+    assert random_row.find_elements("css selector", "td.best") == []
+    assert random_row.find_elements("css selector", "td.tied") == []
+    ranking = driver.find_elements("css selector", "#ranking table.ranking tbody tr")
+    assert [tr.find_elements("tag name", "td")[0].text for tr in ranking] == ["cca-itq", "random"]
+    assert "No Friedman test" in driver.find_element("id", "ranking").text
