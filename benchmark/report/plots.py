@@ -41,10 +41,28 @@ def _save(fig: plt.Figure, dest: Path, name: str) -> tuple[Path, Path]:
     return png, svg
 
 
+_MARKERS = "osD^vP*Xph<>"
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def method_styles(methods) -> dict[str, dict]:
+    """One look per method, the same in every figure of a report: ten colours, and past
+    ten methods a second line style and another marker, so no two lines look alike."""
+    colours = plt.get_cmap("tab10").colors
+    return {m: {"color": colours[i % 10], "marker": _MARKERS[i % len(_MARKERS)],
+                "linestyle": _LINESTYLES[(i // 10) % len(_LINESTYLES)]}
+            for i, m in enumerate(sorted(set(methods)))}
+
+
+def _legend(ax) -> None:
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+
+
 def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> list[Figure]:
     """One figure per dataset, protocol, coding and direction: a line per method over bit
     lengths, with a band of ± one standard deviation over seeds where there are several."""
     figures = []
+    styles = method_styles(frame["method"])
     for table in build_tables(frame, metric):
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         series = {}
@@ -54,9 +72,9 @@ def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> lis
             if np.isnan(means).all():
                 continue
             stds = np.nan_to_num(table.stds.loc[method].to_numpy(dtype=float))
-            line, = ax.plot(bits, means, marker="o", label=method)
+            ax.plot(bits, means, label=method, **styles[method])
             if (stds > 0).any():
-                ax.fill_between(bits, means - stds, means + stds, color=line.get_color(), alpha=0.15)
+                ax.fill_between(bits, means - stds, means + stds, color=styles[method]["color"], alpha=0.15)
             series[method] = {"x": bits.tolist(), "y": means.tolist(), "spread": stds.tolist()}
         ax.set_xscale("log", base=2)
         ax.set_xticks(bits, [str(int(b)) for b in bits])
@@ -65,7 +83,7 @@ def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> lis
         title = f"{table.dataset} · {DIRECTIONS[table.direction]} · {table.database_coding}"
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        _legend(ax)
         name = slug(f"{metric}-vs-bits-{table.dataset}-{table.protocol}-{table.database_coding}-{table.direction}")
         png, svg = _save(fig, dest, name)
         figures.append(Figure(title, png, svg, series))
@@ -82,6 +100,7 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
     from cmhbench import store
 
     figures = []
+    styles = method_styles(frame["method"])
     ok = frame[frame["status"] == "ok"]
     for (dataset, protocol, coding, bits), cells in ok.groupby(["dataset", "protocol", "database_coding", "bits"]):
         stored = {row.key: store.read_arrays(row.out, row.key) for row in cells.itertuples()}
@@ -96,7 +115,8 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
                         continue
                     x = np.mean([a[xname] for a in arrays], axis=0)
                     y = np.mean([a[yname] for a in arrays], axis=0)
-                    ax.plot(x, y, marker="." if kind == "pr" else None, label=method)
+                    style = dict(styles[method], marker=styles[method]["marker"] if kind == "pr" else None)
+                    ax.plot(x, y, label=method, markersize=4, **style)
                     series[method] = {"x": x.tolist(), "y": y.tolist()}
                 if not series:
                     plt.close(fig)
@@ -106,7 +126,7 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
                 title = f"{dataset} · {DIRECTIONS[direction]} · {bits} bits · {coding}"
                 ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{what}\n{title}")
                 ax.grid(alpha=0.3)
-                ax.legend(fontsize=8, loc="best")
+                _legend(ax)
                 png, svg = _save(fig, dest, slug(f"{kind}-{dataset}-{protocol}-{coding}-{direction}-{bits}bits"))
                 figures.append(Figure(title, png, svg, series))
     return figures
