@@ -251,7 +251,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cmhbench.config import parse_list
     from cmhbench.evaluation import check_metric
     from cmhbench.evaluation.rescore import EvaluationInputError, evaluate_cell, score_codes_file
-    from cmhbench.runner import utc_now
+    from cmhbench.runner import code_statistics, utc_now
 
     try:
         metrics = parse_list(args.metrics, "metrics")
@@ -275,6 +275,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             for record in done:
                 arrays = store.read_arrays(out, record["key"])
                 scores, curves = evaluate_cell(arrays, metrics)
+                record["codes"] = code_statistics(arrays, int(arrays["n_bits"]))
                 for direction, values in scores.items():
                     record["metrics"].setdefault(direction, {}).update(values)
                 arrays.update(curves)

@@ -83,6 +83,22 @@ def _pack(codes: np.ndarray) -> np.ndarray:
     return np.packbits(codes > 0, axis=1)
 
 
+CODE_ARRAYS = ("i2t_query", "i2t_database", "t2i_query", "t2i_database")
+
+
+def code_statistics(arrays: dict[str, np.ndarray], n_bits: int) -> dict[str, dict[str, int]]:
+    """Distinct codes and constant bits of each stored code array.  A collapsed model (every
+    item one code, as deep methods can give on badly scaled features) scores exactly the
+    chance level; these two numbers say so without a label in sight."""
+    out = {}
+    for name in CODE_ARRAYS:
+        packed = arrays[name]
+        bits = np.unpackbits(packed, axis=1)[:, :n_bits]
+        constant = int((bits.min(axis=0) == bits.max(axis=0)).sum()) if len(bits) else n_bits
+        out[name] = {"distinct": int(len(np.unique(packed, axis=0))), "constant_bits": constant}
+    return out
+
+
 def _limit_threads(threads: int | None) -> AbstractContextManager:
     """Set BLAS/OpenMP and torch thread counts for the cell (None leaves them alone)."""
     if threads is None:
@@ -280,6 +296,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         "n_bits": np.array(cell.bits),
         "n_labels": np.array(dataset.labels.shape[1]),
     }
+    record["codes"] = code_statistics(arrays, cell.bits)
     record["metrics"], curves = evaluate_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
     arrays.update(curves)
     t3 = time.perf_counter()

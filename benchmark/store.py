@@ -197,6 +197,9 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
     }
     for timing, seconds in record.get("timings", {}).items():
         row[timing] = seconds
+    codes = record.get("codes") or {}
+    if codes:  # the fewer distinct codes of the two coded databases: 1 = collapsed
+        row["distinct_db_codes"] = min(codes[f"{d}_database"]["distinct"] for d in ("i2t", "t2i"))
     for direction, scores in (record.get("metrics") or {}).items():
         for metric, value in scores.items():
             row[f"{direction}/{metric}"] = value

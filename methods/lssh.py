@@ -37,8 +37,8 @@ the DJSRH-era baselines: ``mu = 0.05; rho = 0.5; lambda = 0.2``; in the paper's 
 ρ is its λ and λ its γ); K = 512 dictionary atoms (``dim1 = 512``), 20 outer rounds
 (``maxOutIter = 20``), 30 FISTA steps per lasso (SLEP ``maxIter = 30``), image PCA to c
 dimensions, training on at most 10,000 sampled pairs (``nSamples = 10000``; recorded as
-``train_rows_``).  Start: B, R, U standard normal (as the authors' code) projected onto the
-unit balls, from the seed.  Preset ``quick``: K = 64, 4 rounds, 15 FISTA steps.
+``train_rows_``).  Start: B, R, U standard normal from the seed, as the authors' code
+(``randn``, not projected: the first basis sweeps bring them onto the unit balls).  Preset ``quick``: K = 64, 4 rounds, 15 FISTA steps.
 
 Deviations, and why:
 - Dictionary/basis steps: the authors solve each constrained least squares by the Lagrange
@@ -99,11 +99,6 @@ def update_latent(U: np.ndarray, T: np.ndarray, RS: np.ndarray, lam: float, mu: 
     G = mu * (U.T @ U)
     G[np.diag_indices_from(G)] += lam
     return linalg.solve(G, lam * RS + mu * (U.T @ T), assume_a="pos")
-
-
-def _unit_columns(M: np.ndarray) -> np.ndarray:
-    norms = np.maximum(np.linalg.norm(M, axis=0), 1.0)
-    return M / norms
 
 
 def objective(X, T, B, S, R, A, U, penalties, lam: float, mu: float) -> float:
@@ -173,9 +168,9 @@ class LSSH(Hasher):
         lam, mu = self.lam, self.mu
 
         rng = self._rng()
-        U = _unit_columns(rng.standard_normal((dt, c)))
-        B = _unit_columns(rng.standard_normal((p, K)))
-        R = _unit_columns(rng.standard_normal((c, K)))
+        U = rng.standard_normal((dt, c))  # the authors' start: randn, not yet on the unit balls
+        B = rng.standard_normal((p, K))
+        R = rng.standard_normal((c, K))
         S = sparse_codes(B, X, self.rho, self.lasso_iter)
         root = np.sqrt(lam)
         history = []

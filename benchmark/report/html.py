@@ -25,7 +25,7 @@ STATISTICS_NOTE = (f"≈ = not significantly different from the column's best ({
                    f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "bits", "seed", "status", "fidelity",
-              "kind", "device", "fit_s", "total_s", "split_hash", "params", "versions", "commit", "error", "key"]
+              "kind", "device", "distinct_db_codes", "fit_s", "total_s", "split_hash", "params", "versions", "commit", "error", "key"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;

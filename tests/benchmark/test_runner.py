@@ -63,6 +63,21 @@ def test_a_cell_stores_metrics_codes_and_provenance(tmp_path):
     assert arrays["i2t_query"].shape == (50, 3)  # 20 bits packed into 3 bytes
     assert np.array_equal(arrays["database_idx"], np.sort(arrays["database_idx"]))
     assert int(arrays["n_bits"]) == 20
+    codes = record["codes"]["i2t_database"]
+    assert 1 < codes["distinct"] <= 350 and 0 <= codes["constant_bits"] < 20
+    assert store.load_results(tmp_path)["distinct_db_codes"].iloc[0] == min(
+        record["codes"][f"{d}_database"]["distinct"] for d in ("i2t", "t2i"))
+
+
+def test_code_statistics_count_distinct_codes_and_constant_bits():
+    from cmhbench.runner import CODE_ARRAYS, code_statistics
+
+    collapsed = np.packbits(np.ones((6, 10), dtype=bool), axis=1)
+    varied = np.packbits(np.array([[1] * 9 + [0], [0] * 9 + [0], [1] * 9 + [0]], dtype=bool), axis=1)
+    arrays = {name: collapsed for name in CODE_ARRAYS} | {"t2i_database": varied}
+    stats = code_statistics(arrays, 10)
+    assert stats["i2t_database"] == {"distinct": 1, "constant_bits": 10}
+    assert stats["t2i_database"] == {"distinct": 2, "constant_bits": 1}  # the padding bits are not counted
 
 
 def test_stored_codes_rescore_to_the_recorded_metrics(tmp_path):
