@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -109,15 +110,22 @@ class DeepHasher(Hasher):
         ]
 
     # --- the loop -------------------------------------------------------------------------
-    def _fit(self, train: PairedFeatures, n_bits: int) -> None:
+    @contextmanager
+    def _seeded_training(self, train: PairedFeatures
+                         ) -> Iterator[tuple[torch.device, torch.Generator, torch.Tensor, torch.Tensor]]:
+        """The device, a batch-order generator and the training features on the device, inside
+        a forked RNG seeded from ``seed``: a fit is reproducible and leaves the caller's torch
+        RNG as it was."""
         self.device_ = resolve_device(self.device)
         device = torch.device(self.device_)
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
             generator = torch.Generator().manual_seed(self.seed)
-            image = torch.from_numpy(train.image).to(device)
-            text = torch.from_numpy(train.text).to(device)
+            yield device, generator, torch.from_numpy(train.image).to(device), torch.from_numpy(train.text).to(device)
+
+    def _fit(self, train: PairedFeatures, n_bits: int) -> None:
+        with self._seeded_training(train) as (device, generator, image, text):
             self.image_net_ = mlp(train.image_dim, self.hidden, n_bits).to(device)
             self.text_net_ = mlp(train.text_dim, self.hidden, n_bits).to(device)
             self._prepare(image, text, train)

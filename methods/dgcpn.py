@@ -102,7 +102,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.base import check_memory, resolve_device
+from cmhbench.methods.base import check_memory
 from cmhbench.methods.deep import DeepHasher
 from cmhbench.methods.registry import register
 
@@ -320,14 +320,7 @@ class DGCPN(DeepHasher):
 
     def _fit(self, train, n_bits):
         self._check_params()
-        self.device_ = resolve_device(self.device)
-        device = torch.device(self.device_)
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            generator = torch.Generator().manual_seed(self.seed)
-            image = torch.from_numpy(train.image).to(device)
-            text = torch.from_numpy(train.text).to(device)
+        with self._seeded_training(train) as (device, generator, image, text):
             self.image_net_ = hash_network(train.image_dim, self.hidden, n_bits, self.dropout).to(device)
             self.text_net_ = hash_network(train.text_dim, self.hidden, n_bits, self.dropout,
                                           out_std=self.text_init_std).to(device)

@@ -79,7 +79,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.base import resolve_device
 from cmhbench.methods.deep import DeepHasher, batch_order
 from cmhbench.methods.registry import register
 
@@ -277,14 +276,7 @@ class UCCH(DeepHasher):
     # --- the loop (UCCH needs its own networks, one Adam over both, and clipping) ---------------
     def _fit(self, train, n_bits):
         self._check_params()
-        self.device_ = resolve_device(self.device)
-        device = torch.device(self.device_)
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            generator = torch.Generator().manual_seed(self.seed)
-            image = torch.from_numpy(train.image).to(device)
-            text = torch.from_numpy(train.text).to(device)
+        with self._seeded_training(train) as (device, generator, image, text):
             self.image_net_ = hash_network(train.image_dim, self.hidden, self.image_layers, n_bits).to(device)
             self.text_net_ = hash_network(train.text_dim, self.hidden, self.text_layers, n_bits).to(device)
             bank = MemoryBank(train.n, n_bits, generator, device)
