@@ -65,6 +65,9 @@ def test_rankings_and_friedman_with_missing_method_excluded():
     assert ranking.friedman_p < 0.05
     assert ranking.critical_difference > 0
     assert ranking.dataset_ranks["low"] == 3.0
+    text = ranking.to_markdown("map@all")
+    assert "Friedman test over 4 datasets" in text and f"p = {ranking.friedman_p:.4g}" in text
+    assert "| best     | 1.00        | 1.00" in text and "No aggregate" in text and "partial" in text
 
 
 def test_no_friedman_with_fewer_than_three_datasets():
