@@ -70,6 +70,12 @@ def relaxation(epoch: int) -> float:
     return math.sqrt(epoch + 1.0)
 
 
+def signs(values: torch.Tensor) -> torch.Tensor:
+    """±1 in the input's dtype, 0 ↦ +1: how the harness binarises codes, for the methods
+    that need sign codes inside training (binary keys, unified codes, the B-update)."""
+    return torch.where(values >= 0, 1.0, -1.0).to(values.dtype)
+
+
 def batch_order(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
     """One epoch's shuffled batches; the incomplete last batch is dropped if others exist."""
     order = torch.randperm(n, generator=generator)

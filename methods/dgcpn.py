@@ -103,7 +103,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import check_memory
-from cmhbench.methods.deep import DeepHasher
+from cmhbench.methods.deep import DeepHasher, signs
 from cmhbench.methods.registry import register
 
 #: Floats of one block of the n × n similarity product while searching neighbours
@@ -164,8 +164,7 @@ def relaxed(h: torch.Tensor) -> torch.Tensor:
 
 def sign_codes(h: torch.Tensor) -> torch.Tensor:
     """H = sgn(h)/√c (0 ↦ +1) for network outputs h: unit length, without gradient."""
-    h = h.detach()
-    return torch.where(h >= 0, 1.0, -1.0).to(h.dtype) / math.sqrt(h.shape[1])
+    return signs(h.detach()) / math.sqrt(h.shape[1])
 
 
 def off_diagonal_mse(a: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -92,7 +92,7 @@ import torch
 import torch.nn.functional as F
 
 from cmhbench.methods.base import PairedFeatures, resolve_device
-from cmhbench.methods.deep import DeepHasher, batch_order, mlp, relaxation
+from cmhbench.methods.deep import DeepHasher, batch_order, mlp, relaxation, signs
 from cmhbench.methods.jdsh import JDSH
 from cmhbench.methods.registry import register
 
@@ -214,10 +214,6 @@ class Centre(torch.nn.Module):
 def centred_mlp(mean: torch.Tensor, hidden: int, out_dim: int) -> torch.nn.Sequential:
     """The core's Linear–ReLU–Linear on inputs centred by the training mean."""
     return torch.nn.Sequential(Centre(mean), *mlp(mean.shape[0], hidden, out_dim))
-
-
-def _sign(values: torch.Tensor) -> torch.Tensor:
-    return torch.where(values >= 0, 1.0, -1.0).to(values.dtype)
 
 
 @register(
@@ -347,7 +343,7 @@ class KDCMH(DeepHasher):
             self.text_net_ = centred_mlp(text.mean(dim=0), self.hidden, n_bits).to(device)
             F_buf = torch.randn(n, n_bits, generator=generator).to(device)
             G_buf = torch.randn(n, n_bits, generator=generator).to(device)
-            B = _sign(F_buf + G_buf)
+            B = signs(F_buf + G_buf)
             opt_image = self._optimizer(self.image_net_, self.lr_image)
             opt_text = self._optimizer(self.text_net_, self.lr_text)
             schedule = [(opt_image, self.learning_rates(self.lr_image)), (opt_text, self.learning_rates(self.lr_text))]
@@ -378,7 +374,7 @@ class KDCMH(DeepHasher):
                         for name, value in {f"loss_{modality}": loss.item(), **terms}.items():
                             sums[name] = sums.get(name, 0.0) + value
                             counts[name] = counts.get(name, 0) + 1
-                B = _sign(F_buf + G_buf)
+                B = signs(F_buf + G_buf)
                 for name, total in sums.items():
                     history.setdefault(name, []).append(total / counts[name])
                 history.setdefault("loss", []).append((history["loss_image"][-1] + history["loss_text"][-1]) / 2.0)

@@ -79,7 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.deep import DeepHasher, batch_order
+from cmhbench.methods.deep import DeepHasher, batch_order, signs
 from cmhbench.methods.registry import register
 
 RANKING_FORMS = ("smooth", "hinge")
@@ -103,16 +103,11 @@ def unit_outputs(net: nn.Module, features: torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.tanh(net(features)), dim=1)
 
 
-def binary(values: torch.Tensor) -> torch.Tensor:
-    """Signs as ±1 floats, 0 ↦ +1 (as the harness binarises codes)."""
-    return torch.where(values >= 0, 1.0, -1.0).to(values.dtype)
-
-
 class MemoryBank:
     """One row per training pair; binary keys are the signs of the rows."""
 
     def __init__(self, n: int, n_bits: int, generator: torch.Generator, device: torch.device) -> None:
-        start = binary(torch.randn(n, n_bits, generator=generator))
+        start = signs(torch.randn(n, n_bits, generator=generator))
         self.values = F.normalize(start, dim=1).to(device)
 
     @property
@@ -120,7 +115,7 @@ class MemoryBank:
         return self.values.shape[0]
 
     def keys(self) -> torch.Tensor:
-        return binary(self.values)
+        return signs(self.values)
 
     @torch.no_grad()
     def update(self, rows: torch.Tensor, image_out: torch.Tensor, text_out: torch.Tensor, momentum: float) -> None:
@@ -251,7 +246,7 @@ class UCCH(DeepHasher):
         b_img = unit_outputs(self.image_net_, image)
         b_txt = unit_outputs(self.text_net_, text)
         if epoch < self.warmup_epochs:
-            keys = binary((b_img + b_txt).detach() / 2.0)            # the batch's own fused signs
+            keys = signs((b_img + b_txt).detach() / 2.0)            # the batch's own fused signs
             m = rows.shape[0]
             local = torch.arange(m)
             candidates = torch.cat([local[:, None], sample_negatives(local, m, m, generator)], dim=1)

@@ -121,7 +121,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures
-from cmhbench.methods.deep import DeepHasher, batch_order, cosine_matrix, mlp, relaxation, scaled_cosine
+from cmhbench.methods.deep import DeepHasher, batch_order, cosine_matrix, mlp, relaxation, scaled_cosine, signs
 from cmhbench.methods.registry import register
 
 #: Pairs per chunk when estimating the calibration quantiles (memory bound only).
@@ -286,11 +286,6 @@ def selection_loss(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(cosine_matrix(u), S)
 
 
-def sign(values: torch.Tensor) -> torch.Tensor:
-    """±1 with 0 → +1 (the harness's convention)."""
-    return torch.where(values >= 0, 1.0, -1.0).to(values.dtype)
-
-
 @register(
     name="uchm",
     title="Unsupervised Cross-Modal Hashing With Modality-Interaction",
@@ -416,11 +411,11 @@ class UCHM(DeepHasher):
         if self.selector_ is not None:
             u = self.selector_(t_img.detach(), t_txt.detach())
             l_select = selection_loss(u, S)
-            unified = sign(u.detach())
+            unified = signs(u.detach())
             terms["select"] = l_select.item()
         else:
             l_select = torch.zeros((), device=image.device)
-            unified = sign((h_img + h_txt).detach())
+            unified = signs((h_img + h_txt).detach())
         l_quant = F.mse_loss(t_img, unified) + F.mse_loss(t_txt, unified)
         terms["quant"] = l_quant.item()
         loss = (l_cross + self.intra_weight * l_intra + self.pair_weight * l_pair + self.quant_weight * l_quant

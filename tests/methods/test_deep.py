@@ -3,7 +3,7 @@ import torch
 
 from cmhbench.datasets.synthetic import SyntheticConfig, generate
 from cmhbench.methods import create
-from cmhbench.methods.deep import batch_order, cosine_matrix, relaxation, scaled_cosine
+from cmhbench.methods.deep import batch_order, cosine_matrix, relaxation, scaled_cosine, signs
 
 
 def test_scaled_cosine_on_a_hand_checkable_case():
@@ -35,6 +35,11 @@ def test_loss_history_is_kept_and_the_loss_falls():
         assert history.shape == (8,)
         assert history[-1] < history[0], (name, history)
         assert model.fit_report()["epochs"] == 8 and model.fit_report()["device"] == "cpu"
+
+
+def test_signs_map_zero_to_plus_one_and_keep_the_dtype():
+    assert torch.equal(signs(torch.tensor([0.0, -0.0, -1e-9, 2.0])), torch.tensor([1.0, 1.0, -1.0, 1.0]))
+    assert signs(torch.zeros(2, dtype=torch.float64)).dtype == torch.float64
 
 
 def test_fitting_leaves_the_global_torch_rng_alone():

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from cmhbench.datasets.synthetic import SyntheticConfig, generate
 from cmhbench.methods import PairedFeatures, create
-from cmhbench.methods.ucch import (MemoryBank, binary, contrastive_logits, contrastive_loss, hash_network,
+from cmhbench.methods.ucch import (MemoryBank, contrastive_logits, contrastive_loss, hash_network,
                                    ranking_loss, sample_negatives, smooth_ranking_loss, unit_outputs)
 
 
@@ -98,7 +98,6 @@ def test_networks_are_the_authors_shapes_and_outputs_unit_length():
     assert hash_network(7, 16, 2, 5)[0].out_features == 16 and len(hash_network(7, 16, 1, 5)) == 1
     out = unit_outputs(net, torch.rand(4, 7))
     assert torch.allclose(out.norm(dim=1), torch.ones(4), atol=1e-6)
-    assert torch.equal(binary(torch.tensor([0.0, -0.0, -1e-9, 2.0])), torch.tensor([1.0, 1.0, -1.0, 1.0]))
 
 
 def _model(**params):
