@@ -121,31 +121,44 @@ class Ranking:
     dataset_ranks: pd.Series | None = None  # method -> mean rank over datasets (Friedman's)
     n_datasets: int = 0
 
+    def columns(self) -> list[str]:
+        return ["method", "mean rank"] + (["mean rank over datasets"] if self.dataset_ranks is not None else [])
+
+    def rows(self) -> list[list]:
+        """[method, mean rank(, mean rank over datasets)], best first."""
+        return [[m, float(r)] + ([float(self.dataset_ranks[m])] if self.dataset_ranks is not None else [])
+                for m, r in self.mean_ranks.items()]
+
+    def intro(self, metric: str) -> str:
+        if self.mean_ranks.empty:
+            return f"No method has every one of the {self.n_entries} entries; nothing to rank."
+        return (f"Mean rank by {metric} over {self.n_entries} entries (dataset × protocol × coding × direction "
+                "× bits; 1 = best, ties share the average rank):")
+
+    def notes(self) -> list[str]:
+        """One line per test or exclusion, for below the table."""
+        lines = []
+        if self.friedman_p is not None:
+            lines.append(f"Friedman test over {self.n_datasets} datasets (a dataset's entries averaged first): "
+                         f"χ² = {self.friedman_statistic:.3f}, p = {self.friedman_p:.4g}. Nemenyi critical "
+                         f"difference (α = 0.05): {self.critical_difference:.3f}; methods whose mean ranks "
+                         "over datasets differ by less are not significantly different.")
+        elif not self.mean_ranks.empty:
+            lines.append(f"No Friedman test: it needs three or more datasets and three or more ranked methods "
+                         f"(here {self.n_datasets} dataset(s), {len(self.mean_ranks)} method(s)).")
+        if self.excluded:
+            lines.append(f"No aggregate (an entry is missing, failed or not applicable): {', '.join(self.excluded)}.")
+        return lines
+
     def to_markdown(self, metric: str) -> str:
         """A table of mean ranks and one line per test or exclusion."""
         from tabulate import tabulate
 
-        if self.mean_ranks.empty:
-            lines = [f"No method has every one of the {self.n_entries} entries; nothing to rank."]
-        else:
-            by_dataset = self.dataset_ranks is not None
-            rows = [[m, f"{r:.2f}"] + ([f"{self.dataset_ranks[m]:.2f}"] if by_dataset else [])
-                    for m, r in self.mean_ranks.items()]
-            headers = ["method", "mean rank"] + (["mean rank over datasets"] if by_dataset else [])
-            lines = [f"Mean rank by {metric} over {self.n_entries} entries (dataset × protocol × coding × direction "
-                     "× bits; 1 = best, ties share the average rank):", "",
-                     tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True), ""]
-            if self.friedman_p is not None:
-                lines.append(f"Friedman test over {self.n_datasets} datasets (a dataset's entries averaged first): "
-                             f"χ² = {self.friedman_statistic:.3f}, p = {self.friedman_p:.4g}. Nemenyi critical "
-                             f"difference (α = 0.05): {self.critical_difference:.3f}; methods whose mean ranks "
-                             "over datasets differ by less are not significantly different.")
-            else:
-                lines.append(f"No Friedman test: it needs three or more datasets and three or more ranked methods "
-                             f"(here {self.n_datasets} dataset(s), {len(self.mean_ranks)} method(s)).")
-        if self.excluded:
-            lines.append(f"No aggregate (an entry is missing, failed or not applicable): {', '.join(self.excluded)}.")
-        return "\n".join(lines) + "\n"
+        lines = [self.intro(metric)]
+        if not self.mean_ranks.empty:
+            rows = [[row[0], *(f"{v:.2f}" for v in row[1:])] for row in self.rows()]
+            lines += ["", tabulate(rows, headers=self.columns(), tablefmt="pipe", disable_numparse=True), ""]
+        return "\n".join(lines + self.notes()) + "\n"
 
 
 ENTRY_COLUMNS = ("dataset", "protocol", "database_coding", "direction", "bits")

@@ -125,13 +125,8 @@ def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> l
 
 def _ranking_json(frame: pd.DataFrame, metric: str) -> dict:
     ranking = rank_methods(ranking_entries(frame, metric))
-    by_dataset = ranking.dataset_ranks is not None
-    columns = ["method", "mean rank"] + (["mean rank over datasets"] if by_dataset else [])
-    rows = [[method_label(frame, m), float(r)] + ([float(ranking.dataset_ranks[m])] if by_dataset else [])
-            for m, r in ranking.mean_ranks.items()]
-    # the Markdown's prose lines, without its table
-    intro, *notes = [line for line in ranking.to_markdown(metric).splitlines() if line and not line.startswith("|")]
-    return {"columns": columns, "rows": rows, "intro": intro, "notes": notes}
+    rows = [[method_label(frame, row[0]), *row[1:]] for row in ranking.rows()]
+    return {"columns": ranking.columns(), "rows": rows, "intro": ranking.intro(metric), "notes": ranking.notes()}
 
 
 def _cells_json(frame: pd.DataFrame) -> list[dict]:
