@@ -206,8 +206,9 @@ def _per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tu
 
     out = {}
     for row in cells.itertuples():
-        arrays = store.read_arrays(row.out, row.key)
-        out[int(row.seed)] = (arrays["query_idx"], arrays[per_query_key(direction, metric)])
+        scores = per_query_key(direction, metric)
+        arrays = store.read_arrays(row.out, row.key, ("query_idx", scores))
+        out[int(row.seed)] = (arrays["query_idx"], arrays[scores])
     return out
 
 

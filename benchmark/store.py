@@ -140,9 +140,11 @@ def read_record(out: str | Path, key: str) -> dict[str, Any]:
         return json.load(fh)
 
 
-def read_arrays(out: str | Path, key: str) -> dict[str, np.ndarray]:
+def read_arrays(out: str | Path, key: str, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """A cell's arrays; with ``names``, only those (each array of the file is decompressed
+    on access, so statistics over many cells read just the two they need)."""
     with np.load(cells_dir(out) / key / ARRAYS) as data:
-        return {name: data[name] for name in data.files}
+        return {name: data[name] for name in (data.files if names is None else names)}
 
 
 def done_keys(out: str | Path) -> set[str]:
