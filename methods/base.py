@@ -21,7 +21,7 @@ import hashlib
 import inspect
 import os
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
 
@@ -205,6 +205,18 @@ def check_memory(n_bytes: int, what: str, fraction: float = 0.8) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One progress report from inside ``fit``: ``done`` of ``total`` steps, plus named values."""
+
+    done: int
+    total: int
+    values: dict[str, float]
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
 class Hasher:
     """Base class of every method.  Subclasses are registered with ``@register``.
 
@@ -252,8 +264,13 @@ class Hasher:
         return f"{type(self).__name__}({args})"
 
     # --- the contract -------------------------------------------------------------------
-    def fit(self, train: PairedFeatures, n_bits: int) -> "Hasher":
-        """Learn codes of ``n_bits`` bits from paired, unlabelled training features."""
+    def fit(self, train: PairedFeatures, n_bits: int, progress: ProgressCallback | None = None) -> "Hasher":
+        """Learn codes of ``n_bits`` bits from paired, unlabelled training features.
+
+        ``progress``, when given, is called by long-running methods through
+        :meth:`report_progress` (e.g. once per epoch), so the harness can show it; the
+        method never prints.
+        """
         if not isinstance(train, PairedFeatures):
             raise TypeError(
                 f"fit expects a PairedFeatures (image and text, no labels), got {type(train).__name__}"
@@ -262,9 +279,23 @@ class Hasher:
         self.n_bits_ = check_bits(n_bits)
         self.image_dim_ = train.image_dim
         self.text_dim_ = train.text_dim
-        self._fit(train, self.n_bits_)
+        self._progress = progress
+        try:
+            self._fit(train, self.n_bits_)
+        finally:
+            self._progress = None  # a callback may hold a bar or a queue: never keep it
         self.fitted_ = True
         return self
+
+    def report_progress(self, done: int, total: int, **values: float) -> None:
+        """Tell the harness how far ``fit`` is (``done`` of ``total`` steps, e.g. epochs).
+
+        ``values`` are short named numbers worth showing, such as the current loss.
+        A no-op when nobody listens, so methods call it unconditionally.
+        """
+        callback = getattr(self, "_progress", None)
+        if callback is not None:
+            callback(Progress(int(done), int(total), {k: float(v) for k, v in values.items()}))
 
     def encode_image(self, image: Any) -> np.ndarray:
         """Codes for images alone: int8 {-1, +1}, shape (n, n_bits)."""

@@ -82,3 +82,26 @@ def test_parameters_come_from_the_constructor():
 def test_fit_refuses_anything_but_paired_features():
     with pytest.raises(TypeError, match="PairedFeatures"):
         Toy().fit((np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 1))), 8)
+
+
+def test_progress_reports_reach_the_callback_given_to_fit_and_are_not_kept():
+    from cmhbench.methods.base import Hasher, PairedFeatures, Progress
+
+    class Epochs(Hasher):
+        def _fit(self, train, n_bits):
+            for epoch in range(3):
+                self.report_progress(epoch + 1, 3, loss=1.0 / (epoch + 1))
+
+        def _encode_image(self, image):
+            return np.ones((len(image), self.n_bits_))
+
+        _encode_text = _encode_image
+
+    rng = np.random.default_rng(0)
+    train = PairedFeatures(rng.normal(size=(10, 4)), rng.normal(size=(10, 3)))
+    seen: list[Progress] = []
+    model = Epochs().fit(train, 8, progress=seen.append)
+    assert [(p.done, p.total) for p in seen] == [(1, 3), (2, 3), (3, 3)]
+    assert seen[-1].values["loss"] == pytest.approx(1 / 3)
+    model.fit(train, 8)  # no callback: reports go nowhere, and the old one is not reused
+    assert len(seen) == 3
