@@ -151,7 +151,8 @@ class JDSH(DeepHasher):
     def _fused(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return joint_modal_similarity(image, text, self.alpha, self.beta, self.lam)
 
-    def _prepare(self, image, text, train):
+    def _prepare(self, run, train):
+        image, text = run.image, run.text
         given = {name: getattr(self, name) for name in DSDW_FIELDS}
         self.dsdw_ = dict(given)
         self.dsdw_estimated_ = sorted(name for name, value in given.items() if value is None)
@@ -188,5 +189,5 @@ class JDSH(DeepHasher):
         cross_ti = F.mse_loss(cross.T, S)
         paired = torch.diagonal(cross).mean()
         loss = self.intra_weight * (intra_image + intra_text) + cross_it + cross_ti - paired
-        return loss, {"intra_image": intra_image.item(), "intra_text": intra_text.item(),
-                      "cross": (cross_it + cross_ti).item(), "paired": paired.item()}
+        return loss, {"intra_image": intra_image, "intra_text": intra_text, "cross": cross_it + cross_ti,
+                      "paired": paired}
