@@ -25,6 +25,8 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
 
+from cmhbench.methods.domains import Domain
+
 #: Constructor arguments every method takes that the harness sets per cell; they are
 #: not hyper-parameters (not keyed, not part of presets).
 HARNESS_PARAMS = ("seed", "device", "cache")
@@ -232,6 +234,9 @@ class Hasher:
     """
 
     info: ClassVar[MethodInfo]
+    #: Valid values of each hyper-parameter and the range worth searching (see
+    #: :mod:`cmhbench.methods.domains`); declared beside the constructor's defaults.
+    param_domains: ClassVar[Mapping[str, Domain]] = {}
 
     def __init__(self, *, seed: int = 0, device: str = "auto", cache: Any = None) -> None:
         self.seed = seed

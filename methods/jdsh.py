@@ -72,6 +72,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.deep import DeepHasher, mlp, relaxed_codes, scaled_cosine
+from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
+                                      learning_rate, weight)
 from cmhbench.methods.registry import register
 
 DSDW_FIELDS = ("loc", "scale_left", "scale_right", "s_min", "s_max")
@@ -135,6 +137,33 @@ def estimate_dsdw(values: np.ndarray, tail: float = 0.001, bins: int = 256) -> d
     },
 )
 class JDSH(DeepHasher):
+    param_domains = {
+        "alpha": Real(0.0, 1.0, search=(0.1, 0.9)),
+        "beta": Real(0.0, 1.0, search=(0.05, 0.5)),
+        "lam": Real(0.0, 1.0, search=(0.1, 0.6)),
+        "a": POSITIVE,
+        "b": POSITIVE,
+        "l1": Real(0.0),
+        "l2": Real(0.0),
+        "mu": Real(0.0, low_open=True, search=(1.0, 2.0)),
+        "dsdw_constants": Choice(DSDW_CONSTANTS),
+        "loc": Real(optional=True),
+        "scale_left": Real(0.0, low_open=True, optional=True),
+        "scale_right": Real(0.0, low_open=True, optional=True),
+        "s_min": Real(optional=True),
+        "s_max": Real(optional=True),
+        "intra_weight": weight(0.01, 1.0),
+        "estimation_batches": Int(1),
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "hidden": HIDDEN,
+        "image_network": Choice(IMAGE_NETWORKS),
+        "lr_image": learning_rate(1e-4, 1e-1),
+        "lr_text": learning_rate(1e-4, 1e-1),
+        "momentum": MOMENTUM,
+        "weight_decay": WEIGHT_DECAY,
+    }
+
     def __init__(
         self,
         *,

@@ -95,6 +95,7 @@ import torch.nn.functional as F
 from cmhbench.methods.base import PairedFeatures, resolve_device
 from cmhbench.methods.deep import DeepHasher, batch_order, mlp, relaxation, signs
 from cmhbench.methods.jdsh import JDSH
+from cmhbench.methods.domains import BATCH, Choice, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
 
 DISTILL_TARGETS = ("soft", "knn")
@@ -234,6 +235,35 @@ def centred_mlp(mean: torch.Tensor, hidden: int, out_dim: int) -> torch.nn.Seque
     dataset_overrides={name: as_teacher_values(values) for name, values in JDSH.info.dataset_overrides.items()},
 )
 class KDCMH(DeepHasher):
+    param_domains = {
+        "distill": Choice(DISTILL_TARGETS, search=True),
+        "knn_fraction": Real(0.0, 1.0, low_open=True, search=(0.01, 0.2), log=True),
+        "gamma": weight(0.01, 10.0),
+        "eta": weight(0.001, 10.0),
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "hidden": HIDDEN,
+        "optimizer": Choice(OPTIMIZERS),
+        "lr_image": learning_rate(1e-5, 1e-2),
+        "lr_text": learning_rate(1e-5, 1e-2),
+        "lr_final": POSITIVE,
+        "momentum": MOMENTUM,
+        "weight_decay": WEIGHT_DECAY,
+        "teacher_bits": Int(1),
+        "teacher_epochs": EPOCHS,
+        "teacher_hidden": HIDDEN,
+        "teacher_alpha": Real(0.0, 1.0),
+        "teacher_beta": Real(0.0, 1.0),
+        "teacher_lam": Real(0.0, 1.0),
+        "teacher_l1": Real(0.0),
+        "teacher_l2": Real(0.0),
+        "teacher_loc": Real(optional=True),
+        "teacher_scale_left": Real(0.0, low_open=True, optional=True),
+        "teacher_scale_right": Real(0.0, low_open=True, optional=True),
+        "teacher_s_min": Real(optional=True),
+        "teacher_s_max": Real(optional=True),
+    }
+
     def __init__(
         self,
         *,

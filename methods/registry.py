@@ -26,7 +26,7 @@ from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
 PRESETS = ("paper", "quick")
-_NOT_METHOD_MODULES = {"base", "registry", "deep"}  # modules that register nothing
+_NOT_METHOD_MODULES = {"base", "registry", "deep", "domains"}  # modules that register nothing
 
 _methods: dict[str, type[Hasher]] = {}
 _plugin_errors: dict[str, str] = {}
@@ -114,6 +114,17 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
     for preset in info.presets:
         if preset not in PRESETS:
             raise ValueError(f"method {info.name!r}: unknown preset {preset!r} (presets are {PRESETS})")
+    undeclared = sorted(set(cls.param_domains) - known)
+    if undeclared:
+        raise TypeError(f"method {info.name!r}: param_domains names unknown parameters {undeclared}")
+    defaults = cls.default_params()
+    for where, values in [("default", defaults), *[(f"preset {k!r}", v) for k, v in info.presets.items()],
+                          *[(f"dataset override {k!r}", v) for k, v in info.dataset_overrides.items()]]:
+        for key, value in values.items():
+            domain = cls.param_domains.get(key)
+            if domain is not None and not domain.contains(value):
+                raise TypeError(f"method {info.name!r}: {where} {key}={value!r} is outside its domain "
+                                f"({domain.describe()})")
 
 
 def _add(cls: type[Hasher]) -> None:
@@ -273,8 +284,16 @@ def resolve_params(
                 f"method {cls.info.name!r} has no parameter {key!r}{suggest(key, list(resolved))} "
                 f"(parameters: {', '.join(resolved) or 'none'})"
             )
-        resolved[key] = coerce_value(cls, key, value)
+        resolved[key] = check_domain(cls, key, coerce_value(cls, key, value))
     return resolved
+
+
+def check_domain(cls: type[Hasher], name: str, value: Any) -> Any:
+    """Refuse a value outside the parameter's declared domain (types are checked before)."""
+    domain = cls.param_domains.get(name)
+    if domain is not None and not domain.contains(value):
+        raise ParameterError(f"{cls.info.name}.{name}={value!r} is outside its domain: {domain.describe()}")
+    return value
 
 
 def create(

@@ -91,7 +91,7 @@ def test_constants_are_estimated_on_mirflickr_too_unless_the_authors_are_asked_f
                                             "s_min": -0.52, "s_max": 0.68}
     assert set(authors.fit_report()["dsdw_source"].values()) == {"authors-mirflickr25k"}
     with pytest.raises(ValueError, match="dsdw_constants"):
-        create("jdsh", params={**params, "dsdw_constants": "flickr"}, device="cpu").fit(train, 16)
+        create("jdsh", params={**params, "dsdw_constants": "flickr"}, device="cpu")
 
 
 def test_image_network_is_one_linear_layer_by_default():
