@@ -342,9 +342,9 @@ class DGCPN(DeepHasher):
                 "loss_text_vs_binary": loss_text.detach()}
 
     # --- the core's loop with DGCPN's networks, graph, batches and three-step update ----------
-    def _networks(self, run, n_bits):
-        return (hash_network(run.image.shape[1], self.hidden, n_bits, self.dropout),
-                hash_network(run.text.shape[1], self.hidden, n_bits, self.dropout, out_std=self.text_init_std))
+    def _networks(self, image_dim, text_dim, n_bits):
+        return (hash_network(image_dim, self.hidden, n_bits, self.dropout),
+                hash_network(text_dim, self.hidden, n_bits, self.dropout, out_std=self.text_init_std))
 
     def _prepare(self, run, train):
         run.state["graph"] = self._graph(run.image, run.text)  # training-only: dropped when fit returns

@@ -289,9 +289,9 @@ class UCCH(DeepHasher):
         return loss, {"contrastive": contrast, "ranking": rank}
 
     # --- UCCH's own networks, one Adam over both, the bank and clipping (the core's loop) -------
-    def _networks(self, run, n_bits):
-        return (hash_network(run.image.shape[1], self.hidden, self.image_layers, n_bits),
-                hash_network(run.text.shape[1], self.hidden, self.text_layers, n_bits))
+    def _networks(self, image_dim, text_dim, n_bits):
+        return (hash_network(image_dim, self.hidden, self.image_layers, n_bits),
+                hash_network(text_dim, self.hidden, self.text_layers, n_bits))
 
     def _prepare(self, run, train):
         run.state["bank"] = MemoryBank(train.n, self.n_bits_, run.generator, run.device)
