@@ -9,6 +9,7 @@ if the process that scheduled it dies.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import sys
@@ -59,6 +60,7 @@ class CellTimeout(Exception):
     """A cell ran past ``--timeout``."""
 
 
+log = logging.getLogger(__name__)
 _loaded: dict[str, Dataset] = {}
 _warned: set[str] = set()
 _gpu_lock: dict[str, Any] = {}
@@ -112,7 +114,7 @@ def _limit_threads(threads: int | None) -> AbstractContextManager:
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        print(f"cmhbench: warning: {message}", file=sys.stderr)
+        log.warning(message)
 
 
 def _own_gpu(count: int) -> int:
