@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 import cmhbench
+from cmhbench.conventions import RESCORE_METRICS
 
 EXIT_USAGE = 2
 
@@ -90,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                         description="Re-score every finished cell of results folders with the current metrics "
                                     "(no refitting), or score an external codes file with --codes.")
     ev.add_argument("outs", nargs="*", metavar="OUT", help="results folders to re-score in place")
-    ev.add_argument("--metrics", default="map@all,map@50,tmap@all,cmap@50,p@r2",
-                    help="comma-separated metrics (default: map@all,map@50,tmap@all,cmap@50,p@r2)")
+    ev.add_argument("--metrics", default=",".join(RESCORE_METRICS),
+                    help=f"comma-separated metrics (default: {','.join(RESCORE_METRICS)}; wider than run's, "
+                         "since re-scoring is for adding metrics)")
     ev.add_argument("--codes", help="an .npz of codes made elsewhere: <dir>_query, <dir>_database, labels "
                                     "(see cmhbench.evaluation.rescore.CODES_FILE_FORMAT)")
     ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
@@ -369,7 +371,7 @@ def _check(args: argparse.Namespace) -> int:
 def _cache(args: argparse.Namespace) -> int:
     import shutil
 
-    from cmhbench.config import default_cache_dir
+    from cmhbench.datasets import default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     if args.action == "clear":

@@ -15,17 +15,22 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from cmhbench.conventions import (
+    DIRECTIONS,
+    INTERVAL_RULE,
+    RECONSTRUCTED,
+    RECONSTRUCTED_MARK,
+    SIGNIFICANCE_RULE,
+    TIED_MARK,
+)
 from cmhbench.evaluation import check_metric
-from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE
 from cmhbench.store import long_results
 
-DIRECTIONS = {"i2t": "I→T", "t2i": "T→I"}
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
 GROUP = ["dataset", "protocol", "features", "database_coding"]
 LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
-          f"{NOT_APPLICABLE} = not applicable (no pair encoder); † = fidelity 'reconstructed'.")
-TIED_MARK = "≈"
+          f"{NOT_APPLICABLE} = not applicable (no pair encoder); {RECONSTRUCTED_MARK} = fidelity '{RECONSTRUCTED}'.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over seeds", f"Mean over seeds [95% interval: {INTERVAL_RULE}]")
                      + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
 
@@ -74,7 +79,7 @@ class Table:
 
 def stored_metrics(frame: pd.DataFrame) -> list[str]:
     """Metric names present in the stored records."""
-    return sorted({c.split("/", 1)[1] for c in frame.columns if c.startswith(("i2t/", "t2i/"))})
+    return sorted({c.split("/", 1)[1] for c in frame.columns if c.split("/", 1)[0] in DIRECTIONS and "/" in c})
 
 
 def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
@@ -114,10 +119,18 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
     return tables
 
 
+def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
+    """Whether ``method`` (or any method of ``frame``) has fidelity ``reconstructed``: the one
+    rule behind the dagger of the Markdown, LaTeX and HTML leaderboards."""
+    if "fidelity" not in frame:
+        return False
+    rows = frame if method is None else frame[frame["method"] == method]
+    return bool((rows["fidelity"] == RECONSTRUCTED).any())
+
+
 def method_label(frame: pd.DataFrame, method: str) -> str:
     """The method's name, with a dagger when its fidelity is ``reconstructed``."""
-    fidelity = frame.loc[frame["method"] == method, "fidelity"]
-    return f"{method} †" if (fidelity == "reconstructed").any() else method
+    return f"{method} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, method) else method
 
 
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:

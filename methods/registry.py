@@ -20,6 +20,7 @@ import importlib.metadata
 import inspect
 import pkgutil
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
@@ -148,9 +149,7 @@ def _load_builtins() -> None:
     if _state["builtins"]:
         return
     _state["builtins"] = True
-    import cmhbench.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if module.name.startswith("_") or module.name in _NOT_METHOD_MODULES:
             continue
         importlib.import_module(f"cmhbench.methods.{module.name}")
