@@ -10,6 +10,8 @@ over a partial set.  The best mean per column is marked; methods whose fidelity 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ from cmhbench.conventions import (
     TIED_MARK,
 )
 from cmhbench.evaluation import check_metric
-from cmhbench.store import long_results
+from cmhbench.store import load_results, long_results, write_text_atomic
 
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
@@ -154,6 +156,20 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
         parts.append(f"### {table.title}\n\nseeds: {seeds}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
+
+
+def write_tables(out: Path, metrics: Sequence[str]) -> str:
+    """Write ``out/leaderboard.md`` (by map@all, else the first metric run) and
+    ``out/results.csv`` from the folder's records; returns the Markdown."""
+    frame = load_results(out)
+    metric = "map@all" if "map@all" in metrics else metrics[0]
+    try:
+        markdown = to_markdown(frame, metric)
+    except LeaderboardError as exc:  # e.g. every cell failed: say so, still write results.csv
+        markdown = f"no leaderboard: {exc}\n"
+    write_text_atomic(Path(out) / "leaderboard.md", markdown)
+    write_text_atomic(Path(out) / "results.csv", to_csv(frame))
+    return markdown
 
 
 def to_csv(frame: pd.DataFrame) -> str:

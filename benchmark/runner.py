@@ -9,6 +9,7 @@ if the process that scheduled it dies.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import sys
@@ -60,6 +61,7 @@ class CellTimeout(Exception):
     """A cell ran past ``--timeout``."""
 
 
+log = logging.getLogger(__name__)
 _loaded: dict[str, Dataset] = {}
 _preprocessed: dict[str, Dataset] = {}
 _warned: set[str] = set()
@@ -127,7 +129,7 @@ def _limit_threads(threads: int | None) -> AbstractContextManager:
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        print(f"cmhbench: warning: {message}", file=sys.stderr)
+        log.warning(message)
 
 
 def _own_gpu(count: int) -> int:

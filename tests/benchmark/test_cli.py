@@ -194,3 +194,20 @@ def test_features_from_a_config_file(tmp_path, capsys):
     config.write_text('methods = ["cca-itq"]\nbits = [16]\npreset = "quick"\nfeatures = "l2"\n')
     assert main(["run", "--config", str(config), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     assert list(store.load_results(tmp_path / "o")["features"]) == ["l2"]
+
+
+@pytest.mark.slow
+def test_a_shallow_run_imports_only_its_method_and_no_torch(tmp_path):
+    # Only the requested methods are imported: the parent process of a cca-itq run never loads torch.
+    import subprocess
+    import sys
+
+    code = ("import sys; from cmhbench.cli import main; "
+            f"rc = main(['run', '--methods', 'cca-itq', '--bits', '16', '--out', {str(tmp_path / 'o')!r}, "
+            "'--no-progress']); "
+            "print(rc, 'torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('cmhbench.methods.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rc, torch_loaded, modules = done.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert (rc, torch_loaded) == ("0", "False")
+    assert "cmhbench.methods.cca_itq" in modules and "cmhbench.methods.ucch" not in modules
