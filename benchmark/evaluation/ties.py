@@ -118,6 +118,14 @@ def _boundary(n: np.ndarray, r: np.ndarray, k: int) -> dict[str, np.ndarray]:
     return {"b": b, "nb": nb, "rb": rb, "before": before, "rel_before": rel_before, "kp": kp, "lo": lo, "hi": hi}
 
 
+def _groups_before(n: np.ndarray, r: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+    """N_<d, R_<d, n_d, r_d for the distances up to the last boundary group (a small K needs
+    only the first few distances; the rest are never read)."""
+    cols = int(b.max()) + 1
+    n, r = n[:, :cols], r[:, :cols]
+    return np.cumsum(n, axis=1) - n, np.cumsum(r, axis=1) - r, n, r
+
+
 def _hypergeometric(nb: np.ndarray, rb: np.ndarray, kp: np.ndarray, x: np.ndarray,
                     valid: np.ndarray) -> np.ndarray:
     """P(X = x) for X ~ Hypergeometric(nb items, rb relevant, kp drawn), x = lo + column.
@@ -155,11 +163,10 @@ def tie_aware_ap_at_k(n: np.ndarray, r: np.ndarray, k: int) -> np.ndarray:
     out = np.zeros(n.shape[0])
     if n.shape[0] == 0:
         return out
-    before = np.cumsum(n, axis=1) - n
-    rel_before = np.cumsum(r, axis=1) - r
-    shares = _expected_share(before, rel_before, n, r)
     g = _boundary(n, r, int(k))
-    full = np.where(np.arange(n.shape[1])[None, :] < g["b"][:, None], shares, 0.0).sum(axis=1)
+    before, rel_before, n_in, r_in = _groups_before(n, r, g["b"])
+    shares = _expected_share(before, rel_before, n_in, r_in)
+    full = np.where(np.arange(n_in.shape[1])[None, :] < g["b"][:, None], shares, 0.0).sum(axis=1)
     width = int((g["hi"] - g["lo"]).max()) + 1
     for part in _chunks(n.shape[0], width):
         gp = {key: value[part] for key, value in g.items()}
@@ -189,12 +196,11 @@ def ap_at_k_extremes(n: np.ndarray, r: np.ndarray, k: int) -> tuple[np.ndarray, 
     worst, best = np.zeros(n.shape[0]), np.zeros(n.shape[0])
     if n.shape[0] == 0:
         return worst, best
-    before = np.cumsum(n, axis=1) - n
-    rel_before = np.cumsum(r, axis=1) - r
     g = _boundary(n, r, int(k))
-    inside = np.arange(n.shape[1])[None, :] < g["b"][:, None]
-    first = np.where(inside, _ordered_share(before, rel_before, 0, r), 0.0).sum(axis=1)
-    last = np.where(inside, _ordered_share(before, rel_before, n - r, r), 0.0).sum(axis=1)
+    before, rel_before, n_in, r_in = _groups_before(n, r, g["b"])
+    inside = np.arange(n_in.shape[1])[None, :] < g["b"][:, None]
+    first = np.where(inside, _ordered_share(before, rel_before, 0, r_in), 0.0).sum(axis=1)
+    last = np.where(inside, _ordered_share(before, rel_before, n_in - r_in, r_in), 0.0).sum(axis=1)
     width = int((g["hi"] - g["lo"]).max()) + 1
     for part in _chunks(n.shape[0], width):
         gp = {key: value[part] for key, value in g.items()}
