@@ -9,6 +9,7 @@ if the process that scheduled it dies.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import sys
@@ -23,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from cmhbench import store
-from cmhbench.datasets import Dataset, DatasetSource
+from cmhbench.datasets import Dataset, DatasetSource, Split
+from cmhbench.datasets.features import DEFAULT_FEATURES, preprocess
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
-from cmhbench.evaluation.rescore import evaluate_cell
+from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
+from cmhbench.evaluation.scoring import score_cell
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
 from cmhbench.provenance import PeakMemory, environment
-
-DEFAULT_METRICS = ("map@all", "map@50")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ class CellTimeout(Exception):
     """A cell ran past ``--timeout``."""
 
 
+log = logging.getLogger(__name__)
 _loaded: dict[str, Dataset] = {}
+_preprocessed: dict[str, Dataset] = {}
 _warned: set[str] = set()
 _gpu_lock: dict[str, Any] = {}
 
@@ -74,6 +77,19 @@ def load_dataset(source: DatasetSource) -> Dataset:
     return _loaded[ident]
 
 
+def prepared_features(dataset: Dataset, source: DatasetSource, cell: Cell, split: Split) -> Dataset:
+    """The dataset under the cell's feature preprocessing, statistics from its training rows;
+    kept once per process, keyed by dataset, protocol, seed and preprocessing, so the cells
+    of one split (bit lengths, methods) reuse it."""
+    if cell.features == DEFAULT_FEATURES:
+        return dataset
+    key = canonical_json([source.identity(), cell.protocol, cell.seed, cell.features, split.digest()])
+    if key not in _preprocessed:
+        _preprocessed.clear()  # one at a time, like the loaded dataset
+        _preprocessed[key] = preprocess(dataset, split.train, cell.features)
+    return _preprocessed[key]
+
+
 def utc_now() -> str:
     """The current UTC time as ISO 8601 (seconds): how records stamp events."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -83,7 +99,7 @@ def _pack(codes: np.ndarray) -> np.ndarray:
     return np.packbits(codes > 0, axis=1)
 
 
-CODE_ARRAYS = ("i2t_query", "i2t_database", "t2i_query", "t2i_database")
+CODE_ARRAYS = tuple(f"{d}_{role}" for d in DIRECTIONS for role in ("query", "database"))
 
 
 def code_statistics(arrays: dict[str, np.ndarray], n_bits: int) -> dict[str, dict[str, int]]:
@@ -113,7 +129,7 @@ def _limit_threads(threads: int | None) -> AbstractContextManager:
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        print(f"cmhbench: warning: {message}", file=sys.stderr)
+        log.warning(message)
 
 
 def _own_gpu(count: int) -> int:
@@ -205,7 +221,7 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset},
+        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features},
         "status": "failed",
         "error": None,
         "metrics": {},
@@ -261,6 +277,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
     dataset = load_dataset(source)
     split = source.split(dataset, cell.protocol, cell.seed)
     record["split"] = {"hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+    dataset = prepared_features(dataset, source, cell, split)
     memory = None
     if ctx.cache_dir is not None:
         import joblib
@@ -300,7 +317,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         "n_labels": np.array(dataset.labels.shape[1]),
     }
     record["codes"] = code_statistics(arrays, cell.bits)
-    record["metrics"], curves = evaluate_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
+    record["metrics"], curves = score_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
     arrays.update(curves)
     t3 = time.perf_counter()
     record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
+import psutil
 
 from cmhbench.methods.domains import Domain
 
@@ -171,6 +171,10 @@ class MethodInfo:
     defaults unless a method overrides it, ``quick`` is small and fast for tests and the
     default tour.  ``dataset_overrides`` maps a dataset name to the values its paper
     reports for that dataset.  ``pair_encoder`` is derived from the class, not declared.
+
+    ``version`` counts changes of the method's behaviour (bumped whenever the same
+    parameters would give different codes); ``uses`` names the methods whose code it runs
+    (a teacher), whose versions are part of its cells' keys too.
     """
 
     name: str
@@ -186,6 +190,8 @@ class MethodInfo:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dataset_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     url: str = ""
+    version: int = 1
+    uses: tuple[str, ...] = ()
 
     @property
     def citation(self) -> str:
@@ -208,17 +214,10 @@ def resolve_device(device: str) -> str:
 
 
 def available_memory_bytes() -> int | None:
-    """Memory the OS reports as available now (Linux ``MemAvailable``), or None if unknown."""
+    """Memory the OS reports as available now (psutil, portable), or None if unknown."""
     try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        return int(psutil.virtual_memory().available)
+    except (psutil.Error, OSError):
         return None
 
 
