@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter, deque
 from multiprocessing.connection import wait
@@ -61,9 +62,44 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+class _PipeHandler(logging.Handler):
+    """Sends a worker's log records to the parent, which prints them through its own
+    handlers: a warning from inside a cell reads the same as one from the run itself."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            record.msg = record.getMessage()
+            record.args = None
+            if record.exc_info:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+                record.exc_info = None
+            with _send_lock:
+                self.conn.send(record)
+        except Exception:  # never let logging break a cell
+            pass
+
+
+_send_lock = threading.Lock()
+
+
+def _log_to_parent(conn: Any) -> None:
+    handler = _PipeHandler(conn)
+    for name in (None, "cmhbench"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("cmhbench").propagate = True
+
+
 def _serve(conn: Any, sources: Mapping[str, DatasetSource], ctx: RunContext, parent: int) -> None:
     """A worker's life: run the cells the parent sends until it sends None or goes away."""
     _die_with_parent(parent)
+    _log_to_parent(conn)
     while True:
         try:
             cell = conn.recv()
@@ -71,7 +107,9 @@ def _serve(conn: Any, sources: Mapping[str, DatasetSource], ctx: RunContext, par
             return
         if cell is None:
             return
-        conn.send(run_and_store(cell, sources[cell.dataset_name], ctx))
+        outcome = run_and_store(cell, sources[cell.dataset_name], ctx)
+        with _send_lock:
+            conn.send(outcome)
 
 
 def describe_exit(code: int | None) -> str:
@@ -152,6 +190,9 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
                         outcome = worker.conn.recv()
                     except (EOFError, OSError):
                         outcome = None
+                    if isinstance(outcome, logging.LogRecord):
+                        logging.getLogger(outcome.name).handle(outcome)
+                        continue
                     if outcome is not None:
                         busy.remove(worker)
                         worker.cell = None
