@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="paired comparison of two methods, per dataset, direction and bits",
                          description="Paired difference A − B on the same queries (within each seed's split), "
-                                     "its 95%% interval and a permutation p-value, Holm-corrected.")
+                                     "its 95% interval and a permutation p-value, Holm-corrected.")
     cmp.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     cmp.add_argument("--methods", required=True, help="two methods: A,B")
     cmp.add_argument("--metric", default="map@all", help="map@all (default), map@50, tmap@all or p@r2")
@@ -94,8 +94,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
-    lst.add_argument("what", choices=["methods", "datasets"])
-    lst.add_argument("--data-dir", dest="data_dir", help="where to look for dataset files (default: $CMHBENCH_DATA)")
+    what = lst.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+    what.add_parser("methods", help="registered methods, built-in and plugins",
+                    description="Registered methods (built-in and plugins) with kind, fidelity and venue.")
+    listed = what.add_parser("datasets", help="datasets and whether their files are found",
+                             description="Datasets, their protocols, and whether their files are found.")
+    listed.add_argument("--data-dir", dest="data_dir",
+                        help="where to look for dataset files (default: $CMHBENCH_DATA)")
 
     cache = sub.add_parser("cache", help="inspect or clear the cache of bit-independent work",
                            description="The cache holds work that methods reuse across bit lengths "
@@ -173,8 +179,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                      threads=settings.threads, timeout=settings.timeout, force=args.force,
                      metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
     grid = settings.grid
-    print(f"cmhbench run: {len(grid.methods)} methods × {len(grid.datasets)} datasets × {len(grid.bits)} bit "
-          f"lengths × {len(grid.seeds)} seeds × {len(grid.database_coding)} codings, preset {grid.preset} "
+    sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),
+             (grid.seeds, "seed"), (grid.database_coding, "coding")]
+    print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset} "
           f"→ {settings.out}", file=sys.stderr)
     try:
         summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
@@ -194,6 +201,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
           file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 method', '3 methods'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _report(args: argparse.Namespace) -> int:

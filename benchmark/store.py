@@ -18,6 +18,7 @@ gone) or whose heartbeat stopped (any host) is stale and is taken over.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,6 +37,7 @@ CLAIMS = "claims"
 RECORD = "record.json"
 ARRAYS = "arrays.npz"
 DONE_STATUSES = ("ok", "not-applicable")  # failed cells are tried again
+DEFAULT_FEATURES = "raw"  # records written before feature preprocessing was a cell field
 
 
 class StoreError(OSError):
@@ -172,9 +174,17 @@ def load_results(*outs: str | Path) -> pd.DataFrame:
     return frame.drop(columns="_done").sort_values(["dataset", "method", "bits", "seed"]).reset_index(drop=True)
 
 
+def config_digest(params: Mapping[str, Any]) -> str:
+    """Eight hex digits naming a method's resolved hyper-parameters: two rows of one method
+    with different digests are different configurations (a preset, a ``--param``)."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
     cell = record["cell"]
     info = record.get("method_info", {})
+    sizes = (record.get("split") or {}).get("sizes") or {}
     row = {
         "key": record["key"],
         "out": str(out),
@@ -187,12 +197,18 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "seed": cell["seed"],
         "preset": cell.get("preset"),
         "status": record["status"],
-        "error": record.get("error"),
+        "error": record.get("error") or "",
         "fidelity": info.get("fidelity"),
         "kind": info.get("kind"),
         "device": record.get("device"),
         "finished_at": record.get("finished_at"),
+        "features": cell.get("features", DEFAULT_FEATURES),
+        "variant": cell["method"] if cell["method"] != cell.get("base", cell["method"]) else "",
         "params": json.dumps(cell.get("params", {}), sort_keys=True),
+        "config_digest": config_digest(cell.get("params", {})),
+        "n_queries": sizes.get("query"),
+        "n_database": sizes.get("database"),
+        "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),
         "split_hash": (record.get("split") or {}).get("hash"),
         "commit": (record.get("environment") or {}).get("commit"),
         "versions": json.dumps((record.get("environment") or {}).get("versions", {}), sort_keys=True),

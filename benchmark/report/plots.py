@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmhbench.leaderboard import DIRECTIONS, build_tables  # noqa: E402
+from cmhbench.leaderboard import DIRECTIONS, build_tables, with_rows  # noqa: E402
 
 
 @dataclass
@@ -62,7 +62,7 @@ def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> lis
     """One figure per dataset, protocol, coding and direction: a line per method over bit
     lengths, with a band of ± one standard deviation over seeds where there are several."""
     figures = []
-    styles = method_styles(frame["method"])
+    styles = method_styles(with_rows(frame)["row"])  # a row is a method, or one configuration of it
     for table in build_tables(frame, metric):
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         series = {}
@@ -84,7 +84,8 @@ def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> lis
         ax.set_title(title)
         ax.grid(alpha=0.3)
         _legend(ax)
-        name = slug(f"{metric}-vs-bits-{table.dataset}-{table.protocol}-{table.database_coding}-{table.direction}")
+        name = slug(f"{metric}-vs-bits-{table.dataset}-{table.protocol}-{table.database_coding}-"
+                    + (f"{table.features}-" if table.features != "raw" else "") + table.direction)
         png, svg = _save(fig, dest, name)
         figures.append(Figure(title, png, svg, series))
     return figures
@@ -100,7 +101,8 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
     from cmhbench import store
 
     figures = []
-    styles = method_styles(frame["method"])
+    frame = with_rows(frame)
+    styles = method_styles(frame["row"])
     ok = frame[frame["status"] == "ok"]
     for (dataset, protocol, coding, bits), cells in ok.groupby(["dataset", "protocol", "database_coding", "bits"]):
         stored = {row.key: store.read_arrays(row.out, row.key) for row in cells.itertuples()}
@@ -109,7 +111,7 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
                 xname, yname = f"{direction}_{xkey}", f"{direction}_{ykey}"
                 fig, ax = plt.subplots(figsize=(5.2, 3.6))
                 series = {}
-                for method, runs in cells.groupby("method"):
+                for method, runs in cells.groupby("row"):
                     arrays = [stored[k] for k in runs["key"] if xname in stored[k] and yname in stored[k]]
                     if not arrays or len({a[xname].shape for a in arrays}) != 1:
                         continue
