@@ -205,7 +205,7 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset},
+        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions)},
         "status": "failed",
         "error": None,
         "metrics": {},

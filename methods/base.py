@@ -25,6 +25,8 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
 
+from cmhbench.methods.domains import Domain
+
 #: Constructor arguments every method takes that the harness sets per cell; they are
 #: not hyper-parameters (not keyed, not part of presets).
 HARNESS_PARAMS = ("seed", "device", "cache")
@@ -144,6 +146,10 @@ class MethodInfo:
     defaults unless a method overrides it, ``quick`` is small and fast for tests and the
     default tour.  ``dataset_overrides`` maps a dataset name to the values its paper
     reports for that dataset.  ``pair_encoder`` is derived from the class, not declared.
+
+    ``version`` counts changes of the method's behaviour (bumped whenever the same
+    parameters would give different codes); ``uses`` names the methods whose code it runs
+    (a teacher), whose versions are part of its cells' keys too.
     """
 
     name: str
@@ -159,6 +165,8 @@ class MethodInfo:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dataset_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     url: str = ""
+    version: int = 1
+    uses: tuple[str, ...] = ()
 
     @property
     def citation(self) -> str:
@@ -226,6 +234,9 @@ class Hasher:
     """
 
     info: ClassVar[MethodInfo]
+    #: Valid values of each hyper-parameter and the range worth searching (see
+    #: :mod:`cmhbench.methods.domains`); declared beside the constructor's defaults.
+    param_domains: ClassVar[Mapping[str, Domain]] = {}
 
     def __init__(self, *, seed: int = 0, device: str = "auto", cache: Any = None) -> None:
         self.seed = seed

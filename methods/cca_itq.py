@@ -42,6 +42,7 @@ import numpy as np
 from scipy import linalg
 
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
+from cmhbench.methods.domains import Int, Real
 from cmhbench.methods.registry import register
 
 
@@ -95,6 +96,12 @@ def itq(V: np.ndarray, n_iter: int, rng: np.random.Generator) -> np.ndarray:
     memory="O(n·(d_x+d_y) + (d_x+d_y)²)",
 )
 class CCAITQ(Hasher):
+    param_domains = {
+        "n_iter": Int(1),
+        "reg": Real(0.0, search=(1e-6, 1e-1), log=True),
+        "corr_power": Real(0.0, search=(0.0, 4.0)),
+    }
+
     def __init__(
         self,
         *,

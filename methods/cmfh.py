@@ -66,6 +66,7 @@ from scipy import linalg
 
 from cmhbench.methods._shallow import centred, spd_solve_right
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
+from cmhbench.methods.domains import Int, Real
 from cmhbench.methods.registry import register
 
 
@@ -117,6 +118,14 @@ def projection_solver(X: np.ndarray, mu: float, gamma: float) -> np.ndarray:
     presets={"quick": {"n_iter": 10}},
 )
 class CMFH(Hasher):
+    param_domains = {
+        "lam": Real(0.0, 1.0, low_open=True, high_open=True, search=(0.1, 0.9)),
+        "mu": Real(0.0, low_open=True, search=(1.0, 1000.0), log=True),
+        "gamma": Real(0.0, low_open=True, search=(1e-4, 1.0), log=True),
+        "n_iter": Int(1),
+        "tol": Real(0.0, low_open=True),
+    }
+
     def __init__(
         self,
         *,

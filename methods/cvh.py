@@ -78,6 +78,7 @@ from scipy import linalg
 from cmhbench.methods._shallow import centred
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
 from cmhbench.methods.cca_itq import inverse_sqrt, ridge_covariance
+from cmhbench.methods.domains import Real
 from cmhbench.methods.registry import register
 
 
@@ -118,6 +119,8 @@ def cvh_projections(X: np.ndarray, Y: np.ndarray, n_bits: int, reg: float) -> tu
     memory="O(n·(d_x+d_y) + (d_x+d_y)²)",
 )
 class CVH(Hasher):
+    param_domains = {"reg": Real(0.0, search=(1e-6, 1e-1), log=True)}
+
     def __init__(self, *, reg: float = 1e-4, seed: int = 0, device: str = "auto", cache: Any = None) -> None:
         super().__init__(seed=seed, device=device, cache=cache)
         self.reg = reg

@@ -104,6 +104,7 @@ from torch import nn
 
 from cmhbench.methods.base import check_memory
 from cmhbench.methods.deep import DeepHasher, signs
+from cmhbench.methods.domains import BATCH, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
 
 #: Floats of one block of the n × n similarity product while searching neighbours
@@ -234,6 +235,27 @@ class NeighbourGraph:
     url="https://github.com/Atmegal/DGCPN",
 )
 class DGCPN(DeepHasher):
+    param_domains = {
+        "text_weight": Real(0.0, 1.0, search=(1e-3, 1.0), log=True),
+        "gamma": Real(0.0, 1.0, search=(0.0, 0.9)),
+        "knn": Int(2),
+        "knn_share": Real(0.0, 1.0, low_open=True, search=(0.05, 1.0), log=True),
+        "scale": Real(0.0, low_open=True, optional=True),
+        "pair_target": POSITIVE,
+        "pair_weight": weight(0.1, 10.0),
+        "distance_weight": weight(0.1, 10.0),
+        "consistency_weight": weight(0.1, 10.0),
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "hidden": HIDDEN,
+        "dropout": Real(0.0, 1.0, high_open=True),
+        "text_init_std": POSITIVE,
+        "lr_image": learning_rate(1e-4, 5e-2),
+        "lr_text": learning_rate(1e-4, 5e-2),
+        "momentum": MOMENTUM,
+        "weight_decay": WEIGHT_DECAY,
+    }
+
     def __init__(
         self,
         *,

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from cmhbench.methods.deep import DeepHasher, relaxed_codes, scaled_cosine
+from cmhbench.methods.domains import BATCH, EPOCHS, HIDDEN, MOMENTUM, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
 
 
@@ -65,6 +66,21 @@ def joint_semantics(image: torch.Tensor, text: torch.Tensor, beta: float, eta: f
     },
 )
 class DJSRH(DeepHasher):
+    param_domains = {
+        "beta": Real(0.0, 1.0, search=(0.1, 0.9)),
+        "eta": Real(0.0, 1.0, search=(0.1, 0.9)),
+        "mu": Real(0.0, low_open=True, search=(1.0, 2.0)),
+        "lambda1": weight(0.01, 1.0),
+        "lambda2": weight(0.01, 1.0),
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "hidden": HIDDEN,
+        "lr_image": learning_rate(1e-4, 1e-1),
+        "lr_text": learning_rate(1e-4, 1e-1),
+        "momentum": MOMENTUM,
+        "weight_decay": WEIGHT_DECAY,
+    }
+
     def __init__(
         self,
         *,

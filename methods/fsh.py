@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 from cmhbench.methods._shallow import centred, kmeans, nearest, ridge_operator, spd_solve_right, squared_distances
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
+from cmhbench.methods.domains import Int, Real
 from cmhbench.methods.registry import register
 
 
@@ -118,6 +119,14 @@ def sgn(M: np.ndarray) -> np.ndarray:
     presets={"quick": {"n_iter": 3}},
 )
 class FSH(Hasher):
+    param_domains = {
+        "k": Int(1, search=(5, 50), log=True),
+        "n_anchors": Int(2),
+        "lam": Real(0.0, low_open=True, search=(10.0, 1000.0), log=True),
+        "r": Real(1.0, low_open=True, search=(1.2, 4.0)),
+        "n_iter": Int(1),
+    }
+
     def __init__(
         self,
         *,

@@ -80,6 +80,7 @@ from scipy import linalg
 
 from cmhbench.methods._shallow import check_dense, centred, data_rng, knn_laplacian, ridge_solve, subsample_rows
 from cmhbench.methods.base import Hasher, PairedFeatures
+from cmhbench.methods.domains import Int, Real
 from cmhbench.methods.registry import register
 
 
@@ -135,6 +136,13 @@ def bottom_eigenvectors(D: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
     presets={"quick": {"max_train": 600}},
 )
 class IMH(Hasher):
+    param_domains = {
+        "beta": Real(0.0, low_open=True, search=(1e-3, 1e3), log=True),
+        "lam": Real(0.0, low_open=True, search=(1e-3, 1e3), log=True),
+        "k": Int(1, search=(5, 50), log=True),
+        "max_train": Int(2),
+    }
+
     def __init__(
         self,
         *,

@@ -81,6 +81,7 @@ from cmhbench.methods._shallow import (
     unit_rows,
 )
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
+from cmhbench.methods.domains import Int, Real
 from cmhbench.methods.registry import register
 
 
@@ -121,6 +122,17 @@ def objective(X, T, B, S, R, A, U, penalties, lam: float, mu: float) -> float:
     presets={"quick": {"n_atoms": 64, "n_iter": 4, "lasso_iter": 15}},
 )
 class LSSH(Hasher):
+    param_domains = {
+        "mu": Real(0.0, low_open=True, search=(1e-3, 1.0), log=True),
+        "rho": Real(0.0, low_open=True, search=(0.05, 5.0), log=True),
+        "lam": Real(0.0, low_open=True, search=(0.01, 1.0), log=True),
+        "n_atoms": Int(1),
+        "n_iter": Int(1),
+        "lasso_iter": Int(1),
+        "basis_sweeps": Int(1),
+        "max_train": Int(2),
+    }
+
     def __init__(
         self,
         *,

@@ -26,7 +26,7 @@ from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
 PRESETS = ("paper", "quick")
-_NOT_METHOD_MODULES = {"base", "registry", "deep"}  # modules that register nothing
+_NOT_METHOD_MODULES = {"base", "registry", "deep", "domains"}  # modules that register nothing
 
 _methods: dict[str, type[Hasher]] = {}
 _plugin_errors: dict[str, str] = {}
@@ -58,8 +58,14 @@ def register(
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     dataset_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     url: str = "",
+    version: int = 1,
+    uses: tuple[str, ...] = (),
 ) -> Callable[[type[Hasher]], type[Hasher]]:
-    """Class decorator: attach :class:`MethodInfo` to a :class:`Hasher` and register it."""
+    """Class decorator: attach :class:`MethodInfo` to a :class:`Hasher` and register it.
+
+    ``version`` starts at 1 and is bumped whenever the method's behaviour changes;
+    ``uses`` names registered methods it runs inside (a teacher).  See :func:`versions`.
+    """
 
     def decorate(cls: type[Hasher]) -> type[Hasher]:
         if not (isinstance(cls, type) and issubclass(cls, Hasher)):
@@ -78,6 +84,8 @@ def register(
             presets=dict(presets or {}),
             dataset_overrides=dict(dataset_overrides or {}),
             url=url,
+            version=version,
+            uses=tuple(uses),
         )
         _validate_info(cls, info)
         cls.info = info
@@ -92,6 +100,8 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
         raise ValueError(f"method {info.name!r}: kind must be reference, shallow or deep")
     if info.fidelity not in ("paper", "reconstructed"):
         raise ValueError(f"method {info.name!r}: fidelity must be paper or reconstructed")
+    if isinstance(info.version, bool) or not isinstance(info.version, int) or info.version < 1:
+        raise ValueError(f"method {info.name!r}: version must be a positive integer, got {info.version!r}")
     missing = [p for p in HARNESS_PARAMS if p not in cls.param_names()]
     if missing:
         raise TypeError(f"method {info.name!r}: constructor must accept {', '.join(missing)}")
@@ -104,6 +114,17 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
     for preset in info.presets:
         if preset not in PRESETS:
             raise ValueError(f"method {info.name!r}: unknown preset {preset!r} (presets are {PRESETS})")
+    undeclared = sorted(set(cls.param_domains) - known)
+    if undeclared:
+        raise TypeError(f"method {info.name!r}: param_domains names unknown parameters {undeclared}")
+    defaults = cls.default_params()
+    for where, values in [("default", defaults), *[(f"preset {k!r}", v) for k, v in info.presets.items()],
+                          *[(f"dataset override {k!r}", v) for k, v in info.dataset_overrides.items()]]:
+        for key, value in values.items():
+            domain = cls.param_domains.get(key)
+            if domain is not None and not domain.contains(value):
+                raise TypeError(f"method {info.name!r}: {where} {key}={value!r} is outside its domain "
+                                f"({domain.describe()})")
 
 
 def _add(cls: type[Hasher]) -> None:
@@ -207,6 +228,18 @@ def get(name: str) -> type[Hasher]:
         ) from None
 
 
+def versions(method: str | type[Hasher]) -> dict[str, int]:
+    """The versions a method's cells depend on: its own and those of the methods it uses
+    (transitively), by name.  Part of every cell key unless all are 1, so cells stored
+    before versions existed keep their keys, and a bump makes ``run`` recompute."""
+    cls = _as_class(method)
+    out = {cls.info.name: cls.info.version}
+    for name in cls.info.uses:
+        if name not in out:
+            out.update(versions(name))
+    return out
+
+
 def _as_class(method: str | type[Hasher]) -> type[Hasher]:
     return get(method) if isinstance(method, str) else method
 
@@ -251,8 +284,16 @@ def resolve_params(
                 f"method {cls.info.name!r} has no parameter {key!r}{suggest(key, list(resolved))} "
                 f"(parameters: {', '.join(resolved) or 'none'})"
             )
-        resolved[key] = coerce_value(cls, key, value)
+        resolved[key] = check_domain(cls, key, coerce_value(cls, key, value))
     return resolved
+
+
+def check_domain(cls: type[Hasher], name: str, value: Any) -> Any:
+    """Refuse a value outside the parameter's declared domain (types are checked before)."""
+    domain = cls.param_domains.get(name)
+    if domain is not None and not domain.contains(value):
+        raise ParameterError(f"{cls.info.name}.{name}={value!r} is outside its domain: {domain.describe()}")
+    return value
 
 
 def create(

@@ -80,6 +80,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.deep import DeepHasher, batch_order, signs
+from cmhbench.methods.domains import BATCH, Choice, EPOCHS, HIDDEN, Int, POSITIVE, Real, WEIGHT_DECAY, learning_rate
 from cmhbench.methods.registry import register
 
 RANKING_FORMS = ("smooth", "hinge")
@@ -199,6 +200,25 @@ def smooth_ranking_loss(image_out: torch.Tensor, text_out: torch.Tensor, margin:
     url="https://github.com/penghu-cs/UCCH",
 )
 class UCCH(DeepHasher):
+    param_domains = {
+        "beta": Real(0.0, 1.0, search=(0.1, 0.9)),
+        "negatives": Int(1),
+        "temperature": Real(0.0, low_open=True, search=(0.1, 1.0), log=True),
+        "bank_momentum": Real(0.0, 1.0, high_open=True),
+        "margin": Real(0.0, search=(0.05, 0.5)),
+        "ranking": Choice(RANKING_FORMS),
+        "shift": Real(0.0),
+        "warmup_epochs": Int(0),
+        "clip_norm": POSITIVE,
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "hidden": HIDDEN,
+        "image_layers": Int(1),
+        "text_layers": Int(1),
+        "lr": learning_rate(1e-5, 1e-2),
+        "weight_decay": WEIGHT_DECAY,
+    }
+
     def __init__(
         self,
         *,

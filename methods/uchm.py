@@ -122,6 +122,7 @@ from torch import nn
 
 from cmhbench.methods.base import PairedFeatures
 from cmhbench.methods.deep import DeepHasher, batch_order, cosine_matrix, mlp, relaxation, scaled_cosine, signs
+from cmhbench.methods.domains import BATCH, Bool, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
 
 #: Pairs per chunk when estimating the calibration quantiles (memory bound only).
@@ -301,6 +302,33 @@ def selection_loss(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     dataset_overrides={"mirflickr25k": {"beta": 0.9}, "nuswide": {"beta": 0.6}, "wikipedia": {"beta": 0.3}},
 )
 class UCHM(DeepHasher):
+    param_domains = {
+        "mie": Bool(),
+        "bit_selection": Bool(),
+        "beta": Real(0.0, 1.0, search=(0.1, 0.9)),
+        "confident": Real(0.0, 0.5, low_open=True, high_open=True, search=(0.02, 0.3)),
+        "calibration_pairs": Int(1),
+        "gen_hidden": HIDDEN,
+        "gen_tokens": Int(1),
+        "gen_width": Int(1),
+        "gen_dim": Int(1),
+        "gen_epochs": EPOCHS,
+        "gen_batch_size": BATCH,
+        "gen_lr": learning_rate(1e-4, 1e-2),
+        "intra_weight": weight(0.01, 1.0),
+        "pair_weight": weight(0.01, 1.0),
+        "pair_target": POSITIVE,
+        "quant_weight": weight(0.01, 1.0),
+        "lr_select": POSITIVE,
+        "epochs": EPOCHS,
+        "batch_size": BATCH,
+        "hidden": HIDDEN,
+        "lr_image": learning_rate(1e-4, 1e-1),
+        "lr_text": learning_rate(1e-4, 1e-1),
+        "momentum": MOMENTUM,
+        "weight_decay": WEIGHT_DECAY,
+    }
+
     def __init__(
         self,
         *,

@@ -31,8 +31,8 @@ def build_report(outs: list[Path], dest: Path, metric: str = "map@all") -> Repor
         figures += map_vs_bits(frame, dest / "figures", m)
     figures += curves(frame, dest / "figures")
     latex = dest / "leaderboard.tex"
-    latex.write_text(to_latex(frame, metric))
+    store.write_text_atomic(latex, to_latex(frame, metric))
     index = dest / "index.html"
     statistics = {m: leaderboard_statistics(frame, m) for m in metrics if m in PER_QUERY}
-    index.write_text(to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics))
+    store.write_text_atomic(index, to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics))
     return Report(dest, index, latex, figures)
