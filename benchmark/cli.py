@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -166,7 +167,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets, leaderboard, store
     from cmhbench.config import run_settings
     from cmhbench.evaluation import check_metric
-    from cmhbench.executor import run_cells
+    from cmhbench.estimate import estimate
+    from cmhbench.executor import plan, run_cells
     from cmhbench.grid import build_cells
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
@@ -189,8 +191,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     grid = settings.grid
     sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),
              (grid.seeds, "seed"), (grid.database_coding, "coding")]
-    print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset} "
-          f"→ {settings.out}", file=sys.stderr)
+    print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset}"
+          f"{_preset_note(settings)} → {settings.out}", file=sys.stderr)
+    try:
+        todo, _ = plan(cells, settings.out, args.force)
+        workers = (os.cpu_count() or 1) if settings.jobs == -1 else settings.jobs
+        line = estimate(todo, settings.out, workers).line()
+    except store.StoreError:  # an unreadable record: `cmhbench check` names it; the run recomputes it
+        line = None
+    if line:
+        print(line, file=sys.stderr)
     try:
         summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
                             scheduler=settings.scheduler, progress=args.progress)
@@ -200,6 +210,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(f"cannot run the grid: {exc}") from None
     print(summary.line(), file=sys.stderr)
     frame = store.load_results(settings.out)
+    collapsed = leaderboard.collapse_warning(frame[frame["key"].isin({c.key for c in cells})]) if len(frame) else None
+    if collapsed:
+        print(f"warning: {collapsed}", file=sys.stderr)
     metric = "map@all" if "map@all" in settings.metrics else settings.metrics[0]
     try:
         markdown = leaderboard.to_markdown(frame, metric)
@@ -213,6 +226,16 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
           file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _preset_note(settings) -> str:
+    """Why this preset, when the user did not name it: the tour's quick, or paper implied by --methods."""
+    if "preset" in settings.config:
+        return ""
+    if settings.grid.preset == "quick":
+        return " (the default tour's; --preset paper for the papers' settings)"
+    return (" (the default once --methods or --datasets is given: the papers' settings, slow for deep methods; "
+            "--preset quick for a fast look)")
 
 
 def _count(n: int, noun: str) -> str:

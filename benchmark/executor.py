@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
@@ -26,6 +27,7 @@ from cmhbench import store
 from cmhbench.datasets import DatasetSource
 from cmhbench.grid import Cell
 from cmhbench.methods import registry
+from cmhbench.progress import ProgressWatcher
 from cmhbench.runner import CellOutcome, RunContext, failed_record, run_and_store
 
 BACKENDS = ("loky", "dask")
@@ -154,6 +156,13 @@ def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContex
         client.close()
 
 
+def _watching(bar: tqdm, ctx: RunContext, todo: list[Cell]) -> AbstractContextManager:
+    """Show the progress running cells report (epoch, loss) in the bar while it is shown."""
+    if bar.disable:
+        return nullcontext()
+    return ProgressWatcher(bar, ctx.out, {c.key: c.label for c in todo})
+
+
 def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext, *,
               jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
               progress: bool = True) -> RunSummary:
@@ -163,7 +172,7 @@ def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunC
     todo, skipped = plan(cells, ctx.out, ctx.force)
     summary = RunSummary(total=len(todo) + skipped, skipped=skipped)
     with tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress or not todo,
-              dynamic_ncols=True) as bar:
+              dynamic_ncols=True) as bar, _watching(bar, ctx, todo):
         outcomes: Iterable[CellOutcome]
         if backend == "dask":
             outcomes = _dask(longest_first(todo), sources, ctx, scheduler)

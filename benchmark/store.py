@@ -531,3 +531,45 @@ def is_done(out: str | Path, key: str) -> bool:
         return read_record(out, key)["status"] in DONE_STATUSES and verify_cell(out, key) is None
     except (OSError, ValueError):
         return False
+
+
+# --- progress of running cells --------------------------------------------------------------
+PROGRESS_SUFFIX = ".progress"
+
+
+def progress_path(out: str | Path, key: str) -> Path:
+    """``OUT/claims/.<key>.progress``: the latest progress a running cell reported (hidden, so
+    that claim scans skip it; removed when the cell ends)."""
+    return claims_dir(out) / f".{key}{PROGRESS_SUFFIX}"
+
+
+def write_progress(out: str | Path, key: str, values: Mapping[str, Any]) -> None:
+    """Replace a running cell's progress file (atomic rename, no fsync: it is advisory)."""
+    path = progress_path(out, key)
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(values, default=_json_default))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # progress is never worth failing a cell for
+
+
+def read_progress(out: str | Path) -> dict[str, dict[str, Any]]:
+    """key -> the latest progress of every cell that is reporting one."""
+    root = claims_dir(out)
+    found = {}
+    try:
+        paths = list(root.glob(f".*{PROGRESS_SUFFIX}"))
+    except OSError:
+        return found
+    for path in paths:
+        try:
+            found[path.name[1:-len(PROGRESS_SUFFIX)]] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # replaced or removed while reading
+    return found
+
+
+def clear_progress(out: str | Path, key: str) -> None:
+    progress_path(out, key).unlink(missing_ok=True)
