@@ -26,21 +26,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from cmhbench.chance import chance_level
+from cmhbench.conventions import (
+    DIRECTIONS,
+    INTERVAL_RULE,
+    RECONSTRUCTED,
+    RECONSTRUCTED_MARK,
+    SIGNIFICANCE_RULE,
+    TIED_MARK,
+)
 from cmhbench.evaluation import check_metric
-from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE
-from cmhbench.store import DEFAULT_FEATURES, config_digest, long_results
+from cmhbench.store import DEFAULT_FEATURES, config_digest, load_results, long_results, write_text_atomic
 
-DIRECTIONS = {"i2t": "I→T", "t2i": "T→I"}
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
-TIED_MARK = "≈"
 COLLAPSE_MARK = "⚠"
 #: An entry is flagged as collapsed when a cell coded a database with fewer distinct codes
 #: than this (or than the database has items).  Healthy models on Wikipedia's 2,173 items
@@ -51,7 +57,8 @@ LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the tabl
           f"failed or is absent from a merged folder); **bold** = best of its column, compared over the seeds "
           f"that every entry of the column shares (none when a column has one entry); {MISSING} = no seed "
           f"finished; {NOT_APPLICABLE} = not applicable (no pair encoder); {COLLAPSE_MARK} = collapsed: fewer "
-          f"than {COLLAPSE_BELOW} distinct database codes in a cell (never bold); † = fidelity 'reconstructed'; "
+          f"than {COLLAPSE_BELOW} distinct database codes in a cell (never bold); {RECONSTRUCTED_MARK} = fidelity "
+          f"'{RECONSTRUCTED}'; "
           "[...] = configuration (preset, and parameters that differ from it) when a method has several.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
                                     f"Mean over the seeds that finished [95% interval: {INTERVAL_RULE}]")
@@ -129,7 +136,7 @@ class Table:
 
     def label(self, row: str) -> str:
         """The row's name, with a dagger when its method's fidelity is ``reconstructed``."""
-        return f"{row} †" if row in self.reconstructed else row
+        return f"{row} {RECONSTRUCTED_MARK}" if row in self.reconstructed else row
 
     def seeds_note(self) -> str:
         """'seed: 0' or 'seeds: 0, 1, 2', plus the chance level."""
@@ -141,7 +148,7 @@ class Table:
 
 def stored_metrics(frame: pd.DataFrame) -> list[str]:
     """Metric names present in the stored records."""
-    return sorted({c.split("/", 1)[1] for c in frame.columns if c.startswith(("i2t/", "t2i/"))})
+    return sorted({c.split("/", 1)[1] for c in frame.columns if c.split("/", 1)[0] in DIRECTIONS and "/" in c})
 
 
 def _column(frame: pd.DataFrame, name: str, default: Any) -> pd.Series:
@@ -209,7 +216,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
         level = chance_level(ok, metric) if chance else None
         presets = sorted(p for p in cells["preset"].dropna().unique()) if "preset" in cells else []
         methods = dict(zip(cells["row"], cells["method"]))
-        reconstructed = set(cells.loc[_column(cells, "fidelity", "") == "reconstructed", "row"])
+        reconstructed = set(cells.loc[_column(cells, "fidelity", "") == RECONSTRUCTED, "row"])
         for direction, label in DIRECTIONS.items():
             column = columns[direction]
             means = pd.DataFrame(np.nan, index=rows, columns=bits)
@@ -271,8 +278,10 @@ def collapsed_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return ok[ok["distinct_db_codes"] < limit]
 
 
-def collapse_warning(frame: pd.DataFrame) -> str | None:
-    """One line for the run summary naming the collapsed cells, or None."""
+def collapse_warning(frame: pd.DataFrame, keys: set[str] | None = None) -> str | None:
+    """One line for the run summary naming the collapsed cells (of ``keys`` if given), or None."""
+    if keys is not None and not frame.empty:
+        frame = frame[frame["key"].isin(keys)]
     bad = collapsed_cells(frame)
     if bad.empty:
         return None
@@ -282,11 +291,23 @@ def collapse_warning(frame: pd.DataFrame) -> str | None:
             f"the chance level; marked {COLLAPSE_MARK} and never bold: {', '.join(names)}")
 
 
+def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
+    """Whether ``method`` (a method, or a row: one configuration of it), or any method of
+    ``frame``, has fidelity ``reconstructed``: the one rule behind the dagger of the
+    Markdown, LaTeX and HTML leaderboards."""
+    if "fidelity" not in frame:
+        return False
+    if method is None:
+        rows = frame
+    else:
+        named = frame["method"] == method
+        rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
+    return bool((rows["fidelity"] == RECONSTRUCTED).any())
+
+
 def method_label(frame: pd.DataFrame, row: str) -> str:
     """A row's name (method or configuration), with a dagger when its fidelity is ``reconstructed``."""
-    frame = with_rows(frame)
-    fidelity = frame.loc[(frame["row"] == row) | (frame["method"] == row), "fidelity"]
-    return f"{row} †" if (fidelity == "reconstructed").any() else row
+    return f"{row} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, row) else row
 
 
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:
@@ -315,3 +336,17 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
 def to_csv(frame: pd.DataFrame) -> str:
     """The tidy long table: one row per cell × direction × metric (columns: README's data dictionary)."""
     return long_results(frame).to_csv(index=False)
+
+
+def write_tables(out: Path, metrics: Sequence[str]) -> str:
+    """Write ``out/leaderboard.md`` (by map@all, else the first metric run) and
+    ``out/results.csv`` from the folder's records; returns the Markdown."""
+    frame = load_results(out)
+    metric = "map@all" if "map@all" in metrics else metrics[0]
+    try:
+        markdown = to_markdown(frame, metric)
+    except LeaderboardError as exc:  # e.g. every cell failed: say so, still write results.csv
+        markdown = f"no leaderboard: {exc}\n"
+    write_text_atomic(Path(out) / "leaderboard.md", markdown)
+    write_text_atomic(Path(out) / "results.csv", to_csv(frame))
+    return markdown

@@ -9,6 +9,7 @@ if the process that scheduled it dies.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import sys
@@ -25,13 +26,12 @@ import numpy as np
 from cmhbench import store
 from cmhbench.datasets import Dataset, DatasetSource
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
-from cmhbench.evaluation.rescore import evaluate_cell
+from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
+from cmhbench.evaluation.scoring import score_cell
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
 from cmhbench.methods.base import Progress
 from cmhbench.provenance import PeakMemory, environment
-
-DEFAULT_METRICS = ("map@all", "map@50")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ class CellTimeout(Exception):
     """A cell ran past ``--timeout``."""
 
 
+log = logging.getLogger(__name__)
 _loaded: dict[str, Dataset] = {}
 _warned: set[str] = set()
 _gpu_lock: dict[str, Any] = {}
@@ -84,7 +85,7 @@ def _pack(codes: np.ndarray) -> np.ndarray:
     return np.packbits(codes > 0, axis=1)
 
 
-CODE_ARRAYS = ("i2t_query", "i2t_database", "t2i_query", "t2i_database")
+CODE_ARRAYS = tuple(f"{d}_{role}" for d in DIRECTIONS for role in ("query", "database"))
 
 
 def code_statistics(arrays: dict[str, np.ndarray], n_bits: int) -> dict[str, dict[str, int]]:
@@ -114,7 +115,7 @@ def _limit_threads(threads: int | None) -> AbstractContextManager:
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        print(f"cmhbench: warning: {message}", file=sys.stderr)
+        log.warning(message)
 
 
 def _own_gpu(count: int) -> int:
@@ -298,7 +299,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         "n_labels": np.array(dataset.labels.shape[1]),
     }
     record["codes"] = code_statistics(arrays, cell.bits)
-    record["metrics"], curves = evaluate_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
+    record["metrics"], curves = score_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
     arrays.update(curves)
     t3 = time.perf_counter()
     record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}

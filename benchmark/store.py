@@ -41,6 +41,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from cmhbench.conventions import DIRECTIONS
+
 CELLS = "cells"
 CLAIMS = "claims"
 RECORD = "record.json"
@@ -406,7 +408,7 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         row[timing] = seconds
     codes = record.get("codes") or {}
     if codes:  # the fewer distinct codes of the two coded databases: 1 = collapsed
-        row["distinct_db_codes"] = min(codes[f"{d}_database"]["distinct"] for d in ("i2t", "t2i"))
+        row["distinct_db_codes"] = min(codes[f"{d}_database"]["distinct"] for d in DIRECTIONS)
     for direction, scores in (record.get("metrics") or {}).items():
         for metric, value in scores.items():
             row[f"{direction}/{metric}"] = value
@@ -415,7 +417,7 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
 
 def long_results(frame: pd.DataFrame) -> pd.DataFrame:
     """Tidy form: one row per cell × direction × metric (cells without scores keep one row)."""
-    metric_cols = [c for c in frame.columns if "/" in c and c.split("/", 1)[0] in ("i2t", "t2i")]
+    metric_cols = [c for c in frame.columns if "/" in c and c.split("/", 1)[0] in DIRECTIONS]
     id_cols = [c for c in frame.columns if c not in metric_cols]
     if not metric_cols:
         return frame.assign(direction=None, metric=None, value=np.nan)

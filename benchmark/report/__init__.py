@@ -12,7 +12,8 @@ from cmhbench.leaderboard import stored_metrics
 from cmhbench.report.html import to_html
 from cmhbench.report.latex import to_latex
 from cmhbench.report.plots import Figure, curves, map_vs_bits
-from cmhbench.stats import PER_QUERY, leaderboard_statistics
+from cmhbench.conventions import PER_QUERY_METRICS
+from cmhbench.stats import leaderboard_statistics
 
 
 @dataclass
@@ -28,7 +29,7 @@ def build_report(outs: list[Path], dest: Path, metric: str = "map@all") -> Repor
     frame = store.load_results(*outs)
     dest.mkdir(parents=True, exist_ok=True)
     metrics = stored_metrics(frame) or [metric]
-    tested = [m for m in metrics if m in PER_QUERY]
+    tested = [m for m in metrics if m in PER_QUERY_METRICS]
     figures: list[Figure] = []
     statistics = {}
     # one step per stage, so that a report of many cells (minutes of bootstrap) shows where it is

@@ -17,11 +17,19 @@ import numpy as np
 import pandas as pd
 
 import cmhbench
+from cmhbench.conventions import (
+    DIRECTIONS,
+    INTERVAL_RULE,
+    RECONSTRUCTED,
+    RECONSTRUCTED_MARK,
+    SIGNIFICANCE_RULE,
+    TIED_MARK,
+)
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
-from cmhbench.leaderboard import COLLAPSE_BELOW, COLLAPSE_MARK, DIRECTIONS, build_tables, method_label, stored_metrics
-from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE, rank_methods, ranking_entries
+from cmhbench.leaderboard import COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, method_label, stored_metrics
+from cmhbench.stats import rank_methods, ranking_entries
 
-STATISTICS_NOTE = (f"≈ = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
+STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
                    f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "features", "preset", "bits", "seed", "status",
@@ -159,7 +167,7 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
     figures = "".join(
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(Path(p).read_bytes()).decode()}"></figure>' for p in images)
-    recon = (frame["fidelity"] == "reconstructed").any() if "fidelity" in frame else False
+    recon = is_reconstructed(frame)
     intervals_control = ('<label><input type="checkbox" id="intervals"> 95% intervals</label>'
                          if statistics else "")
     statistics_note = (f'<p class="note">{html.escape(STATISTICS_NOTE)} Computed for: '
@@ -173,8 +181,8 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
 ties: {html.escape(TIE_RULE)} · mean ± std over the seeds that finished, (n=k) = only k of the table's seeds;
 bold = best, underlined = second, both over the seeds a column shares; — = no seed finished; n/a = no pair
 encoder; {COLLAPSE_MARK} = collapsed (fewer than {COLLAPSE_BELOW} distinct database codes; never bold){
-' · <span class="recon">†</span> = reconstructed from partial information' if recon else ''}; [...] = a
-method's configuration when it has several. Click a column header to sort.</p>
+f' · <span class="recon">{RECONSTRUCTED_MARK}</span> = {RECONSTRUCTED} from partial information' if recon else ''};
+[...] = a method's configuration when it has several. Click a column header to sort.</p>
 <div class="controls"><label>metric <select id="metric"></select></label>{intervals_control}</div>
 {statistics_note}
 <div id="tables"></div>

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cmhbench.conventions import DIRECTIONS
 from cmhbench.evaluation import TIE_RULE
-from cmhbench.leaderboard import COLLAPSE_BELOW, DIRECTIONS, Table, build_tables
+from cmhbench.leaderboard import COLLAPSE_BELOW, Table, build_tables
 
 COLLAPSE_LATEX = r"$^{\times}$"
 

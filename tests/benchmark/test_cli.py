@@ -160,3 +160,20 @@ def test_evaluate_rescoring_a_stored_run_and_external_codes(tmp_path, capsys):
     assert main(["evaluate", "--codes", str(tmp_path / "bad.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cmhbench: error:") and "bad.npz" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_shallow_run_imports_only_its_method_and_no_torch(tmp_path):
+    # Only the requested methods are imported: the parent process of a cca-itq run never loads torch.
+    import subprocess
+    import sys
+
+    code = ("import sys; from cmhbench.cli import main; "
+            f"rc = main(['run', '--methods', 'cca-itq', '--bits', '16', '--out', {str(tmp_path / 'o')!r}, "
+            "'--no-progress']); "
+            "print(rc, 'torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('cmhbench.methods.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rc, torch_loaded, modules = done.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert (rc, torch_loaded) == ("0", "False")
+    assert "cmhbench.methods.cca_itq" in modules and "cmhbench.methods.ucch" not in modules
