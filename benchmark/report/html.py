@@ -26,7 +26,8 @@ from cmhbench.conventions import (
     TIED_MARK,
 )
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
-from cmhbench.leaderboard import COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, method_label, stored_metrics
+from cmhbench.leaderboard import (COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, is_reconstructed, method_label,
+                                  stored_metrics)
 from cmhbench.stats import rank_methods, ranking_entries
 
 STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
