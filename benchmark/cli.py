@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"comma-separated metrics (default: {','.join(RESCORE_METRICS)}; wider than run's, "
                          "since re-scoring is for adding metrics)")
     ev.add_argument("--codes", help="an .npz of codes made elsewhere: <dir>_query, <dir>_database, labels "
-                                    "(see cmhbench.evaluation.rescore.CODES_FILE_FORMAT)")
+                                    "(format: README, section 'Scoring codes made elsewhere')")
     ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
 
     chk = sub.add_parser("check", help="verify every stored cell (record schema, arrays checksum)",

@@ -27,7 +27,8 @@ class Estimate:
         """'estimate from stored timings: about 22 min for 8 cells (2 cells have none)', or None."""
         if not self.known:
             return None
-        rest = f"; {_cells(self.unknown)} more with no stored timing of their method and dataset" if self.unknown else ""
+        rest = (f"; {_cells(self.unknown)} more with no stored timing of their method and dataset"
+                if self.unknown else "")
         return f"estimate from stored timings: about {duration(self.seconds)} for {_cells(self.known)}{rest}"
 
 

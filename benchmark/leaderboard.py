@@ -142,7 +142,8 @@ class Table:
         """'seed: 0' or 'seeds: 0, 1, 2', plus the chance level."""
         seeds = f"seed: {self.seeds[0]}" if len(self.seeds) == 1 else f"seeds: {', '.join(map(str, self.seeds))}"
         if self.chance is not None:
-            seeds += f" · chance level (expected {self.metric} of a random ranking, from the labels): {self.chance:.4f}"
+            seeds += (f" · chance level (expected {self.metric} of a random ranking, from the labels): "
+                      f"{self.chance:.4f}")
         return seeds
 
 
