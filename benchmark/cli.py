@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", help="comma-separated seeds (default: 0)")
     run.add_argument("--database-coding", dest="database_coding",
                      help="modality (default) or unified: how database items are coded")
+    run.add_argument("--features", help="feature preprocessing: raw (default: the files as given), zscore (columns "
+                                        "standardised with training-row statistics) or l2 (rows scaled to unit "
+                                        "norm)")
     run.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
                      help="set a hyper-parameter (repeatable); VALUE is read as TOML")
     run.add_argument("--config", help="TOML grid file (options given here override it)")

@@ -1,6 +1,6 @@
 """Leaderboards built only from stored records (never by re-running a method).
 
-Per dataset, protocol, database coding, features and direction: rows are configurations
+Per dataset, protocol, features, database coding and direction: rows are configurations
 of methods, columns bit lengths, entries the mean ± standard deviation over the seeds
 that finished.  Rules, each chosen so that a finished result is never hidden and never
 flattered:
@@ -52,7 +52,7 @@ COLLAPSE_MARK = "⚠"
 #: than this (or than the database has items).  Healthy models on Wikipedia's 2,173 items
 #: use 100+ codes from 16 bits on; the collapsed 16-bit cells of docs/deep-baselines.md use 4–8.
 COLLAPSE_BELOW = 16
-GROUP = ["dataset", "protocol", "database_coding", "features"]
+GROUP = ["dataset", "protocol", "features", "database_coding"]
 LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the table's seeds finished (a seed "
           f"failed or is absent from a merged folder); **bold** = best of its column, compared over the seeds "
           f"that every entry of the column shares (none when a column has one entry); {MISSING} = no seed "
@@ -114,7 +114,7 @@ class Table:
 
     def key(self, row: str, bits: int) -> tuple:
         """The entry's key in :func:`cmhbench.stats.leaderboard_statistics`."""
-        return (self.dataset, self.protocol, self.database_coding, self.direction, row, bits)
+        return (self.dataset, self.protocol, self.features, self.database_coding, self.direction, row, bits)
 
     def ranked(self, bits: int) -> pd.Series:
         """The column's entries that take part in bold and ranks: over shared seeds, not collapsed."""
@@ -209,7 +209,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
                                f"refitting: cmhbench evaluate {outs} --metrics {metric}")
     frame = with_rows(frame)
     tables = []
-    for (dataset, protocol, coding, features), cells in frame.groupby(GROUP, sort=True):
+    for (dataset, protocol, features, coding), cells in frame.groupby(GROUP, sort=True):
         seeds = sorted(cells["seed"].unique().tolist())
         bits = sorted(cells["bits"].unique().tolist())
         rows = sorted(cells["row"].unique().tolist())
@@ -266,7 +266,7 @@ def _title(dataset: str, protocol: str, coding: str, features: str, presets: lis
            metric: str) -> str:
     preset = (f"preset {presets[0]}" if len(presets) == 1
               else f"presets {', '.join(presets)}" if presets else "preset unknown")
-    return (f"{dataset} · protocol {protocol} · database {coding} · features {features} · {preset} · "
+    return (f"{dataset} · protocol {protocol} · features {features} · database {coding} · {preset} · "
             f"{direction} · {metric}")
 
 

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from cmhbench import store
-from cmhbench.datasets import Dataset, DatasetSource
+from cmhbench.datasets import Dataset, DatasetSource, Split
+from cmhbench.datasets.features import DEFAULT_FEATURES, preprocess
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
 from cmhbench.evaluation.scoring import score_cell
@@ -63,6 +64,7 @@ class CellTimeout(Exception):
 
 log = logging.getLogger(__name__)
 _loaded: dict[str, Dataset] = {}
+_preprocessed: dict[str, Dataset] = {}
 _warned: set[str] = set()
 _gpu_lock: dict[str, Any] = {}
 
@@ -74,6 +76,19 @@ def load_dataset(source: DatasetSource) -> Dataset:
         _loaded.clear()  # keep one dataset in memory: grids iterate datasets in the outer loop
         _loaded[ident] = source.load()
     return _loaded[ident]
+
+
+def prepared_features(dataset: Dataset, source: DatasetSource, cell: Cell, split: Split) -> Dataset:
+    """The dataset under the cell's feature preprocessing, statistics from its training rows;
+    kept once per process, keyed by dataset, protocol, seed and preprocessing, so the cells
+    of one split (bit lengths, methods) reuse it."""
+    if cell.features == DEFAULT_FEATURES:
+        return dataset
+    key = canonical_json([source.identity(), cell.protocol, cell.seed, cell.features, split.digest()])
+    if key not in _preprocessed:
+        _preprocessed.clear()  # one at a time, like the loaded dataset
+        _preprocessed[key] = preprocess(dataset, split.train, cell.features)
+    return _preprocessed[key]
 
 
 def utc_now() -> str:
@@ -207,7 +222,7 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions)},
+        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features},
         "status": "failed",
         "error": None,
         "metrics": {},
@@ -260,6 +275,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
     dataset = load_dataset(source)
     split = source.split(dataset, cell.protocol, cell.seed)
     record["split"] = {"hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+    dataset = prepared_features(dataset, source, cell, split)
     memory = None
     if ctx.cache_dir is not None:
         import joblib

@@ -163,7 +163,7 @@ class Ranking:
         return "\n".join(lines + self.notes()) + "\n"
 
 
-ENTRY_COLUMNS = ("dataset", "protocol", "database_coding", "direction", "bits")
+ENTRY_COLUMNS = ("dataset", "protocol", "features", "database_coding", "direction", "bits")
 
 
 def rank_methods(entries: pd.DataFrame, alpha: float = 0.05) -> Ranking:
@@ -221,7 +221,7 @@ class EntryStatistics:
 
 def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: float = 0.05,
                            n_resamples: int = N_RESAMPLES, progress: bool = True) -> dict[tuple, EntryStatistics]:
-    """(dataset, protocol, coding, direction, row, bits) -> interval and significance mark.
+    """(dataset, protocol, features, coding, direction, row, bits) -> interval and significance mark.
 
     For every leaderboard column (one table, one bit length) each entry gets its
     seed-stratified interval over the seeds it has, and every ranked entry is compared with
@@ -235,6 +235,8 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
     from tqdm.auto import tqdm
 
     per_query_key("i2t", metric)  # fails early, naming the metrics that have per-query scores
+    if "features" not in frame.columns:
+        frame = frame.assign(features="raw")
     result = {}
     tables = build_tables(frame, metric)
     columns = [(table, bits) for table in tables for bits in table.means.columns]
@@ -272,7 +274,7 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
     """Paired A − B per dataset, protocol, coding, direction and bits, Holm-corrected."""
     rows = []
     ok = with_rows(frame[frame["status"] == "ok"])
-    for (dataset, protocol, coding, _features, bits), cells in ok.groupby([*GROUP, "bits"]):
+    for (dataset, protocol, features, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
         cells_a, cells_b = cells[cells["method"] == a], cells[cells["method"] == b]
         seeds = sorted(set(cells_a["seed"]) & set(cells_b["seed"]))
         if not seeds:
@@ -284,7 +286,7 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
                 if not np.array_equal(sa[seed][0], sb[seed][0]):
                     raise ValueError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
             result = paired_comparison([sa[s][1] for s in seeds], [sb[s][1] for s in seeds])
-            rows.append({"dataset": dataset, "protocol": protocol, "database_coding": coding,
+            rows.append({"dataset": dataset, "protocol": protocol, "features": features, "database_coding": coding,
                          "direction": DIRECTIONS[direction], "bits": bits, "seeds": len(seeds),
                          "queries": result.n_queries, f"{a} − {b}": result.difference.estimate,
                          "low": result.difference.low, "high": result.difference.high, "p": result.p_value})
@@ -295,14 +297,14 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
 
 
 def ranking_entries(frame: pd.DataFrame, metric: str = "map@all") -> pd.DataFrame:
-    """One row per leaderboard column (dataset, protocol, coding, direction, bits), one column
+    """One row per leaderboard column (dataset, protocol, features, coding, direction, bits), one column
     per leaderboard row (method or configuration) with its mean over the seeds the column
     shares (NaN where not run, failed, not applicable, or without a shared seed)."""
     rows = []
     for table in build_tables(frame, metric, chance=False):
         for bits in table.means.columns:
-            row = dict(zip(ENTRY_COLUMNS, (table.dataset, table.protocol, table.database_coding, table.direction,
-                                           int(bits))))
+            row = dict(zip(ENTRY_COLUMNS, (table.dataset, table.protocol, table.features, table.database_coding,
+                                           table.direction, int(bits))))
             row.update(table.comparable[bits].to_dict())
             rows.append(row)
     entries = pd.DataFrame(rows)

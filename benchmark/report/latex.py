@@ -1,6 +1,6 @@
 """Leaderboards as LaTeX in the papers' layout (booktabs).
 
-One table per dataset, protocol and database coding: methods as rows, an I→T block and
+One table per dataset, protocol, feature preprocessing and database coding: methods as rows, an I→T block and
 a T→I block of bit-length columns; the best mean per column in bold, the second
 underlined (both over the seeds a column shares); collapsed entries carry a ×, never bold; the
 caption states the metric, tie rule, protocol, database coding, features, preset and chance level.
