@@ -85,11 +85,14 @@ def test_progress_writes_are_throttled_but_the_last_epoch_is_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_run_bar_shows_epoch_and_loss_of_the_running_cell(epochs_method, tmp_path, capfd):
-    spec = GridSpec(methods=[epochs_method], bits=[16], params={epochs_method: {"epochs": 4, "pause": 0.6}})
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_run_bar_shows_epoch_and_loss_of_running_cells(epochs_method, tmp_path, capfd, jobs):
+    spec = GridSpec(methods=[epochs_method], bits=[16, 32], params={epochs_method: {"epochs": 4, "pause": 0.6}})
     sources = {"synthetic": SMALL}
-    summary = run_cells(build_cells(spec, sources), sources, RunContext(out=tmp_path), progress=True)
-    assert summary.counts["ok"] == 1
-    err = capfd.readouterr().err
-    assert "test-epochs/synthetic/16b/s0 epoch " in err and "/4 loss 0." in err
+    summary = run_cells(build_cells(spec, sources), sources, RunContext(out=tmp_path), jobs=jobs, progress=True)
+    assert summary.counts["ok"] == 2
+    err = capfd.readouterr().err  # cells run in worker processes: the bar reads their progress files
+    for bits in (16, 32):
+        assert f"test-epochs/synthetic/{bits}b/s0 epoch " in err
+    assert "/4 loss 0." in err
     assert store.read_progress(tmp_path) == {}  # removed when the cell ended
