@@ -7,7 +7,7 @@ flattered:
 
 - **One row per configuration.**  When a table holds a method under more than one set of
   resolved hyper-parameters (two presets, a ``--param``, folders merged from several
-  runs), each gets its own row, labelled by what differs (:func:`config_label`).
+  runs), each gets its own row, labelled by what differs (:func:`config_labels`).
 - **Partial seeds are shown, with n.**  An entry whose seeds did not all finish (failed,
   or absent from a merged folder) shows the mean over the seeds it has and ``(n=k)``.
   ``—`` means no seed of that entry finished.
@@ -59,7 +59,7 @@ LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the tabl
           f"finished; {NOT_APPLICABLE} = not applicable (no pair encoder); {COLLAPSE_MARK} = collapsed: fewer "
           f"than {COLLAPSE_BELOW} distinct database codes in a cell (never bold); {RECONSTRUCTED_MARK} = fidelity "
           f"'{RECONSTRUCTED}'; "
-          "[...] = configuration (preset, and parameters that differ from it) when a method has several.")
+          "[...] = configuration (preset, and the parameters that differ between them) when a method has several.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
                                     f"Mean over the seeds that finished [95% interval: {INTERVAL_RULE}]")
                      + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
@@ -156,22 +156,25 @@ def _column(frame: pd.DataFrame, name: str, default: Any) -> pd.Series:
     return frame[name].fillna(default) if name in frame else pd.Series(default, index=frame.index)
 
 
-def config_label(method: str, base: str, dataset: str, preset: str | None, params: dict[str, Any]) -> str:
-    """'djsrh [quick]', 'djsrh [paper, epochs=2]' or 'djsrh [paper, 1a2b3c4d]': the preset, then the
-    parameters that differ from what that preset resolves to (a digest when more than two do)."""
-    from cmhbench.methods import registry
-
-    preset = preset or "?"
-    try:
-        defaults = registry.resolve_params(base, dataset=dataset, preset=preset)
-    except Exception:  # a plugin that is no longer installed, an old preset name
-        return f"{method} [{preset}, {config_digest(params)}]"
-    differs = {k: v for k, v in sorted(params.items()) if defaults.get(k, object()) != v}
-    if not differs:
-        return f"{method} [{preset}]"
-    if len(differs) <= 2:
-        return f"{method} [{preset}, {', '.join(f'{k}={v}' for k, v in differs.items())}]"
-    return f"{method} [{preset}, {config_digest(params)}]"
+def config_labels(method: str, configs: dict[str, tuple[str | None, dict[str, Any]]]) -> dict[str, str]:
+    """Row labels for several configurations of one method (params JSON -> (preset, params)):
+    'djsrh [quick, epochs=10, hidden=256]' — the preset, then the parameters whose values
+    differ between the configurations (an 8-digit digest of the parameters when more than two
+    do, or when that alone does not tell them apart)."""
+    names = sorted({k for _, params in configs.values() for k in params})
+    differing = [k for k in names
+                 if len({json.dumps(p.get(k), sort_keys=True, default=str) for _, p in configs.values()}) > 1]
+    labels = {}
+    for text, (preset, params) in configs.items():
+        parts = [preset or "preset unknown"]
+        if len(differing) <= 2:
+            parts += [f"{k}={params.get(k, '—')}" for k in differing]
+        else:
+            parts.append(config_digest(params))
+        labels[text] = f"{method} [{', '.join(parts)}]"
+    if len(set(labels.values())) < len(labels):
+        labels = {t: f"{label[:-1]}, {config_digest(configs[t][1])}]" for t, label in labels.items()}
+    return labels
 
 
 def with_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -181,18 +184,15 @@ def with_rows(frame: pd.DataFrame) -> pd.DataFrame:
     frame["features"] = _column(frame, "features", DEFAULT_FEATURES)
     params = _column(frame, "params", "{}")
     frame["row"] = frame["method"]
-    for _, cells in frame.groupby([*GROUP, "method"], sort=False):
-        configs = params[cells.index]
-        if configs.nunique() < 2:
+    for (*_, method), cells in frame.groupby([*GROUP, "method"], sort=False):
+        texts = params[cells.index]
+        if texts.nunique() < 2:
             continue
-        labels = {}
-        for text in configs.unique():
-            first = cells[configs == text].iloc[0]
-            labels[text] = config_label(first["method"], first.get("base", first["method"]), first["dataset"],
-                                        first.get("preset"), json.loads(text))
-        if len(set(labels.values())) < len(labels):  # same preset and differences: fall back to digests
-            labels = {t: f"{label[:-1]}, {config_digest(json.loads(t))}]" for t, label in labels.items()}
-        frame.loc[cells.index, "row"] = configs.map(labels)
+        configs = {}
+        for text in texts.unique():
+            first = cells[texts == text].iloc[0]
+            configs[text] = (first.get("preset"), json.loads(text))
+        frame.loc[cells.index, "row"] = texts.map(config_labels(method, configs))
     return frame
 
 

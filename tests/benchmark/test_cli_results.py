@@ -32,7 +32,7 @@ def test_two_configurations_of_a_method_get_their_own_rows_and_no_entry_is_missi
     assert main(["leaderboard", out]) == 0
     shown = capsys.readouterr().out
     for text in (stored, shown):
-        assert "djsrh [quick]" in text and "djsrh [paper, epochs=2]" in text
+        assert "djsrh [quick, epochs=10, hidden=256]" in text and "djsrh [paper, epochs=2, hidden=4096]" in text
         assert "—" not in _entries(text) and all(_entries(text))
         assert "presets paper, quick" in text and "features raw" in text and "chance level" in text
 

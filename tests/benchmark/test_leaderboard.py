@@ -60,7 +60,7 @@ def test_each_configuration_of_a_method_gets_its_own_labelled_row():
     table = build_tables(frame)[0]
     rows = list(table.means.index)
     assert len(rows) == 3 and "random" in rows
-    assert all(r.startswith("djsrh [") for r in rows if r != "random")
+    assert sorted(r for r in rows if r != "random") == ["djsrh [paper, epochs=2]", "djsrh [quick, epochs=5]"]
     assert not table.means.isna().any().any()
     assert "| —" not in to_markdown(frame)
 
@@ -99,3 +99,10 @@ def test_csv_is_long():
     lines = to_csv(frame).strip().splitlines()
     assert len(lines) == 1 + 4
     assert "direction" in lines[0] and "metric" in lines[0] and "value" in lines[0]
+
+
+def test_configurations_differing_in_many_parameters_are_told_apart_by_digest():
+    a, b = '{"x": 1, "y": 1, "z": 1}', '{"x": 2, "y": 2, "z": 2}'
+    frame = _frame([_ok("m", 16, 0, 0.4, params=a, preset="paper"), _ok("m", 16, 0, 0.5, params=b, preset="paper")])
+    rows = sorted(build_tables(frame)[0].means.index)
+    assert len(rows) == 2 and all(r.startswith("m [paper, ") and len(r) == len("m [paper, 12345678]") for r in rows)
