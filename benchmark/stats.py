@@ -199,7 +199,7 @@ def per_query_key(direction: str, metric: str) -> str:
     return per_query_array(direction, metric)
 
 
-def _per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def _stored_per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """seed -> (query rows, per-query scores) of the ok cells given (one method, one bit length)."""
     out = {}
     for row in cells.itertuples():
@@ -246,7 +246,7 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
         if present.empty:
             continue
         cells = table.cells[table.cells["bits"] == bits]
-        scores = {row: _per_query(cells[cells["row"] == row], table.direction, metric) for row in present.index}
+        scores = {row: _stored_per_query(cells[cells["row"] == row], table.direction, metric) for row in present.index}
         ranked = table.ranked(bits)
         seeds = table.shared.get(bits, [])
         best = str(ranked.idxmax()) if len(ranked) else None
@@ -280,8 +280,8 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
         if not seeds:
             continue
         for direction in DIRECTIONS:
-            sa = _per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
-            sb = _per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
+            sa = _stored_per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
+            sb = _stored_per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
             for seed in seeds:
                 if not np.array_equal(sa[seed][0], sb[seed][0]):
                     raise ValueError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
