@@ -34,6 +34,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+
+class CacheError(OSError):
+    """A cache folder that cannot be read, written or cleared; the message names it."""
+
 FINGERPRINTS = "fingerprints"
 META = "meta.json"
 HASH_CHUNK = 8 * 2**20
@@ -62,6 +66,8 @@ def cache_usage(folder: Path) -> list[CacheUsage]:
     empty when the folder does not exist."""
     if not folder.exists():
         return []
+    if not folder.is_dir():
+        raise CacheError(f"cache folder {folder} is a file, not a folder")
     usage = []
     for part in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
         files = [f for f in part.rglob("*") if f.is_file()]
@@ -71,8 +77,13 @@ def cache_usage(folder: Path) -> list[CacheUsage]:
 
 def clear_cache(folder: Path) -> None:
     """Delete the cache folder and everything in it (safe: all of it can be recomputed)."""
+    if folder.exists() and not folder.is_dir():
+        raise CacheError(f"cache folder {folder} is a file, not a folder; nothing was cleared")
     if folder.exists():
-        shutil.rmtree(folder)
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise CacheError(f"cannot clear the cache folder {folder}: {exc.strerror or exc}") from None
 
 
 def cache_root(cache_dir: str | Path | None) -> Path:
