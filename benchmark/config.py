@@ -139,8 +139,6 @@ def _as_list(value: Any, what: str, kind: type = str) -> list[Any]:
     return value
 
 
-MAX_BITS = 4096
-MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
@@ -179,19 +177,6 @@ def _name(value: Any, what: str) -> str:
     return value
 
 
-def _check_grid(grid: GridSpec) -> None:
-    for bits in grid.bits:
-        if not 1 <= bits <= MAX_BITS:
-            raise ConfigError(f"bits must be between 1 and {MAX_BITS}, got {bits}")
-    for seed in grid.seeds:
-        if not 0 <= seed <= MAX_SEED:
-            raise ConfigError(f"seeds must be between 0 and {MAX_SEED}, got {seed}")
-    for what in ("preset", "protocol", "features"):
-        value = getattr(grid, what, None)
-        if value is not None:
-            _name(value, what)
-
-
 def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSettings:
     """Merge command-line options (None = not given) over a config file over defaults.
 
@@ -217,7 +202,6 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         params=params,
         variants={name: dict(v) for name, v in config.get("variants", {}).items()},
     )
-    _check_grid(grid)
     data_dir = _name(merged["data_dir"], "data_dir") if "data_dir" in merged else None
     cache_dir = _name(merged["cache_dir"], "cache_dir") if "cache_dir" in merged else None
     device = _name(merged.get("device", "auto"), "device")

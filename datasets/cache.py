@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,6 +203,24 @@ class Prepared:
             pass
 
 
+def _host() -> str:
+    return socket.gethostname().replace("-", "_")
+
+
+def remove_dead_preparations(root: Path) -> None:
+    """Remove the temporary folders of preparations killed on this host (their pid is gone),
+    so that a killed run leaves nothing that fills the disk for the next one."""
+    for tmp in root.glob(".tmp-*"):
+        parts = tmp.name.split("-", 3)  # .tmp-<host>-<pid>-<random>
+        if len(parts) == 4 and parts[1] == _host() and parts[2].isdigit() and tmp.is_dir():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:
+                pass
+
+
 class PreparedWriter:
     """Assemble a prepared folder in a temporary sibling, then rename it into place."""
 
@@ -210,7 +229,8 @@ class PreparedWriter:
         self.tmp: Path | None = None
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
+            remove_dead_preparations(folder.parent)
+            self.tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{_host()}-{os.getpid()}-"))
         except OSError as exc:
             log.warning("dataset cache %s is not writable (%s); the dataset is prepared in memory on every load",
                         folder.parent, exc.strerror)
@@ -218,6 +238,12 @@ class PreparedWriter:
     @property
     def active(self) -> bool:
         return self.tmp is not None
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.tmp or self.folder.parent).free
+        except OSError:
+            return None
 
     def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A writable array: a .npy memory map in the cache, or plain memory without one."""
