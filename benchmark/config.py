@@ -41,7 +41,7 @@ DEFAULT_BITS = [16, 32, 64, 128]
 DEFAULT_OUT = Path("results") / "latest"
 RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "database_coding", "features", "params",
             "variants", "out", "data_dir", "cache_dir", "device", "jobs", "threads", "metrics", "backend",
-            "scheduler", "timeout"}
+            "scheduler", "timeout", "cells_per_gpu"}
 
 
 class ConfigError(ValueError):
@@ -115,6 +115,7 @@ class RunSettings:
     cache_dir: Path | None
     device: str = "auto"
     jobs: int = 1
+    cells_per_gpu: int = 1
     threads: int | None = 1
     backend: str = "loky"
     scheduler: str | None = None
@@ -214,6 +215,7 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         device=device,
         jobs=_integer(merged.get("jobs", 1), "jobs", -1),
+        cells_per_gpu=_integer(merged.get("cells_per_gpu", 1), "cells_per_gpu", 1),
         threads=_integer(merged.get("threads", 1), "threads", 1),
         backend=_name(merged.get("backend", "dask" if merged.get("scheduler") else "loky"), "backend"),
         scheduler=_name(merged["scheduler"], "scheduler") if merged.get("scheduler") is not None else None,
@@ -223,6 +225,8 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
     )
     if settings.jobs == 0 or settings.jobs < -1:
         raise ConfigError(f"jobs must be a positive number of workers or -1 (all cores), got {settings.jobs}")
+    if settings.cells_per_gpu < 1:
+        raise ConfigError(f"cells_per_gpu must be at least 1, got {settings.cells_per_gpu}")
     if settings.backend not in ("loky", "dask"):
         raise ConfigError(f"backend must be loky or dask, got {settings.backend!r}")
     cores = os.cpu_count() or 1
