@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_cli_logging()
     try:
         if args.command == "run":
-            return _run(args, argv)
+            return _run_command(args, argv)
         if args.command == "leaderboard":
             return _leaderboard(args)
         if args.command == "cache":
@@ -168,7 +168,7 @@ def _usage_errors():
             UnknownMethodError, StoreError)
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> int:
+def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets, leaderboard, store
     from cmhbench.config import run_settings
     from cmhbench.evaluation import check_metric

@@ -226,7 +226,7 @@ def failed_record(cell: Cell, ctx: RunContext, error: str) -> dict[str, Any]:
     return record
 
 
-def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def compute_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Compute one cell; never raises for a method's failure (it is recorded instead)."""
     record = base_record(cell, ctx)
     arrays = None
@@ -332,6 +332,6 @@ def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOut
     with claim:
         if not ctx.force and store.is_done(ctx.out, cell.key):
             return CellOutcome(cell.key, cell.label, "skipped")
-        record, arrays = run_cell(cell, source, ctx)
+        record, arrays = compute_cell(cell, source, ctx)
         store.write_cell(ctx.out, cell.key, record, arrays)
     return CellOutcome(cell.key, cell.label, record["status"], record.get("error"))

@@ -118,14 +118,14 @@ def test_dask_runs_k_deep_cells_at_once_on_a_worker_declaring_one_gpu(k, tmp_pat
     cells = build_cells(GridSpec(methods=["djsrh"], bits=[8, 16, 24, 32], preset="quick",
                                  params={"djsrh": {"epochs": 1, "hidden": 16}}), sources)
     seen = Concurrency()
-    real = runner.run_cell
+    real = runner.compute_cell
 
     def counted(cell, src, ctx):
         with seen:
             time.sleep(1.0)  # long enough for every cell allowed to run at once to be inside
             return real(cell, src, ctx)
 
-    monkeypatch.setattr(runner, "run_cell", counted)
+    monkeypatch.setattr(runner, "compute_cell", counted)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=4, processes=False, resources={"GPU": 1},
                                   dashboard_address=":0") as cluster:
         summary = run_cells(cells, sources, RunContext(out=tmp_path, cells_per_gpu=k), backend="dask",
