@@ -335,7 +335,9 @@ class FileSource(DatasetSource):
         if problem is None and protocol in P.FIXED:  # fixed rows: check the split itself, once
             problem = self._fixed_split_problem(protocol)
         if problem:
-            raise DatasetError(f"{self.spec}: protocol {protocol!r} does not fit: {problem}")
+            raise DatasetError(f"{self.spec}: protocol {protocol!r} does not fit: {problem}; store your own "
+                               "split in the file (query_idx, optionally train_idx and database_idx) and run "
+                               "with --protocol given, or pick a protocol that fits with --protocol")
         return protocol
 
     def _fixed_split_problem(self, protocol: str) -> str | None:
