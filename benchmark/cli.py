@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import cmhbench
 from cmhbench.conventions import RESCORE_METRICS
+from cmhbench.logs import configure_cli_logging
 
 EXIT_USAGE = 2
 
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", help="comma-separated seeds (default: 0)")
     run.add_argument("--database-coding", dest="database_coding",
                      help="modality (default) or unified: how database items are coded")
+    run.add_argument("--features", help="feature preprocessing: raw (default: the files as given), zscore (columns "
+                                        "standardised with training-row statistics) or l2 (rows scaled to unit "
+                                        "norm)")
     run.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
                      help="set a hyper-parameter (repeatable); VALUE is read as TOML")
     run.add_argument("--config", help="TOML grid file (options given here override it)")
@@ -44,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
     run.add_argument("--jobs", type=int, help="parallel worker processes (default: 1; -1 = all cores)")
+    run.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, metavar="K",
+                     help="deep cells that share one GPU at a time (default: 1; use --jobs ≥ K); each waits for "
+                          "a free slot and enough free GPU memory")
     run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1; capped so that "
                                                  "jobs × threads ≤ cores)")
     run.add_argument("--backend", choices=["loky", "dask"], help="loky (local worker processes; default) or "
@@ -66,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="paired comparison of two methods, per dataset, direction and bits",
                          description="Paired difference A − B on the same queries (within each seed's split), "
-                                     "its 95%% interval and a permutation p-value, Holm-corrected.")
+                                     "its 95% interval and a permutation p-value, Holm-corrected.")
     cmp.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     cmp.add_argument("--methods", required=True, help="two methods: A,B")
     cmp.add_argument("--metric", default="map@all", help="map@all (default), map@50, tmap@all or p@r2")
@@ -92,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"comma-separated metrics (default: {','.join(RESCORE_METRICS)}; wider than run's, "
                          "since re-scoring is for adding metrics)")
     ev.add_argument("--codes", help="an .npz of codes made elsewhere: <dir>_query, <dir>_database, labels "
-                                    "(see cmhbench.evaluation.rescore.CODES_FILE_FORMAT)")
+                                    "(format: README, section 'Scoring codes made elsewhere')")
     ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
 
     chk = sub.add_parser("check", help="verify every stored cell (record schema, arrays checksum)",
@@ -102,8 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
-    lst.add_argument("what", choices=["methods", "datasets"])
-    lst.add_argument("--data-dir", dest="data_dir", help="where to look for dataset files (default: $CMHBENCH_DATA)")
+    what = lst.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+    methods = what.add_parser("methods", help="registered methods, built-in and plugins",
+                              description="Registered methods (built-in and plugins) with kind, fidelity and venue.")
+    methods.add_argument("--format", choices=["text", "md"], default="text",
+                         help="text (default) or md: the built-in methods as README's Markdown table")
+    listed = what.add_parser("datasets", help="datasets and whether their files are found",
+                             description="Datasets, their protocols, and whether their files are found.")
+    listed.add_argument("--data-dir", dest="data_dir",
+                        help="where to look for dataset files (default: $CMHBENCH_DATA)")
 
     cache = sub.add_parser("cache", help="inspect or clear the cache of bit-independent work",
                            description="The cache holds work that methods reuse across bit lengths "
@@ -117,9 +133,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    configure_cli_logging()
     try:
         if args.command == "run":
-            return _run(args, argv)
+            return _run_command(args, argv)
         if args.command == "leaderboard":
             return _leaderboard(args)
         if args.command == "cache":
@@ -158,19 +175,19 @@ def _usage_errors():
             UnknownMethodError, StoreError)
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> int:
+def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets, leaderboard, store
     from cmhbench.config import run_settings
     from cmhbench.evaluation import check_metric
-    from cmhbench.executor import run_cells
+    from cmhbench.estimate import estimate
+    from cmhbench.executor import plan, run_cells
     from cmhbench.grid import build_cells
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "force", "progress")}
-    builtins = [m for m in registry.available() if registry.is_builtin(registry.get(m))]
     try:
-        settings = run_settings(options, builtins)
+        settings = run_settings(options, registry.builtin_names())  # names only: nothing is imported
         for metric in settings.metrics:
             check_metric(metric)
         sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
@@ -180,12 +197,21 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     except _usage_errors() as exc:
         raise UsageError(str(exc)) from None
     ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                     threads=settings.threads, timeout=settings.timeout, force=args.force,
+                     cells_per_gpu=settings.cells_per_gpu, threads=settings.threads, timeout=settings.timeout, force=args.force,
                      metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
     grid = settings.grid
-    print(f"cmhbench run: {len(grid.methods)} methods × {len(grid.datasets)} datasets × {len(grid.bits)} bit "
-          f"lengths × {len(grid.seeds)} seeds × {len(grid.database_coding)} codings, preset {grid.preset} "
-          f"→ {settings.out}", file=sys.stderr)
+    sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),
+             (grid.seeds, "seed"), (grid.database_coding, "coding")]
+    print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset}"
+          f"{_preset_note(settings)} → {settings.out}", file=sys.stderr)
+    try:
+        todo, _ = plan(cells, settings.out, args.force)
+        workers = (os.cpu_count() or 1) if settings.jobs == -1 else settings.jobs
+        line = estimate(todo, settings.out, workers).line()
+    except store.StoreError:  # an unreadable record: `cmhbench check` names it; the run recomputes it
+        line = None
+    if line:
+        print(line, file=sys.stderr)
     try:
         summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
                             scheduler=settings.scheduler, progress=args.progress)
@@ -194,20 +220,30 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     except (ImportError, RuntimeError, OSError) as exc:  # e.g. dask missing, scheduler unreachable
         raise UsageError(f"cannot run the grid: {exc}") from None
     print(summary.line(), file=sys.stderr)
-    frame = store.load_results(settings.out)
-    metric = "map@all" if "map@all" in settings.metrics else settings.metrics[0]
-    try:
-        markdown = leaderboard.to_markdown(frame, metric)
-    except leaderboard.LeaderboardError as exc:  # e.g. every cell failed: say so, still write results.csv
-        markdown = f"no leaderboard: {exc}\n"
-    store.write_text_atomic(settings.out / "leaderboard.md", markdown)
-    store.write_text_atomic(settings.out / "results.csv", leaderboard.to_csv(frame))
-    print(markdown)
+    print(leaderboard.write_tables(settings.out, settings.metrics))
+    collapsed = leaderboard.collapse_warning(store.load_results(settings.out), keys={c.key for c in cells})
+    if collapsed:
+        print(f"warning: {collapsed}", file=sys.stderr)
     for outcome in summary.failed:
         print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
           file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _preset_note(settings) -> str:
+    """Why this preset, when the user did not name it: the tour's quick, or paper implied by --methods."""
+    if "preset" in settings.config:
+        return ""
+    if settings.grid.preset == "quick":
+        return " (the default tour's; --preset paper for the papers' settings)"
+    return (" (the default once --methods or --datasets is given: the papers' settings, slow for deep methods; "
+            "--preset quick for a fast look)")
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 method', '3 methods'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -261,23 +297,18 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from cmhbench import leaderboard, store
     from cmhbench.config import parse_list
     from cmhbench.evaluation import check_metric
-    from cmhbench.evaluation.rescore import EvaluationInputError, evaluate_cell, score_codes_file
-    from cmhbench.runner import code_statistics, utc_now
+    from cmhbench.evaluation.rescore import EvaluationInputError, load_npz, score_codes_file
+    from cmhbench.rescoring import rescore_folder
 
     try:
         metrics = parse_list(args.metrics, "metrics")
         for metric in metrics:
             check_metric(metric)
         if args.codes:
-            labels = {}
-            if args.labels:
-                with np.load(args.labels) as fh:
-                    labels = {k: fh[k] for k in ("query_labels", "database_labels") if k in fh.files}
+            given = load_npz(args.labels) if args.labels else {}
+            labels = {k: v for k, v in given.items() if k in ("query_labels", "database_labels")}
             scores = score_codes_file(args.codes, metrics, **labels)
             for direction, values in scores.items():
                 print(direction, " ".join(f"{m}={v:.4f}" for m, v in values.items()))
@@ -285,25 +316,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not args.outs:
             raise UsageError("give results folders to re-score, or --codes FILE")
         for out in args.outs:
-            done = [r for r in store.iter_records(out) if r["status"] == "ok"]
-            corrupt = {r["key"]: p for r in done if (p := store.verify_cell(out, r["key"]))}
-            for key, problem in corrupt.items():
-                print(f"skipped corrupt cell {key}: {problem}", file=sys.stderr)
-            done = [r for r in done if r["key"] not in corrupt]
-            if not done and not store.cells_dir(out).is_dir():
-                raise UsageError(f"{out} is not a cmhbench results folder (no cells/ inside)")
-            for record in done:  # the key is the record's folder name (validated on read), never trusted data
-                arrays = store.read_arrays(out, record["key"])
-                scores, curves = evaluate_cell(arrays, metrics)
-                record["codes"] = code_statistics(arrays, int(arrays["n_bits"]))
-                for direction, values in scores.items():
-                    record["metrics"].setdefault(direction, {}).update(values)
-                arrays.update(curves)
-                record.setdefault("rescored", []).append({"metrics": metrics, "at": utc_now()})
-                store.write_cell(out, record["key"], record, arrays)
-            frame = store.load_results(out)
-            store.write_text_atomic(Path(out) / "results.csv", leaderboard.to_csv(frame))
-            print(f"{out}: re-scored {len(done)} cells with {', '.join(metrics)}")
+            result = rescore_folder(out, metrics)
+            print(f"{out}: re-scored {result.cells} cells with {', '.join(metrics)}")
     except (EvaluationInputError, OSError, KeyError) as exc:
         raise UsageError(str(exc)) from None
     except _usage_errors() as exc:
@@ -366,42 +380,31 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    import shutil
-
-    from cmhbench.datasets import default_cache_dir
+    from cmhbench.datasets.cache import CacheError, cache_usage, clear_cache, default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    if args.action == "clear":
-        if folder.exists():
-            shutil.rmtree(folder)
-        print(f"cleared {folder}")
-        return 0
-    if not folder.exists():
+    try:
+        if args.action == "clear":
+            clear_cache(folder)
+            print(f"cleared {folder}")
+            return 0
+        usage = cache_usage(folder)
+    except CacheError as exc:
+        raise UsageError(str(exc)) from None
+    if not usage:
         print(f"{folder}: empty (nothing cached yet)")
         return 0
     print(f"{folder}:")
-    for part in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
-        files = [f for f in part.rglob("*") if f.is_file()]
-        size = sum(f.stat().st_size for f in files)
-        print(f"  {part.name:<24} {len(files):>7} files {size / 2**20:>10.1f} MB")
+    for part in usage:
+        print(f"  {part.part:<24} {part.files:>7} files {part.bytes / 2**20:>10.1f} MB")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     if args.what == "methods":
-        from cmhbench.methods import registry
+        from cmhbench.methods import catalog, registry
 
-        rows = []
-        for name in registry.available():
-            cls = registry.get(name)
-            info = cls.info
-            rows.append([name, info.kind, info.fidelity, "yes" if info.pair_encoder else "no",
-                         "yes" if info.deterministic else "no", f"{info.venue} {info.year}",
-                         "built-in" if registry.is_builtin(cls) else f"plugin ({cls.__module__})"])
-        print(tabulate(rows, headers=["method", "kind", "fidelity", "pair encoder", "deterministic", "venue",
-                                      "source"]))
+        print(catalog.markdown() if args.format == "md" else catalog.table(), end="" if args.format == "md" else "\n")
         for plugin, error in registry.plugin_errors().items():
             print(f"plugin {plugin} failed to load and is skipped: {error}", file=sys.stderr)
     else:

@@ -9,7 +9,8 @@ hyper-parameter, a data file or the schema gives a new key.
 Keys hash parameters, not code, so each method declares a version (see
 :func:`cmhbench.methods.registry.versions`), keyed with its teachers' versions.  Fields
 added after the first results were stored enter the key only when they differ from
-what those results implied (versions all 1), so stored folders stay valid.
+what those results implied (versions all 1, ``raw`` features), so stored folders stay
+valid.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from cmhbench.datasets import DatasetSource
+from cmhbench.datasets.features import DEFAULT_FEATURES, FEATURES
 from cmhbench.methods import registry
 
 SCHEMA_VERSION = 1
+MAX_BITS = 4096
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
 DATABASE_CODINGS = ("modality", "unified")
 
 
@@ -46,6 +50,7 @@ class Cell:
     database_coding: str
     preset: str = field(default="paper", compare=False)  # recorded, not keyed: params say it all
     versions: Mapping[str, int] = field(default_factory=dict)  # the method's and its teachers' versions
+    features: str = DEFAULT_FEATURES  # preprocessing of the features (cmhbench.datasets.features)
 
     @property
     def dataset_name(self) -> str:
@@ -56,6 +61,8 @@ class Cell:
         fields.pop("preset")
         if all(v == 1 for v in self.versions.values()):
             fields.pop("versions")  # keys of the time before method versions
+        if self.features == DEFAULT_FEATURES:
+            fields.pop("features")  # keys of the time before feature preprocessing
         fields["schema_version"] = SCHEMA_VERSION
         return fields
 
@@ -66,7 +73,8 @@ class Cell:
     @property
     def label(self) -> str:
         coding = "" if self.database_coding == "modality" else f"/{self.database_coding}"
-        return f"{self.method}/{self.dataset_name}/{self.bits}b/s{self.seed}{coding}"
+        features = "" if self.features == DEFAULT_FEATURES else f"/{self.features}"
+        return f"{self.method}/{self.dataset_name}{features}/{self.bits}b/s{self.seed}{coding}"
 
     def command(self) -> str:
         """A ``cmhbench run`` command line that recomputes this cell's numbers."""
@@ -75,6 +83,7 @@ class Cell:
             f"cmhbench run --methods {self.base} --datasets {self.dataset_name} --protocol {self.protocol}",
             f"--bits {self.bits} --seeds {self.seed} --database-coding {self.database_coding}",
             f"--preset {self.preset}",
+            "" if self.features == DEFAULT_FEATURES else f"--features {self.features}",
             params,
         ]
         return " ".join(p for p in parts if p)
@@ -91,6 +100,7 @@ class GridSpec:
     preset: str = "paper"
     protocol: str | None = None
     database_coding: list[str] = field(default_factory=lambda: ["modality"])
+    features: str = DEFAULT_FEATURES
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # row or base name -> values
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"base": ..., values}
 
@@ -103,12 +113,18 @@ class GridSpec:
         for b in self.bits:
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
                 raise GridError(f"bits must be positive integers, got {b!r}")
+            if b > MAX_BITS:
+                raise GridError(f"bits must be at most {MAX_BITS}, got {b}")
         for s in self.seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise GridError(f"seeds must be non-negative integers, got {s!r}")
+            if s > MAX_SEED:
+                raise GridError(f"seeds must be at most {MAX_SEED} (numpy and torch seeds are 32-bit), got {s}")
         for coding in self.database_coding:
             if coding not in DATABASE_CODINGS:
                 raise GridError(f"database coding must be one of {', '.join(DATABASE_CODINGS)}, got {coding!r}")
+        if self.features not in FEATURES:
+            raise GridError(f"features must be one of {', '.join(FEATURES)}, got {self.features!r}")
         for name, variant in self.variants.items():
             if "base" not in variant:
                 raise GridError(f"variant {name!r} needs a 'base' method")
@@ -160,5 +176,5 @@ def build_cells(spec: GridSpec, sources: Mapping[str, DatasetSource]) -> list[Ce
                 for seed in spec.seeds:
                     for coding in spec.database_coding:
                         cells.append(Cell(method, base, params, identity, protocol, bits, seed, coding, spec.preset,
-                                          versions=versions))
+                                          versions=versions, features=spec.features))
     return cells

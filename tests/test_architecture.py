@@ -8,6 +8,7 @@ need the other.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import cmhbench
@@ -21,6 +22,7 @@ ROOTS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def package_modules() -> dict[str, Path]:
     """Every module of the installed cmhbench tree, by dotted name."""
     modules = {}
@@ -42,6 +44,12 @@ def _target(name: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
+@functools.lru_cache(maxsize=1)
+def parsed() -> dict[str, ast.Module]:
+    """Every module's syntax tree (parsed once per test session)."""
+    return {name: ast.parse(path.read_text(), str(path)) for name, path in package_modules().items()}
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the cmhbench modules it imports (explicitly; parents are not implied)."""
     modules = package_modules()
@@ -49,7 +57,7 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         edges = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parsed()[name]):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -105,3 +113,49 @@ def test_find_cycle_reports_a_cycle():
 def test_no_import_cycle_among_cmhbench_modules():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " → ".join(cycle)
+
+
+def _under(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+# (modules the rule is about, what they may import from cmhbench: None = anything but the forbidden)
+ALLOWED = [
+    (("cmhbench.conventions", "cmhbench.logs", "cmhbench.methods.domains"), ()),
+    (("cmhbench.methods",), ("cmhbench.methods",)),
+    (("cmhbench.datasets",), ("cmhbench.datasets", "cmhbench.methods.base")),
+    (("cmhbench.evaluation",), ("cmhbench.evaluation", "cmhbench.conventions")),
+    (("cmhbench.store",), ("cmhbench.conventions",)),
+]
+FORBIDDEN = [
+    (("cmhbench.leaderboard", "cmhbench.stats", "cmhbench.report"),
+     ("cmhbench.runner", "cmhbench.executor", "cmhbench.methods")),
+]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """'a imports b' for every edge that docs/architecture.md's import table forbids."""
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if target == "cmhbench.cli" and module != "cmhbench.__main__":
+                wrong.append(f"{module} imports {target}")
+            for subjects, allowed in ALLOWED:
+                if _under(module, *subjects) and not _under(target, *allowed):
+                    wrong.append(f"{module} imports {target}")
+            for subjects, banned in FORBIDDEN:
+                if _under(module, *subjects) and _under(target, *banned):
+                    wrong.append(f"{module} imports {target}")
+    return wrong
+
+
+def test_imports_follow_the_documented_layers():
+    wrong = layer_violations(import_graph())
+    assert not wrong, "against docs/architecture.md: " + "; ".join(wrong)
+
+
+def test_a_layer_violation_is_named():
+    graph = {"cmhbench.methods.cvh": {"cmhbench.store"}, "cmhbench.stats": {"cmhbench.runner"},
+             "cmhbench.store": {"cmhbench.conventions"}}
+    assert layer_violations(graph) == ["cmhbench.methods.cvh imports cmhbench.store",
+                                       "cmhbench.stats imports cmhbench.runner"]
