@@ -127,6 +127,20 @@ def test_extremes_bracket_row_order_and_tie_aware_scores():
     assert worst.mean() < best.mean()
 
 
+def test_queries_with_supports_of_very_different_widths_share_a_chunk():
+    """One query's boundary group can hold any number of relevant items in the top K (a wide
+    support), another's exactly K (one value, far from zero): scored together and alone alike."""
+    n = np.array([[1000, 300], [300, 1000]])
+    r = np.array([[500, 0], [300, 0]])
+    together = tie_aware_ap_at_k(n, r, 200), *ap_at_k_extremes(n, r, 200)
+    for row in range(2):
+        alone = tie_aware_ap_at_k(n[row:row + 1], r[row:row + 1], 200), *ap_at_k_extremes(n[row:row + 1],
+                                                                                           r[row:row + 1], 200)
+        assert [a[0] for a in alone] == pytest.approx([t[row] for t in together], rel=1e-13)
+    assert together[0][1] == together[1][1] == together[2][1] == 1.0  # every item of the top 200 is relevant
+    assert together[1][0] < together[0][0] < together[2][0]
+
+
 def test_wide_supports_are_split_into_chunks_without_changing_results(monkeypatch):
     from cmhbench.evaluation import ties
 
