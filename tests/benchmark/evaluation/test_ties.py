@@ -40,15 +40,25 @@ def random_counts(rng, max_groups=4, max_size=6):
 @pytest.mark.parametrize("seed", range(5))
 def test_tmap_at_k_is_the_exact_mean_over_every_tie_order(seed):
     rng = np.random.default_rng(seed)
-    for _ in range(25):
-        n, r = random_counts(rng)
+    cases = [random_counts(rng) for _ in range(25)]
+    want = {}
+    for i, (n, r) in enumerate(cases):
         for k in range(1, int(n.sum()) + 2):
             values = [ap_at_k(seq, k) for seq in every_tie_order(n, r)]
-            want = sum(values, Fraction(0)) / len(values)
-            assert tie_aware_ap_at_k(n[None], r[None], k)[0] == pytest.approx(float(want), abs=1e-14), (n, r, k)
+            want[i, k] = float(sum(values, Fraction(0)) / len(values)), float(min(values)), float(max(values))
+            assert tie_aware_ap_at_k(n[None], r[None], k)[0] == pytest.approx(want[i, k][0], abs=1e-14), (n, r, k)
             worst, best = ap_at_k_extremes(n[None], r[None], k)
-            assert worst[0] == pytest.approx(float(min(values)), abs=1e-14), (n, r, k)
-            assert best[0] == pytest.approx(float(max(values)), abs=1e-14), (n, r, k)
+            assert worst[0] == pytest.approx(want[i, k][1], abs=1e-14), (n, r, k)
+            assert best[0] == pytest.approx(want[i, k][2], abs=1e-14), (n, r, k)
+    # all cases as the rows of one batch (as the engine hands them over): the same values
+    width = max(len(n) for n, _ in cases)
+    n_all = np.array([np.pad(n, (0, width - len(n))) for n, _ in cases])
+    r_all = np.array([np.pad(r, (0, width - len(r))) for _, r in cases])
+    for k in (1, 3, 8):
+        rows = [i for i, (n, _) in enumerate(cases) if (i, k) in want]
+        got = (tie_aware_ap_at_k(n_all, r_all, k), *ap_at_k_extremes(n_all, r_all, k))
+        for i in rows:
+            assert [g[i] for g in got] == pytest.approx(want[i, k], abs=1e-14), (cases[i], k)
 
 
 def test_tmap_at_k_matches_many_random_orders_on_large_tie_groups():
