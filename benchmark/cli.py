@@ -108,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
     lst.add_argument("what", choices=["methods", "datasets"])
     lst.add_argument("--data-dir", dest="data_dir", help="where to look for dataset files (default: $CMHBENCH_DATA)")
+    lst.add_argument("--format", choices=["text", "md"], default="text",
+                     help="text (default) or md: the built-in methods as README's Markdown table")
 
     cache = sub.add_parser("cache", help="inspect or clear the cache of bit-independent work",
                            description="The cache holds work that methods reuse across bit lengths "
@@ -358,20 +360,10 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     if args.what == "methods":
-        from cmhbench.methods import registry
+        from cmhbench.methods import catalog, registry
 
-        rows = []
-        for name in registry.available():
-            cls = registry.get(name)
-            info = cls.info
-            rows.append([name, info.kind, info.fidelity, "yes" if info.pair_encoder else "no",
-                         "yes" if info.deterministic else "no", f"{info.venue} {info.year}",
-                         "built-in" if registry.is_builtin(cls) else f"plugin ({cls.__module__})"])
-        print(tabulate(rows, headers=["method", "kind", "fidelity", "pair encoder", "deterministic", "venue",
-                                      "source"]))
+        print(catalog.markdown() if args.format == "md" else catalog.table(), end="" if args.format == "md" else "\n")
         for plugin, error in registry.plugin_errors().items():
             print(f"plugin {plugin} failed to load and is skipped: {error}", file=sys.stderr)
     else:

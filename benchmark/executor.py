@@ -1,19 +1,21 @@
-"""Many cells: skip the stored ones, run the rest serially, on joblib workers, or on Dask.
+"""Many cells: skip the stored ones, run the rest in worker processes or on Dask.
 
 Every worker claims, runs and writes its own cells (see :mod:`cmhbench.runner`), so
 nothing finished is lost when the scheduling process dies, and resuming is running the
-same grid again: cells whose folder holds an ``ok`` or ``not-applicable`` record are
-skipped, failed ones are tried again.
+same grid again: cells whose folder holds an intact ``ok`` or ``not-applicable`` record
+are skipped, failed and corrupt ones are computed again.
 
-joblib's loky backend aborts a whole ``Parallel`` call when one worker dies (killed, out
-of memory): :func:`_loky` catches that, retries once each cell that was running in the
-dead worker (found by its orphaned claim), records it failed after a second death, and
-carries on with a fresh pool.  No scheduler of our own: parallelism is joblib's, and a
-cluster is Dask's, through joblib's Dask backend.
+Locally (``--jobs N``, serial included) each cell runs in one of N persistent worker
+processes (:mod:`cmhbench.pool`), so that nothing a method does — an exception,
+``sys.exit``, a signal, the out-of-memory killer, a native call that ignores
+``--timeout`` — can end the run: the worker's death is charged to the one cell it was
+running, which is retried once in a fresh worker and then stored as failed.  A cluster is
+Dask's, through joblib's Dask backend.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import Counter
@@ -26,10 +28,12 @@ from cmhbench import store
 from cmhbench.datasets import DatasetSource
 from cmhbench.grid import Cell
 from cmhbench.methods import registry
-from cmhbench.runner import CellOutcome, RunContext, failed_record, run_and_store
+from cmhbench.pool import WORKER_DIED, run_in_workers
+from cmhbench.runner import CellOutcome, RunContext, run_and_store
 
 BACKENDS = ("loky", "dask")
-WORKER_DIED = "the worker process running this cell died twice (killed, or out of memory)"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,53 +80,6 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
     return sorted(cells, key=lambda c: (registry.get(c.base).info.kind != "deep", -c.bits))
 
 
-def _serial(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
-            bar: tqdm) -> Iterator[CellOutcome]:
-    for cell in todo:
-        bar.set_postfix_str(cell.label, refresh=True)
-        yield run_and_store(cell, sources[cell.dataset_name], ctx)
-
-
-def _loky(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
-          jobs: int) -> Iterator[CellOutcome]:
-    from joblib import Parallel, delayed
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
-    deaths: Counter = Counter()
-    pending = list(todo)
-    while pending:
-        returned: set[str] = set()
-        try:
-            for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(run_and_store)(cell, sources[cell.dataset_name], ctx) for cell in pending
-            ):
-                returned.add(outcome.key)
-                yield outcome
-            return
-        except TerminatedWorkerError:
-            orphaned = store.dead_claims(ctx.out)
-            retry = []
-            for cell in pending:
-                if cell.key in returned:
-                    continue
-                if cell.key in orphaned:
-                    deaths[cell.key] += 1
-                    (store.claims_dir(ctx.out) / cell.key).unlink(missing_ok=True)
-                if store.is_done(ctx.out, cell.key):  # finished, but its outcome was lost with the pool
-                    record = store.read_record(ctx.out, cell.key)
-                    yield CellOutcome(cell.key, cell.label, record["status"], record.get("error"))
-                elif deaths[cell.key] >= 2:
-                    yield _store_worker_death(cell, ctx)
-                else:
-                    retry.append(cell)
-            pending = retry
-
-
-def _store_worker_death(cell: Cell, ctx: RunContext) -> CellOutcome:
-    store.write_cell(ctx.out, cell.key, failed_record(cell, ctx, WORKER_DIED), None)
-    return CellOutcome(cell.key, cell.label, "failed", WORKER_DIED)
-
-
 def _needs_gpu(cell: Cell, ctx: RunContext) -> bool:
     return ctx.device != "cpu" and registry.get(cell.base).info.kind == "deep"
 
@@ -154,6 +111,18 @@ def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContex
         client.close()
 
 
+def worker_count(jobs: int, cells: int) -> int:
+    """``--jobs`` capped at the number of cells and of cores (-1 = all cores), with a note:
+    more workers than either only costs start-up time and memory."""
+    cores = os.cpu_count() or 1
+    asked = cores if jobs == -1 else jobs
+    workers = max(1, min(asked, cells, cores))
+    if jobs != -1 and workers < asked and cells:
+        limit = "cells to compute" if cells <= cores else "CPU cores"
+        logger.warning("note: --jobs %d capped to %d (the number of %s)", jobs, workers, limit)
+    return workers
+
+
 def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext, *,
               jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
               progress: bool = True) -> RunSummary:
@@ -167,10 +136,10 @@ def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunC
         outcomes: Iterable[CellOutcome]
         if backend == "dask":
             outcomes = _dask(longest_first(todo), sources, ctx, scheduler)
-        elif jobs == 1:
-            outcomes = _serial(todo, sources, ctx, bar)
         else:
-            outcomes = _loky(longest_first(todo), sources, ctx, jobs)
+            workers = worker_count(jobs, len(todo))
+            order = todo if workers == 1 else longest_first(todo)
+            outcomes = run_in_workers(order, sources, ctx, workers)
         for outcome in outcomes:
             summary.outcomes.append(outcome)
             if outcome.status == "failed":

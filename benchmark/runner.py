@@ -259,9 +259,12 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
             return record, None
         with _limit_threads(ctx.threads), time_limit(ctx.timeout):
             record, arrays = _compute(cell, cls, source, ctx, record)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a method calling sys.exit fails its cell, not the run
         record["status"] = "failed"
-        record["error"] = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):
+            record["error"] = f"SystemExit: the method tried to end the process (exit code {exc.code!r})"
+        else:
+            record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc()
     finally:
         record.setdefault("timings", {})["total_s"] = round(time.perf_counter() - start, 4)

@@ -149,6 +149,13 @@ def test_evaluate_rescoring_a_stored_run_and_external_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--metric", "tmap@all"]) == 0
     assert "tmap@all" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--metrics", "tmap@50,map@50-found"]) == 0
+    (tie_aware,) = list(store.iter_records(out))
+    assert 0 < tie_aware["metrics"]["i2t"]["tmap@50"] < 1
+    assert tie_aware["metrics"]["i2t"]["map@50-found"] >= tie_aware["metrics"]["i2t"]["map@50"]
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--metric", "tmap@50"]) == 0
+    assert "tmap@50" in capsys.readouterr().out
 
     rng = np.random.default_rng(0)
     codes = tmp_path / "codes.npz"
