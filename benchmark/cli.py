@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
     run.add_argument("--jobs", type=int, help="parallel worker processes (default: 1; -1 = all cores)")
+    run.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, metavar="K",
+                     help="deep cells that share one GPU at a time (default: 1; use --jobs ≥ K); each waits for "
+                          "a free slot and enough free GPU memory")
     run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1; capped so that "
                                                  "jobs × threads ≤ cores)")
     run.add_argument("--backend", choices=["loky", "dask"], help="loky (local worker processes; default) or "
@@ -126,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_cli_logging()
     try:
         if args.command == "run":
-            return _run(args, argv)
+            return _run_command(args, argv)
         if args.command == "leaderboard":
             return _leaderboard(args)
         if args.command == "cache":
@@ -165,7 +168,7 @@ def _usage_errors():
             UnknownMethodError, StoreError)
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> int:
+def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets, leaderboard, store
     from cmhbench.config import run_settings
     from cmhbench.evaluation import check_metric
@@ -186,7 +189,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     except _usage_errors() as exc:
         raise UsageError(str(exc)) from None
     ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                     threads=settings.threads, timeout=settings.timeout, force=args.force,
+                     cells_per_gpu=settings.cells_per_gpu, threads=settings.threads, timeout=settings.timeout, force=args.force,
                      metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
     grid = settings.grid
     print(f"cmhbench run: {len(grid.methods)} methods × {len(grid.datasets)} datasets × {len(grid.bits)} bit "

@@ -87,7 +87,8 @@ def _needs_gpu(cell: Cell, ctx: RunContext) -> bool:
 def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
           scheduler: str | None) -> Iterator[CellOutcome]:
     """Run on a dask.distributed cluster through joblib's Dask backend; deep cells that may
-    use a GPU are sent to workers that declare a ``GPU`` resource when any worker does."""
+    use a GPU are sent to workers that declare a ``GPU`` resource when any worker does, one
+    task each, asking for ``1/cells_per_gpu`` of it (:mod:`cmhbench.gpu_slots`)."""
     try:
         from distributed import Client
     except ImportError:
@@ -100,11 +101,13 @@ def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContex
         has_gpu_workers = any("GPU" in (w.get("resources") or {}) for w in workers)
         gpu = [c for c in todo if has_gpu_workers and _needs_gpu(c, ctx)]
         cpu = [c for c in todo if c not in gpu]
-        for cells, resources in ((cpu, {}), (gpu, {"resources": {"GPU": 1}})):
+        # --cells-per-gpu K: each deep cell asks for 1/K of a worker's GPU, so K run at once
+        share = {"resources": {"GPU": 1.0 / ctx.cells_per_gpu}}
+        for cells, resources, batch in ((cpu, {}, "auto"), (gpu, share, 1)):
             if not cells:
                 continue
             with parallel_config(backend="dask", wait_for_workers_timeout=60, **resources):
-                yield from Parallel(n_jobs=-1, return_as="generator_unordered")(
+                yield from Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=batch)(
                     delayed(run_and_store)(cell, sources[cell.dataset_name], ctx) for cell in cells
                 )
     finally:

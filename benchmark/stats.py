@@ -198,7 +198,7 @@ def per_query_key(direction: str, metric: str) -> str:
     return per_query_array(direction, metric)
 
 
-def _per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def _stored_per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """seed -> (query rows, per-query scores) of the ok cells given (one method, one bit length)."""
     out = {}
     for row in cells.itertuples():
@@ -239,7 +239,7 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
             column = table.means[bits].dropna()
             if column.empty:
                 continue
-            scores = {m: _per_query(group[(group["method"] == m) & (group["bits"] == bits)], table.direction, metric)
+            scores = {m: _stored_per_query(group[(group["method"] == m) & (group["bits"] == bits)], table.direction, metric)
                       for m in column.index}
             best = str(column.idxmax())
             seeds = sorted(scores[best])
@@ -273,8 +273,8 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
         if not seeds:
             continue
         for direction in DIRECTIONS:
-            sa = _per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
-            sb = _per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
+            sa = _stored_per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
+            sb = _stored_per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
             for seed in seeds:
                 if not np.array_equal(sa[seed][0], sb[seed][0]):
                     raise ValueError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
