@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="paired comparison of two methods, per dataset, direction and bits",
                          description="Paired difference A − B on the same queries (within each seed's split), "
-                                     "its 95%% interval and a permutation p-value, Holm-corrected.")
+                                     "its 95% interval and a permutation p-value, Holm-corrected.")
     cmp.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     cmp.add_argument("--methods", required=True, help="two methods: A,B")
     cmp.add_argument("--metric", default="map@all", help="map@all (default), map@50, tmap@all or p@r2")
@@ -99,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"comma-separated metrics (default: {','.join(RESCORE_METRICS)}; wider than run's, "
                          "since re-scoring is for adding metrics)")
     ev.add_argument("--codes", help="an .npz of codes made elsewhere: <dir>_query, <dir>_database, labels "
-                                    "(see cmhbench.evaluation.rescore.CODES_FILE_FORMAT)")
+                                    "(format: README, section 'Scoring codes made elsewhere')")
     ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
 
     chk = sub.add_parser("check", help="verify every stored cell (record schema, arrays checksum)",
@@ -109,10 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
-    lst.add_argument("what", choices=["methods", "datasets"])
-    lst.add_argument("--data-dir", dest="data_dir", help="where to look for dataset files (default: $CMHBENCH_DATA)")
-    lst.add_argument("--format", choices=["text", "md"], default="text",
-                     help="text (default) or md: the built-in methods as README's Markdown table")
+    what = lst.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+    methods = what.add_parser("methods", help="registered methods, built-in and plugins",
+                              description="Registered methods (built-in and plugins) with kind, fidelity and venue.")
+    methods.add_argument("--format", choices=["text", "md"], default="text",
+                         help="text (default) or md: the built-in methods as README's Markdown table")
+    listed = what.add_parser("datasets", help="datasets and whether their files are found",
+                             description="Datasets, their protocols, and whether their files are found.")
+    listed.add_argument("--data-dir", dest="data_dir",
+                        help="where to look for dataset files (default: $CMHBENCH_DATA)")
 
     cache = sub.add_parser("cache", help="inspect or clear the cache of bit-independent work",
                            description="The cache holds work that methods reuse across bit lengths "
@@ -172,7 +179,8 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets, leaderboard, store
     from cmhbench.config import run_settings
     from cmhbench.evaluation import check_metric
-    from cmhbench.executor import run_cells
+    from cmhbench.estimate import estimate
+    from cmhbench.executor import plan, run_cells
     from cmhbench.grid import build_cells
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
@@ -192,9 +200,18 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
                      cells_per_gpu=settings.cells_per_gpu, threads=settings.threads, timeout=settings.timeout, force=args.force,
                      metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
     grid = settings.grid
-    print(f"cmhbench run: {len(grid.methods)} methods × {len(grid.datasets)} datasets × {len(grid.bits)} bit "
-          f"lengths × {len(grid.seeds)} seeds × {len(grid.database_coding)} codings, preset {grid.preset} "
-          f"→ {settings.out}", file=sys.stderr)
+    sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),
+             (grid.seeds, "seed"), (grid.database_coding, "coding")]
+    print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset}"
+          f"{_preset_note(settings)} → {settings.out}", file=sys.stderr)
+    try:
+        todo, _ = plan(cells, settings.out, args.force)
+        workers = (os.cpu_count() or 1) if settings.jobs == -1 else settings.jobs
+        line = estimate(todo, settings.out, workers).line()
+    except store.StoreError:  # an unreadable record: `cmhbench check` names it; the run recomputes it
+        line = None
+    if line:
+        print(line, file=sys.stderr)
     try:
         summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
                             scheduler=settings.scheduler, progress=args.progress)
@@ -204,11 +221,29 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(f"cannot run the grid: {exc}") from None
     print(summary.line(), file=sys.stderr)
     print(leaderboard.write_tables(settings.out, settings.metrics))
+    collapsed = leaderboard.collapse_warning(store.load_results(settings.out), keys={c.key for c in cells})
+    if collapsed:
+        print(f"warning: {collapsed}", file=sys.stderr)
     for outcome in summary.failed:
         print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
           file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _preset_note(settings) -> str:
+    """Why this preset, when the user did not name it: the tour's quick, or paper implied by --methods."""
+    if "preset" in settings.config:
+        return ""
+    if settings.grid.preset == "quick":
+        return " (the default tour's; --preset paper for the papers' settings)"
+    return (" (the default once --methods or --datasets is given: the papers' settings, slow for deep methods; "
+            "--preset quick for a fast look)")
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 method', '3 methods'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -345,14 +380,17 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from cmhbench.datasets.cache import cache_usage, clear_cache, default_cache_dir
+    from cmhbench.datasets.cache import CacheError, cache_usage, clear_cache, default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    if args.action == "clear":
-        clear_cache(folder)
-        print(f"cleared {folder}")
-        return 0
-    usage = cache_usage(folder)
+    try:
+        if args.action == "clear":
+            clear_cache(folder)
+            print(f"cleared {folder}")
+            return 0
+        usage = cache_usage(folder)
+    except CacheError as exc:
+        raise UsageError(str(exc)) from None
     if not usage:
         print(f"{folder}: empty (nothing cached yet)")
         return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
@@ -29,6 +30,7 @@ from cmhbench.datasets import DatasetSource
 from cmhbench.grid import Cell
 from cmhbench.methods import registry
 from cmhbench.pool import WORKER_DIED, run_in_workers
+from cmhbench.progress import ProgressWatcher
 from cmhbench.runner import CellOutcome, RunContext, run_and_store
 
 BACKENDS = ("loky", "dask")
@@ -114,6 +116,13 @@ def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContex
         client.close()
 
 
+def _watching(bar: tqdm, ctx: RunContext, todo: list[Cell]) -> AbstractContextManager:
+    """Show the progress running cells report (epoch, loss) in the bar while it is shown."""
+    if bar.disable:
+        return nullcontext()
+    return ProgressWatcher(bar, ctx.out, {c.key: c.label for c in todo})
+
+
 def worker_count(jobs: int, cells: int) -> int:
     """``--jobs`` capped at the number of cells and of cores (-1 = all cores), with a note:
     more workers than either only costs start-up time and memory."""
@@ -135,7 +144,7 @@ def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunC
     todo, skipped = plan(cells, ctx.out, ctx.force)
     summary = RunSummary(total=len(todo) + skipped, skipped=skipped)
     with tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress or not todo,
-              dynamic_ncols=True) as bar:
+              dynamic_ncols=True) as bar, _watching(bar, ctx, todo):
         outcomes: Iterable[CellOutcome]
         if backend == "dask":
             outcomes = _dask(longest_first(todo), sources, ctx, scheduler)

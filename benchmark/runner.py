@@ -31,6 +31,7 @@ from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
 from cmhbench.evaluation.scoring import score_cell
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
+from cmhbench.methods.base import Progress
 from cmhbench.provenance import PeakMemory, environment
 
 
@@ -280,7 +281,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
             torch.cuda.reset_peak_memory_stats(record["device"])
         model = cls(**cell.params, seed=cell.seed, device=record["device"], cache=memory)
         t0 = time.perf_counter()
-        model.fit(dataset.paired(split.train), cell.bits)
+        model.fit(dataset.paired(split.train), cell.bits, progress=ProgressFile(ctx.out, cell.key))
         t1 = time.perf_counter()
         record["fit"] = model.fit_report()
         query_image = model.encode_image(dataset.image[q])
@@ -320,6 +321,26 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
     return record, arrays
 
 
+class ProgressFile:
+    """The progress callback a cell hands to ``fit``: it writes the latest report to the
+    cell's progress file beside its claim (:func:`cmhbench.store.write_progress`), which the
+    scheduling process polls for its bar.  A file rather than a queue, so that it works
+    the same from the calling process, a joblib worker, a Dask worker or a child process.
+    Throttled to one write per ``interval`` seconds; the last step is always written."""
+
+    def __init__(self, out: Path, key: str, interval: float = 0.5) -> None:
+        self.out, self.key, self.interval = out, key, interval
+        self._last = -float("inf")
+
+    def __call__(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval and progress.done < progress.total:
+            return
+        self._last = now
+        store.write_progress(self.out, self.key, {"done": progress.done, "total": progress.total,
+                                                  "values": progress.values, "at": time.time()})
+
+
 def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOutcome:
     """Claim a cell, run it, write its folder: the unit of work every executor schedules.
 
@@ -332,6 +353,9 @@ def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOut
     with claim:
         if not ctx.force and store.is_done(ctx.out, cell.key):
             return CellOutcome(cell.key, cell.label, "skipped")
-        record, arrays = compute_cell(cell, source, ctx)
+        try:
+            record, arrays = compute_cell(cell, source, ctx)
+        finally:
+            store.clear_progress(ctx.out, cell.key)
         store.write_cell(ctx.out, cell.key, record, arrays)
     return CellOutcome(cell.key, cell.label, record["status"], record.get("error"))
