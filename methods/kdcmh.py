@@ -59,7 +59,7 @@ neighbour / non-neighbour matrix, a supervised student learns from it) with DCMH
 5. Codes: sgn(f_I(x)) for an image, sgn(f_T(y)) for a text, and sgn(f_I(x) + f_T(y)) for an
    image–text pair (the out-of-sample form of B = sgn(F + G); every row coded on its own).
 
-Why this student, and not DCMH's objective as is (version 2 had it; all ours).
+Why this student, and not DCMH's objective as is (versions 1–2 had it; all ours).
 - Scale of the target.  DCMH's likelihood σ(½⟨F_i, G_j⟩) against a soft target P = (1+s)/2
   is minimal at ⟨F_i, G_j⟩ = 4·artanh(s): for outputs near ±1 over c bits a cosine of
   4·artanh(s)/c (0.034 at s = 0.5, c = 64), so every pair was asked to be nearly orthogonal,
@@ -75,7 +75,7 @@ Why this student, and not DCMH's objective as is (version 2 had it; all ours).
 - Per-entry means.  DCMH sums the likelihood over n² pairs, the quantization over n·c
   entries and the balance ‖Fᵀ1‖² (≈ n²·c·mean²), so relative to the per-pair likelihood its
   γ = η = 1 act as γ·c/n and η·c: the balance weight grows with c, which is why η = 1 drove
-  F, G towards the trivially balanced F ≈ G ≈ 0 (measured on version 2).  As means, γ and η
+  F, G towards the trivially balanced F ≈ G ≈ 0 (measured on version 1).  As means, γ and η
   mean the same on every n and c.  The balance term is multiplied by n/m in the step
   objective so that each row's gradient from it, like its gradient from the other terms,
   does not shrink with n (the step's unbiased estimate of the whole-set gradient).
@@ -106,7 +106,7 @@ The ``quick`` preset (tests, default tour): 10 student epochs, hidden 256, learn
 Deviations from DCMH, and why (all ours):
 - Optimiser.  DCMH uses plain SGD, learning rate 10^−1.5 → 10^−3, weight decay 5e-4
   (``optimizer="sgd"`` with those values reproduces the optimiser).  On feature inputs that
-  diverged or barely moved (measured on version 2).  Adam is stable; since Adam's step per
+  diverged or barely moved (measured on version 1).  Adam is stable; since Adam's step per
   weight does not shrink with width, its rate is scaled with the width (1e-4 at 4096 units,
   1e-3 at 256).
 - Feature-level protocol (as djsrh/jdsh here): both student networks are the core's
