@@ -23,8 +23,10 @@ DIRECTIONS = {"i2t": "I→T", "t2i": "T→I"}
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
 GROUP = ["dataset", "protocol", "database_coding"]
+TUNED_MARK = "‡"
 LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
-          f"{NOT_APPLICABLE} = not applicable (no pair encoder); † = fidelity 'reconstructed'.")
+          f"{NOT_APPLICABLE} = not applicable (no pair encoder); † = fidelity 'reconstructed'; "
+          f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults.")
 TIED_MARK = "≈"
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over seeds", f"Mean over seeds [95% interval: {INTERVAL_RULE}]")
                      + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
@@ -79,8 +81,9 @@ def stored_metrics(frame: pd.DataFrame) -> list[str]:
 def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
     """One table per dataset × protocol × database coding × direction."""
     check_metric(metric)
+    frame = test_cells(frame)
     if frame.empty:
-        raise LeaderboardError("no stored cells to build a leaderboard from")
+        raise LeaderboardError("no stored test cells to build a leaderboard from")
     columns = {d: f"{d}/{metric}" for d in DIRECTIONS}
     if (frame["status"] == "ok").any() and not any(c in frame.columns for c in columns.values()):
         raise LeaderboardError(f"metric {metric!r} is not in the stored records "
@@ -111,10 +114,24 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
     return tables
 
 
+def test_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Only cells scored on a test split: tuning trials (validation split) never enter a leaderboard."""
+    if frame.empty or "split" not in frame:
+        return frame
+    return frame[frame["split"].fillna("test") == "test"]
+
+
+def is_tuned(frame: pd.DataFrame, method: str) -> bool:
+    """Whether a row's values came from ``cmhbench tune`` (its records name a study)."""
+    return "tuned" in frame and frame.loc[frame["method"] == method, "tuned"].notna().any()
+
+
 def method_label(frame: pd.DataFrame, method: str) -> str:
-    """The method's name, with a dagger when its fidelity is ``reconstructed``."""
+    """The method's name, with a dagger when its fidelity is ``reconstructed`` and a double
+    dagger when its hyper-parameters were tuned rather than the paper's defaults."""
     fidelity = frame.loc[frame["method"] == method, "fidelity"]
-    return f"{method} †" if (fidelity == "reconstructed").any() else method
+    label = f"{method} †" if (fidelity == "reconstructed").any() else method
+    return f"{label} {TUNED_MARK}" if is_tuned(frame, method) else label
 
 
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:

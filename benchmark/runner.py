@@ -24,6 +24,7 @@ import numpy as np
 
 from cmhbench import store
 from cmhbench.datasets import Dataset, DatasetSource
+from cmhbench.datasets.validation import split_for_role
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.evaluation.rescore import evaluate_cell
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
@@ -202,7 +203,7 @@ def time_limit(seconds: float | None):
 def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     """The part of a record known before the cell runs (status ``failed`` until it succeeds)."""
     cell_fields = {k: v for k, v in cell.key_fields().items() if k != "schema_version"}
-    return {
+    record = {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
         "cell": {**cell_fields, "preset": cell.preset},
@@ -214,6 +215,9 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         "reproduce": {"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
         "started_at": utc_now(),
     }
+    if cell.tuned:
+        record["tuned"] = dict(cell.tuned)
+    return record
 
 
 def failed_record(cell: Cell, ctx: RunContext, error: str) -> dict[str, Any]:
@@ -256,8 +260,8 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
 def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
              record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     dataset = load_dataset(source)
-    split = source.split(dataset, cell.protocol, cell.seed)
-    record["split"] = {"hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+    split = split_for_role(source.split(dataset, cell.protocol, cell.seed), dataset.labels, cell.seed, cell.split)
+    record["split"] = {"role": cell.split, "hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
     memory = None
     if ctx.cache_dir is not None:
         import joblib

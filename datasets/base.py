@@ -132,7 +132,7 @@ class DatasetSource(ABC):
 Resolver = Callable[..., DatasetSource]
 _resolvers: dict[str, tuple[Resolver, str]] = {}
 _loaded = {"builtins": False}
-_NOT_DATASET_MODULES = {"base", "cache", "catalog", "filesource", "files", "generic", "protocols"}
+_NOT_DATASET_MODULES = {"base", "cache", "catalog", "filesource", "files", "generic", "protocols", "validation"}
 FILE_SUFFIXES = (".npz", ".mat", ".h5", ".hdf5", ".h5py")  # --datasets path/to/own-features.npz
 
 

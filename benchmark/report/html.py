@@ -18,14 +18,14 @@ import pandas as pd
 
 import cmhbench
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
-from cmhbench.leaderboard import DIRECTIONS, build_tables, method_label, stored_metrics
+from cmhbench.leaderboard import DIRECTIONS, TUNED_MARK, build_tables, method_label, stored_metrics
 from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE, rank_methods, ranking_entries
 
 STATISTICS_NOTE = (f"≈ = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
                    f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "bits", "seed", "status", "fidelity",
-              "kind", "device", "distinct_db_codes", "fit_s", "total_s", "split_hash", "params", "versions", "commit", "error", "key"]
+              "kind", "device", "distinct_db_codes", "fit_s", "total_s", "split_hash", "tuned", "params", "versions", "commit", "error", "key"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -117,7 +117,7 @@ def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> l
                               "interval": entry.interval.text() if entry else None,
                               "tied": bool(entry and entry.tied_with_best and not entry.best)})
             rows.append({"method": method, "label": method_label(frame, method),
-                         "reconstructed": method_label(frame, method).endswith("†"), "cells": cells})
+                         "reconstructed": "†" in method_label(frame, method), "cells": cells})
         out.append({"title": table.title, "direction": DIRECTIONS[table.direction], "seeds": table.seeds,
                     "bits": [int(b) for b in table.means.columns], "rows": rows})
     return out
@@ -154,6 +154,7 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(Path(p).read_bytes()).decode()}"></figure>' for p in images)
     recon = (frame["fidelity"] == "reconstructed").any() if "fidelity" in frame else False
+    tuned = frame["tuned"].notna().any() if "tuned" in frame else False
     intervals_control = ('<label><input type="checkbox" id="intervals"> 95% intervals</label>'
                          if statistics else "")
     statistics_note = (f'<p class="note">{html.escape(STATISTICS_NOTE)} Computed for: '
@@ -166,7 +167,8 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
 <p class="note">cmhbench {html.escape(cmhbench.__version__)} · {len(frame)} stored cells · {html.escape(RELEVANCE)} ·
 ties: {html.escape(TIE_RULE)} · mean ± std over seeds; bold = best, underlined = second; — = a seed failed or
 is missing; n/a = no pair encoder{' · <span class="recon">†</span> = reconstructed from partial information'
- if recon else ''}. Click a column header to sort.</p>
+ if recon else ''}{f' · {TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper defaults'
+ if tuned else ''}. Click a column header to sort.</p>
 <div class="controls"><label>metric <select id="metric"></select></label>{intervals_control}</div>
 {statistics_note}
 <div id="tables"></div>
