@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 import cmhbench
+from cmhbench.conventions import RESCORE_METRICS
 
 EXIT_USAGE = 2
 
@@ -117,11 +118,18 @@ def _parser() -> argparse.ArgumentParser:
                         description="Re-score every finished cell of results folders with the current metrics "
                                     "(no refitting), or score an external codes file with --codes.")
     ev.add_argument("outs", nargs="*", metavar="OUT", help="results folders to re-score in place")
-    ev.add_argument("--metrics", default="map@all,map@50,tmap@all,cmap@50,p@r2",
-                    help="comma-separated metrics (default: map@all,map@50,tmap@all,cmap@50,p@r2)")
+    ev.add_argument("--metrics", default=",".join(RESCORE_METRICS),
+                    help=f"comma-separated metrics (default: {','.join(RESCORE_METRICS)}; wider than run's, "
+                         "since re-scoring is for adding metrics)")
     ev.add_argument("--codes", help="an .npz of codes made elsewhere: <dir>_query, <dir>_database, labels "
                                     "(see cmhbench.evaluation.rescore.CODES_FILE_FORMAT)")
     ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
+
+    chk = sub.add_parser("check", help="verify every stored cell (record schema, arrays checksum)",
+                         description="Verify each cell of results folders: a valid record named by its folder, "
+                                     "and an arrays.npz matching the record's checksum. Corrupt cells are "
+                                     "listed (exit 1); `cmhbench run` computes them again.")
+    chk.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
     lst.add_argument("what", choices=["methods", "datasets"])
@@ -156,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "rank":
             return _rank(args)
+        if args.command == "check":
+            return _check(args)
         return _list(args)
     except UsageError as exc:
         print(f"cmhbench: error: {exc}", file=sys.stderr)
@@ -217,9 +227,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(f"cannot run the grid: {exc}") from None
     print(summary.line(), file=sys.stderr)
     frame = store.load_results(settings.out)
-    markdown = leaderboard.to_markdown(frame)
-    (settings.out / "leaderboard.md").write_text(markdown)
-    (settings.out / "results.csv").write_text(leaderboard.to_csv(frame))
+    metric = "map@all" if "map@all" in settings.metrics else settings.metrics[0]
+    try:
+        markdown = leaderboard.to_markdown(frame, metric)
+    except leaderboard.LeaderboardError as exc:  # e.g. every cell failed: say so, still write results.csv
+        markdown = f"no leaderboard: {exc}\n"
+    store.write_text_atomic(settings.out / "leaderboard.md", markdown)
+    store.write_text_atomic(settings.out / "results.csv", leaderboard.to_csv(frame))
     print(markdown)
     for outcome in summary.failed:
         print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
@@ -299,8 +313,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
     except (*_usage_errors(), ValueError) as exc:
         raise UsageError(str(exc)) from None
     if args.output:
+        from cmhbench.store import write_text_atomic
+
         try:
-            Path(args.output).write_text(text)
+            write_text_atomic(args.output, text)
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
     else:
@@ -334,9 +350,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise UsageError("give results folders to re-score, or --codes FILE")
         for out in args.outs:
             done = [r for r in store.iter_records(out) if r["status"] == "ok"]
+            corrupt = {r["key"]: p for r in done if (p := store.verify_cell(out, r["key"]))}
+            for key, problem in corrupt.items():
+                print(f"skipped corrupt cell {key}: {problem}", file=sys.stderr)
+            done = [r for r in done if r["key"] not in corrupt]
             if not done and not store.cells_dir(out).is_dir():
                 raise UsageError(f"{out} is not a cmhbench results folder (no cells/ inside)")
-            for record in done:
+            for record in done:  # the key is the record's folder name (validated on read), never trusted data
                 arrays = store.read_arrays(out, record["key"])
                 scores, curves = evaluate_cell(arrays, metrics)
                 record["codes"] = code_statistics(arrays, int(arrays["n_bits"]))
@@ -346,7 +366,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 record.setdefault("rescored", []).append({"metrics": metrics, "at": utc_now()})
                 store.write_cell(out, record["key"], record, arrays)
             frame = store.load_results(out)
-            (Path(out) / "results.csv").write_text(leaderboard.to_csv(frame))
+            store.write_text_atomic(Path(out) / "results.csv", leaderboard.to_csv(frame))
             print(f"{out}: re-scored {len(done)} cells with {', '.join(metrics)}")
     except (EvaluationInputError, OSError, KeyError) as exc:
         raise UsageError(str(exc)) from None
@@ -370,7 +390,7 @@ def _compare(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"no stored cells of {', '.join(missing)} in {', '.join(args.outs)}")
         table = compare_methods(frame, names[0], names[1], args.metric)
-    except (ValueError, KeyError) as exc:
+    except (*_usage_errors(), ValueError, KeyError) as exc:
         raise UsageError(str(exc)) from None
     if table.empty:
         raise UsageError(f"{names[0]} and {names[1]} share no finished seed")
@@ -392,10 +412,27 @@ def _rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from cmhbench import store
+
+    corrupt = 0
+    for out in args.outs:
+        try:
+            total, problems = store.check(out)
+        except store.StoreError as exc:
+            raise UsageError(str(exc)) from None
+        for key, problem in sorted(problems.items()):
+            print(f"corrupt: {store.cells_dir(out) / key}: {problem}")
+        print(f"{out}: {total} cells, {total - len(problems)} intact, {len(problems)} corrupt"
+              + (" (cmhbench run computes them again)" if problems else ""), file=sys.stderr)
+        corrupt += len(problems)
+    return 1 if corrupt else 0
+
+
 def _cache(args: argparse.Namespace) -> int:
     import shutil
 
-    from cmhbench.config import default_cache_dir
+    from cmhbench.datasets import default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     if args.action == "clear":

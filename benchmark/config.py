@@ -30,6 +30,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from cmhbench.conventions import DEFAULT_METRICS
+from cmhbench.datasets import default_cache_dir, default_data_dir
 from cmhbench.grid import GridSpec
 
 DEFAULT_BITS = [16, 32, 64, 128]
@@ -41,19 +43,6 @@ RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "datab
 
 class ConfigError(ValueError):
     """A grid file or option value that cannot be used; the message names it."""
-
-
-def default_cache_dir() -> Path:
-    """``$CMHBENCH_CACHE``, else the user's cache directory."""
-    if os.environ.get("CMHBENCH_CACHE"):
-        return Path(os.environ["CMHBENCH_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cmhbench"
-
-
-def default_data_dir() -> Path | None:
-    value = os.environ.get("CMHBENCH_DATA")
-    return Path(value) if value else None
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -123,7 +112,7 @@ class RunSettings:
     backend: str = "loky"
     scheduler: str | None = None
     timeout: float | None = None
-    metrics: list[str] = field(default_factory=lambda: ["map@all", "map@50"])
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -174,7 +163,7 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         backend=merged.get("backend", "dask" if merged.get("scheduler") else "loky"),
         scheduler=merged.get("scheduler"),
         timeout=float(merged["timeout"]) if merged.get("timeout") else None,
-        metrics=_as_list(merged.get("metrics", ["map@all", "map@50"]), "metrics"),
+        metrics=_as_list(merged.get("metrics", list(DEFAULT_METRICS)), "metrics"),
         config={**config, **{k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}},
     )
     if settings.jobs == 0 or settings.jobs < -1:

@@ -5,6 +5,11 @@ dataset identity and protocol, at one bit length, seed and database coding.  Its
 hashes exactly those fields and the record schema version, so finished work is found
 again by content: the same cell asked for twice is computed once, and any change to a
 hyper-parameter, a data file or the schema gives a new key.
+
+Keys hash parameters, not code, so each method declares a version (see
+:func:`cmhbench.methods.registry.versions`), keyed with its teachers' versions.  Fields
+added after the first results were stored enter the key only when they differ from
+what those results implied (versions all 1), so stored folders stay valid.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Cell:
     seed: int
     database_coding: str
     preset: str = field(default="paper", compare=False)  # recorded, not keyed: params say it all
+    versions: Mapping[str, int] = field(default_factory=dict)  # the method's and its teachers' versions
     split: str = "test"  # "validation": scored on the validation split (tuning trials)
     tuned: Mapping[str, Any] | None = field(default=None, compare=False)  # where tuned values came from
 
@@ -59,6 +65,8 @@ class Cell:
         fields.pop("tuned")
         if fields["split"] == "test":  # test cells keep the keys they had before validation splits existed
             fields.pop("split")
+        if all(v == 1 for v in self.versions.values()):
+            fields.pop("versions")  # keys of the time before method versions
         fields["schema_version"] = SCHEMA_VERSION
         return fields
 
@@ -166,9 +174,10 @@ def build_cells(spec: GridSpec, sources: Mapping[str, DatasetSource], split: str
             params = registry.resolve_params(base, dataset=source.name, preset=spec.preset,
                                              params=spec.user_params(method))
             tuned = spec.variants.get(method, {}).get("tuned")
+            versions = registry.versions(base)
             for bits in spec.bits:
                 for seed in spec.seeds:
                     for coding in spec.database_coding:
                         cells.append(Cell(method, base, params, identity, protocol, bits, seed, coding, spec.preset,
-                                          split, tuned))
+                                          versions=versions, split=split, tuned=tuned))
     return cells

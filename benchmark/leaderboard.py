@@ -15,19 +15,25 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from cmhbench.conventions import (
+    DIRECTIONS,
+    INTERVAL_RULE,
+    RECONSTRUCTED,
+    RECONSTRUCTED_MARK,
+    SIGNIFICANCE_RULE,
+    TIED_MARK,
+    TUNED_MARK,
+)
 from cmhbench.evaluation import check_metric
-from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE
 from cmhbench.store import long_results
 
-DIRECTIONS = {"i2t": "I→T", "t2i": "T→I"}
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
 GROUP = ["dataset", "protocol", "database_coding"]
-TUNED_MARK = "‡"
+
 LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
-          f"{NOT_APPLICABLE} = not applicable (no pair encoder); † = fidelity 'reconstructed'; "
+          f"{NOT_APPLICABLE} = not applicable (no pair encoder); {RECONSTRUCTED_MARK} = fidelity '{RECONSTRUCTED}'; "
           f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults.")
-TIED_MARK = "≈"
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over seeds", f"Mean over seeds [95% interval: {INTERVAL_RULE}]")
                      + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
 
@@ -75,7 +81,7 @@ class Table:
 
 def stored_metrics(frame: pd.DataFrame) -> list[str]:
     """Metric names present in the stored records."""
-    return sorted({c.split("/", 1)[1] for c in frame.columns if c.startswith(("i2t/", "t2i/"))})
+    return sorted({c.split("/", 1)[1] for c in frame.columns if c.split("/", 1)[0] in DIRECTIONS and "/" in c})
 
 
 def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
@@ -121,16 +127,27 @@ def test_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["split"].fillna("test") == "test"]
 
 
-def is_tuned(frame: pd.DataFrame, method: str) -> bool:
-    """Whether a row's values came from ``cmhbench tune`` (its records name a study)."""
-    return "tuned" in frame and frame.loc[frame["method"] == method, "tuned"].notna().any()
+def is_tuned(frame: pd.DataFrame, method: str | None = None) -> bool:
+    """Whether ``method``'s (or any row's) values came from ``cmhbench tune`` (its records name a study)."""
+    if "tuned" not in frame:
+        return False
+    rows = frame if method is None else frame[frame["method"] == method]
+    return bool(rows["tuned"].notna().any())
+
+
+def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
+    """Whether ``method`` (or any method of ``frame``) has fidelity ``reconstructed``: the one
+    rule behind the dagger of the Markdown, LaTeX and HTML leaderboards."""
+    if "fidelity" not in frame:
+        return False
+    rows = frame if method is None else frame[frame["method"] == method]
+    return bool((rows["fidelity"] == RECONSTRUCTED).any())
 
 
 def method_label(frame: pd.DataFrame, method: str) -> str:
     """The method's name, with a dagger when its fidelity is ``reconstructed`` and a double
     dagger when its hyper-parameters were tuned rather than the paper's defaults."""
-    fidelity = frame.loc[frame["method"] == method, "fidelity"]
-    label = f"{method} †" if (fidelity == "reconstructed").any() else method
+    label = f"{method} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, method) else method
     return f"{label} {TUNED_MARK}" if is_tuned(frame, method) else label
 
 

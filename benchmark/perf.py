@@ -120,7 +120,8 @@ def bench_eval(args: argparse.Namespace) -> int:
             peak = max(peak, ((memory.peak_bytes or 0) - base) / 2**20)
         engine_s = min(times)
         if ref_q < args.queries:
-            check = evaluate(qc[:ref_q], dc, ql[:ref_q], dl, ("map@all", "map@50"), workers=workers, backend=backend)
+            check = evaluate(qc[:ref_q], dc, ql[:ref_q], dl, ENGINE_METRICS[:2],  # what the reference computes
+                             workers=workers, backend=backend)
         else:
             check = got
         t0, c0 = time.perf_counter(), time.process_time()

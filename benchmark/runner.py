@@ -26,12 +26,11 @@ from cmhbench import store
 from cmhbench.datasets import Dataset, DatasetSource
 from cmhbench.datasets.validation import split_for_role
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
-from cmhbench.evaluation.rescore import evaluate_cell
+from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
+from cmhbench.evaluation.scoring import score_cell
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
 from cmhbench.provenance import PeakMemory, environment
-
-DEFAULT_METRICS = ("map@all", "map@50")
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def _pack(codes: np.ndarray) -> np.ndarray:
     return np.packbits(codes > 0, axis=1)
 
 
-CODE_ARRAYS = ("i2t_query", "i2t_database", "t2i_query", "t2i_database")
+CODE_ARRAYS = tuple(f"{d}_{role}" for d in DIRECTIONS for role in ("query", "database"))
 
 
 def code_statistics(arrays: dict[str, np.ndarray], n_bits: int) -> dict[str, dict[str, int]]:
@@ -206,7 +205,7 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     record = {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset},
+        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions)},
         "status": "failed",
         "error": None,
         "metrics": {},
@@ -301,7 +300,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         "n_labels": np.array(dataset.labels.shape[1]),
     }
     record["codes"] = code_statistics(arrays, cell.bits)
-    record["metrics"], curves = evaluate_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
+    record["metrics"], curves = score_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
     arrays.update(curves)
     t3 = time.perf_counter()
     record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}

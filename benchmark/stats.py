@@ -31,11 +31,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-CONFIDENCE = 0.95
+from cmhbench import store
+from cmhbench.conventions import DIRECTIONS, PER_QUERY_METRICS, per_query_array
+from cmhbench.leaderboard import GROUP, build_tables
+
+CONFIDENCE = 0.95  # the reports' legends state these rules: cmhbench.conventions.INTERVAL_RULE, SIGNIFICANCE_RULE
 N_RESAMPLES = 2000
-INTERVAL_RULE = "bootstrap over queries within each seed"
-SIGNIFICANCE_RULE = ("paired permutation test over the same queries within each seed, Holm-corrected over the "
-                     "column, α = 0.05")
 
 
 def _seed_means_statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -190,20 +191,15 @@ def rank_methods(entries: pd.DataFrame, alpha: float = 0.05) -> Ranking:
 
 
 # --- from stored results ----------------------------------------------------------------------
-PER_QUERY = {"map@all": "ap@all", "map@50": "ap@50", "tmap@all": "tap@all", "p@r2": "p@r2"}
-
-
 def per_query_key(direction: str, metric: str) -> str:
     """The arrays.npz key holding per-query scores of a metric (only some metrics have them)."""
-    if metric not in PER_QUERY:
-        raise ValueError(f"per-query scores are stored for {', '.join(PER_QUERY)}, not {metric!r}")
-    return f"{direction}_{PER_QUERY[metric]}"
+    if metric not in PER_QUERY_METRICS:
+        raise ValueError(f"per-query scores are stored for {', '.join(PER_QUERY_METRICS)}, not {metric!r}")
+    return per_query_array(direction, metric)
 
 
 def _per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """seed -> (query rows, per-query scores) of the ok cells given (one method, one bit length)."""
-    from cmhbench import store
-
     out = {}
     for row in cells.itertuples():
         scores = per_query_key(direction, metric)
@@ -232,8 +228,6 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
     together, and an entry whose adjusted p is at least ``alpha`` is marked as not
     significantly different from the best.  Needs the per-query scores of ``metric``.
     """
-    from cmhbench.leaderboard import GROUP, build_tables
-
     per_query_key("i2t", metric)  # fails early, naming the metrics that have per-query scores
     result = {}
     ok = frame[frame["status"] == "ok"]
@@ -269,8 +263,6 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
 
 def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all") -> pd.DataFrame:
     """Paired A − B per dataset, protocol, coding, direction and bits, Holm-corrected."""
-    from cmhbench.leaderboard import DIRECTIONS, GROUP
-
     rows = []
     ok = frame[frame["status"] == "ok"]
     for (dataset, protocol, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
@@ -298,8 +290,6 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
 def ranking_entries(frame: pd.DataFrame, metric: str = "map@all") -> pd.DataFrame:
     """One row per leaderboard column (dataset, protocol, coding, direction, bits), one column
     per method with its mean over seeds (NaN where missing, failed or not applicable)."""
-    from cmhbench.leaderboard import build_tables
-
     rows = []
     for table in build_tables(frame, metric):
         for bits in table.means.columns:

@@ -14,12 +14,22 @@ While a cell runs, its worker holds a claim, ``OUT/claims/<key>`` (created with
 outside ``cells/`` so that the rename stays the only way a cell appears.  Two runs on one
 folder therefore never compute a cell twice; a claim whose process died (same host, pid
 gone) or whose heartbeat stopped (any host) is stale and is taken over.
+
+A results folder may come from someone else, so nothing in it is trusted: a cell's key
+is the name of its folder, never a field of its record; every record read is checked
+against :func:`validate_record`; each record carries the SHA-256 of its ``arrays.npz``,
+which :func:`verify_cell` (``cmhbench check``, and ``run`` before it skips a cell)
+compares.  Replacing a cell moves the old folder aside as ``.old-<key>-*`` first, and
+:func:`recover` moves it back when a kill struck between the two renames.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -31,11 +41,19 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from cmhbench.conventions import DIRECTIONS
+
 CELLS = "cells"
 CLAIMS = "claims"
 RECORD = "record.json"
 ARRAYS = "arrays.npz"
 DONE_STATUSES = ("ok", "not-applicable")  # failed cells are tried again
+STATUSES = (*DONE_STATUSES, "failed")
+CHECKSUM = "arrays_sha256"
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+CELL_FIELDS = {"method": str, "base": str, "protocol": str, "database_coding": str, "bits": int, "seed": int}
+
+logger = logging.getLogger(__name__)
 
 
 class StoreError(OSError):
@@ -61,7 +79,42 @@ def prepare(out: str | Path) -> Path:
         parts = tmp.name.split("-", 3)  # .tmp-<host>-<pid>-<uuid>
         if len(parts) == 4 and parts[1] == host and parts[2].isdigit() and not _alive(int(parts[2])):
             shutil.rmtree(tmp, ignore_errors=True)
+    recover(out)
     return root
+
+
+def check_key(key: Any) -> str:
+    """A cell key is a plain folder name (letters, digits, ``_.-``): never a path."""
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key) or key in (".", ".."):
+        raise StoreError(f"{key!r} is not a valid cell key (a plain folder name is expected)")
+    return key
+
+
+def recover(out: str | Path) -> list[str]:
+    """Put back cells whose replacement was interrupted between its two renames.
+
+    ``write_cell`` renames the old folder to ``.old-<key>-<hex>`` and then the new one into
+    place; a kill in between leaves only the old copy, which is renamed back here.  An old
+    copy whose cell is in place is a leftover and is removed.  Returns the restored keys.
+    """
+    root = cells_dir(out)
+    restored = []
+    if not root.is_dir():
+        return restored
+    for old in sorted(root.glob(".old-*")):
+        key = old.name[len(".old-"):].rsplit("-", 1)[0]
+        if not KEY_PATTERN.fullmatch(key):
+            continue
+        try:
+            if (root / key).exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.rename(root / key)
+                restored.append(key)
+                logger.warning("restored cell %s from an interrupted replacement", key)
+        except OSError:
+            pass  # a read-only folder: readers still see the cell once someone can write
+    return restored
 
 
 def _host() -> str:
@@ -81,7 +134,12 @@ def _alive(pid: int) -> bool:
 
 
 def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None) -> Path:
-    """Write a cell's record (and arrays) atomically; replaces an existing cell of that key."""
+    """Write a cell's record (and arrays) atomically; replaces an existing cell of that key.
+
+    The record is stored with the key it is written under and the checksum of its arrays."""
+    check_key(key)
+    record = {k: v for k, v in record.items() if k != CHECKSUM}
+    record["key"] = key
     root = cells_dir(out)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
@@ -92,14 +150,15 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
                 np.savez_compressed(fh, **arrays)
                 fh.flush()
                 os.fsync(fh.fileno())
+            record[CHECKSUM] = file_sha256(tmp / ARRAYS)
         with open(tmp / RECORD, "w") as fh:
             json.dump(record, fh, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
             fh.flush()
             os.fsync(fh.fileno())
         final = root / key
-        if final.exists():  # --force: move the old cell aside, then swap
-            old = root / f".old-{key}-{uuid.uuid4().hex}"
-            final.rename(old)
+        if final.exists():  # --force or a retry: move the old cell aside, then swap
+            old = root / f".old-{key}-{uuid.uuid4().hex[:12]}"
+            final.rename(old)  # a kill from here to the next rename is undone by recover()
             tmp.rename(final)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -108,6 +167,31 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a derived file (results.csv, leaderboard.md, a report page) whole or not at all:
+    a full disk or a kill leaves the previous version, never a truncated one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name[:200]}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _json_default(obj: Any) -> Any:
@@ -120,36 +204,143 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in a record")
 
 
-def iter_records(out: str | Path) -> Iterable[dict[str, Any]]:
-    """Records of every complete cell in a results folder."""
+def validate_record(data: Any, key: str) -> str | None:
+    """What is wrong with a record read from folder ``key`` (None when it is usable).
+
+    Only the fields that readers index are checked: a record must be a JSON object whose
+    ``key`` is its folder's name, with a known ``status`` and a ``cell`` naming method,
+    dataset, protocol, coding, bits and seed; scores must be numbers."""
+    if not isinstance(data, dict):
+        return f"the record is a JSON {type(data).__name__}, not an object"
+    if data.get("key") != key:
+        return f"the record's key {data.get('key')!r} is not its folder's name"
+    if data.get("status") not in STATUSES:
+        return f"unknown status {data.get('status')!r}"
+    cell = data.get("cell")
+    if not isinstance(cell, dict):
+        return "no 'cell' object"
+    for name, kind in CELL_FIELDS.items():
+        if not isinstance(cell.get(name), kind) or isinstance(cell.get(name), bool):
+            return f"cell.{name} is missing or not a {kind.__name__}"
+    if not isinstance(cell.get("dataset"), dict) or not isinstance(cell["dataset"].get("name"), str):
+        return "cell.dataset.name is missing"
+    if not isinstance(cell.get("params", {}), dict):
+        return "cell.params is not an object"
+    metrics = data.get("metrics") or {}
+    if not isinstance(metrics, dict) or not all(
+            isinstance(v, dict) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())
+            for v in metrics.values()):
+        return "metrics are not numbers by direction"
+    for name in ("timings", "codes", "method_info", "environment", "split"):
+        if not isinstance(data.get(name) or {}, dict):
+            return f"{name} is not an object"
+    if data.get(CHECKSUM) is not None and not isinstance(data[CHECKSUM], str):
+        return f"{CHECKSUM} is not a string"
+    return None
+
+
+def _load_record(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        with open(folder / RECORD, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        return None, f"unreadable record.json ({type(exc).__name__}: {exc})"
+    problem = validate_record(data, folder.name)
+    return (None, problem) if problem else (data, None)
+
+
+def _cell_folders(out: str | Path) -> Iterable[Path]:
     root = cells_dir(out)
     if not root.is_dir():
         return
     for folder in sorted(root.iterdir()):
         if folder.name.startswith(".") or not (folder / RECORD).is_file():
             continue
-        try:
-            with open(folder / RECORD) as fh:
-                yield json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"unreadable record {folder / RECORD}: {exc}") from None
+        yield folder
+
+
+def iter_records(out: str | Path) -> Iterable[dict[str, Any]]:
+    """Records of every complete, valid cell in a results folder.
+
+    A record that fails :func:`validate_record` is skipped with a warning naming it (and
+    ``cmhbench check``): it never crashes a reader and never lends its key to a writer."""
+    for folder in _cell_folders(out):
+        record, problem = _load_record(folder)
+        if problem:
+            logger.warning("skipping corrupt cell %s: %s (see: cmhbench check %s)", folder, problem, out)
+            continue
+        yield record
 
 
 def read_record(out: str | Path, key: str) -> dict[str, Any]:
-    with open(cells_dir(out) / key / RECORD) as fh:
-        return json.load(fh)
+    """The valid record of cell ``key``; a missing or invalid one is a :class:`StoreError`."""
+    folder = cells_dir(out) / check_key(key)
+    if not (folder / RECORD).is_file():
+        raise StoreError(f"no record for cell {key} in {out}")
+    record, problem = _load_record(folder)
+    if problem:
+        raise StoreError(f"corrupt cell {folder}: {problem}")
+    return record
 
 
 def read_arrays(out: str | Path, key: str, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """A cell's arrays; with ``names``, only those (each array of the file is decompressed
-    on access, so statistics over many cells read just the two they need)."""
-    with np.load(cells_dir(out) / key / ARRAYS) as data:
-        return {name: data[name] for name in (data.files if names is None else names)}
+    on access, so statistics over many cells read just the two they need).  A missing,
+    truncated or tampered file is a one-line :class:`StoreError` naming the cell."""
+    path = cells_dir(out) / check_key(key) / ARRAYS
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in (data.files if names is None else names)}
+    except KeyError as exc:
+        raise StoreError(f"corrupt cell {path.parent}: arrays.npz lacks {exc}") from None
+    except Exception as exc:  # BadZipFile, zlib.error, EOFError, ValueError, OSError
+        raise StoreError(f"corrupt cell {path.parent}: arrays.npz unreadable ({type(exc).__name__}: {exc}); "
+                         f"see: cmhbench check {out}") from None
+
+
+def verify_cell(out: str | Path, key: str) -> str | None:
+    """What is wrong with stored cell ``key`` (None when intact): an invalid record, a
+    missing arrays file for a finished cell, or arrays whose checksum does not match."""
+    folder = cells_dir(out) / key
+    record, problem = _load_record(folder)
+    if problem:
+        return problem
+    arrays = folder / ARRAYS
+    if record["status"] == "ok" and not arrays.is_file():
+        return "arrays.npz is missing"
+    expected = record.get(CHECKSUM)
+    if arrays.is_file() and expected is not None:
+        try:
+            actual = file_sha256(arrays)
+        except OSError as exc:
+            return f"arrays.npz unreadable ({exc.strerror or exc})"
+        if actual != expected:
+            return "arrays.npz does not match the record's checksum (truncated or modified)"
+    return None
+
+
+def check(out: str | Path) -> tuple[int, dict[str, str]]:
+    """Verify every cell of a results folder: (number of cells, {key: problem} of corrupt ones)."""
+    if not cells_dir(out).is_dir():
+        raise StoreError(f"{out} is not a cmhbench results folder (no {CELLS}/ inside)")
+    folders = list(_cell_folders(out))
+    problems = {f.name: p for f in folders if (p := verify_cell(out, f.name))}
+    return len(folders), problems
 
 
 def done_keys(out: str | Path) -> set[str]:
-    """Keys of cells that need no more work (``ok`` or ``not-applicable``)."""
-    return {r["key"] for r in iter_records(out) if r.get("status") in DONE_STATUSES}
+    """Keys of intact cells that need no more work (``ok`` or ``not-applicable``); a corrupt
+    cell is left out, so ``run`` computes it again."""
+    done = set()
+    for folder in _cell_folders(out):
+        record, problem = _load_record(folder)
+        if problem is None and record["status"] in DONE_STATUSES:
+            problem = verify_cell(out, folder.name)
+            if problem is None:
+                done.add(folder.name)
+        if problem:
+            logger.warning("corrupt cell %s will be computed again: %s", folder.name, problem)
+    return done
 
 
 def load_results(*outs: str | Path) -> pd.DataFrame:
@@ -162,6 +353,7 @@ def load_results(*outs: str | Path) -> pd.DataFrame:
     for out in outs:
         if not cells_dir(out).is_dir():
             raise StoreError(f"{out} is not a cmhbench results folder (no {CELLS}/ inside)")
+        recover(out)
         for record in iter_records(out):
             rows.append(_flatten(record, out))
     frame = pd.DataFrame(rows)
@@ -203,7 +395,7 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         row[timing] = seconds
     codes = record.get("codes") or {}
     if codes:  # the fewer distinct codes of the two coded databases: 1 = collapsed
-        row["distinct_db_codes"] = min(codes[f"{d}_database"]["distinct"] for d in ("i2t", "t2i"))
+        row["distinct_db_codes"] = min(codes[f"{d}_database"]["distinct"] for d in DIRECTIONS)
     for direction, scores in (record.get("metrics") or {}).items():
         for metric, value in scores.items():
             row[f"{direction}/{metric}"] = value
@@ -212,7 +404,7 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
 
 def long_results(frame: pd.DataFrame) -> pd.DataFrame:
     """Tidy form: one row per cell × direction × metric (cells without scores keep one row)."""
-    metric_cols = [c for c in frame.columns if "/" in c and c.split("/", 1)[0] in ("i2t", "t2i")]
+    metric_cols = [c for c in frame.columns if "/" in c and c.split("/", 1)[0] in DIRECTIONS]
     id_cols = [c for c in frame.columns if c not in metric_cols]
     if not metric_cols:
         return frame.assign(direction=None, metric=None, value=np.nan)
@@ -273,10 +465,11 @@ def _claim_owner(path: Path) -> dict[str, Any]:
 
 
 def claim_is_stale(path: Path) -> bool:
-    """Owner process gone (same host) or heartbeat silent for STALE_AFTER_S (any host)."""
+    """Owner process gone (same host) or heartbeat silent for STALE_AFTER_S (any host, and
+    also for a live pid here: after a container restart the pid may belong to another process)."""
     owner = _claim_owner(path)
-    if owner.get("host") == _host() and isinstance(owner.get("pid"), int):
-        return not _alive(owner["pid"])
+    if owner.get("host") == _host() and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
+        return True
     try:
         return time.time() - path.stat().st_mtime > STALE_AFTER_S
     except FileNotFoundError:
@@ -322,7 +515,8 @@ def dead_claims(out: str | Path) -> set[str]:
 
 
 def is_done(out: str | Path, key: str) -> bool:
+    """The cell is stored intact with a finished status."""
     try:
-        return read_record(out, key).get("status") in DONE_STATUSES
+        return read_record(out, key)["status"] in DONE_STATUSES and verify_cell(out, key) is None
     except (OSError, ValueError):
         return False

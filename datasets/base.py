@@ -1,4 +1,4 @@
-"""Dataset and split types, and the dataset registry.
+"""Dataset and split types: what every dataset module builds and the harness consumes.
 
 A :class:`DatasetSource` is a dataset that has been *resolved* — its files found and
 fingerprinted, or its generator's parameters fixed — but not loaded.  Its ``identity``
@@ -10,15 +10,11 @@ query / train / database indices for a seed.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import importlib
-import inspect
-import pkgutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -127,102 +123,3 @@ class DatasetSource(ABC):
                 f"dataset {self.name!r} has no protocol {protocol!r} (protocols: {', '.join(self.protocols)})"
             )
         return protocol
-
-
-Resolver = Callable[..., DatasetSource]
-_resolvers: dict[str, tuple[Resolver, str]] = {}
-_loaded = {"builtins": False}
-_NOT_DATASET_MODULES = {"base", "cache", "catalog", "filesource", "files", "generic", "protocols", "validation"}
-FILE_SUFFIXES = (".npz", ".mat", ".h5", ".hdf5", ".h5py")  # --datasets path/to/own-features.npz
-
-
-def register_dataset(name: str, summary: str) -> Callable[[Resolver], Resolver]:
-    """Register a resolver ``f(data_dir: Path | None) -> DatasetSource`` under ``name``.
-
-    A resolver may also accept the keyword arguments ``cache_dir`` (the cache folder for
-    prepared data), ``options`` (``{"image": "FILE"}`` from ``NAME:image=FILE``) and
-    ``spec`` (the name exactly as given, which its identity's ``name`` must be: the
-    harness finds a cell's source by it); it gets them only when its signature names them.
-    """
-
-    def decorate(fn: Resolver) -> Resolver:
-        _resolvers[name] = (fn, summary)
-        return fn
-
-    return decorate
-
-
-def _load_builtins() -> None:
-    if _loaded["builtins"]:
-        return
-    _loaded["builtins"] = True
-    import cmhbench.datasets as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_") and module.name not in _NOT_DATASET_MODULES:
-            importlib.import_module(f"cmhbench.datasets.{module.name}")
-
-
-def available() -> dict[str, str]:
-    """Registered dataset names with a one-line summary each."""
-    _load_builtins()
-    return {name: summary for name, (_, summary) in sorted(_resolvers.items())}
-
-
-def parse_options(name: str, text: str) -> dict[str, str]:
-    """``image=FILE`` (the part after ``NAME:``) as a dict."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip() or not value.strip():
-        raise DatasetError(f"dataset {name!r}: options must look like NAME:KEY=VALUE, e.g. mirflickr25k:image=FILE")
-    return {key.strip(): value.strip()}
-
-
-def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return keyword in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def resolve(name: str, data_dir: str | Path | None = None, *,
-            cache_dir: str | Path | None | bool = None) -> DatasetSource:
-    """Find and fingerprint a dataset's files (or fix its generator) without loading it.
-
-    ``name`` is a registered dataset (``mirflickr25k``), a registered dataset with an
-    option (``mirflickr25k:image=my-features.mat``), or the path of the user's own
-    ``.npz`` / ``.mat`` / ``.h5`` file.  ``data_dir`` defaults to ``$CMHBENCH_DATA``;
-    ``cache_dir`` (prepared data, file fingerprints; its ``datasets/`` subfolder is used)
-    to :func:`cmhbench.config.default_cache_dir`, and ``cache_dir=False`` keeps
-    everything in memory.  The source's ``identity()["name"]`` is ``name`` exactly as
-    given.  A bad or missing file raises a one-line :class:`DatasetError` here, before
-    anything runs.
-    """
-    _load_builtins()
-    if data_dir is None:
-        from cmhbench.config import default_data_dir
-
-        data_dir = default_data_dir()
-    data_path = Path(data_dir).expanduser() if data_dir is not None else None
-    base, sep, rest = name.partition(":")
-    if name in _resolvers or (sep and base in _resolvers):
-        resolver, _ = _resolvers[name if name in _resolvers else base]
-        kwargs: dict[str, Any] = {}
-        if sep and name not in _resolvers:
-            if not _accepts(resolver, "options"):
-                raise DatasetError(f"dataset {base!r} takes no options (got {name!r})")
-            kwargs["options"] = parse_options(base, rest)
-        if _accepts(resolver, "spec"):
-            kwargs["spec"] = name
-        if _accepts(resolver, "cache_dir"):
-            kwargs["cache_dir"] = cache_dir
-        return resolver(data_path, **kwargs)
-    if name.lower().endswith(FILE_SUFFIXES):
-        from cmhbench.datasets.generic import resolve_file
-
-        return resolve_file(name, data_path, cache_dir=cache_dir)
-    names = sorted(_resolvers)
-    close = difflib.get_close_matches(base, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(names)}; or the path of your own "
-                       f"{' / '.join(FILE_SUFFIXES)} file)")

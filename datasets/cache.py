@@ -1,7 +1,7 @@
 """Content fingerprints of source files and the prepared-data cache.
 
 Layout under the cache folder (``--cache-dir``; default ``$CMHBENCH_CACHE`` or the
-user's cache directory, see :func:`cmhbench.config.default_cache_dir`)::
+user's cache directory, see :func:`default_cache_dir`)::
 
     CACHE/datasets/fingerprints/<hash of the path>.json   # sha256 memo: path, size, mtime, inode
     CACHE/datasets/<dataset>-<content id>/meta.json        # written last: the folder is complete
@@ -36,11 +36,18 @@ META = "meta.json"
 HASH_CHUNK = 8 * 2**20
 
 
+def default_cache_dir() -> Path:
+    """``$CMHBENCH_CACHE``, else the user's cache directory: shared by prepared datasets
+    (its ``datasets/`` part) and the methods' bit-independent work."""
+    if os.environ.get("CMHBENCH_CACHE"):
+        return Path(os.environ["CMHBENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cmhbench"
+
+
 def cache_root(cache_dir: str | Path | None) -> Path:
     """The datasets part of a cache folder (the user's default when None)."""
     if cache_dir is None:
-        from cmhbench.config import default_cache_dir
-
         cache_dir = default_cache_dir()
     return Path(cache_dir).expanduser() / "datasets"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cmhbench.datasets.base import available
+from cmhbench.datasets.registry import available, default_data_dir
 
 
 @dataclass
@@ -50,8 +50,6 @@ class DatasetEntry:
 def _data_dir(data_dir: str | Path | None) -> tuple[Path | None, str]:
     if data_dir is not None:
         return Path(data_dir).expanduser(), "--data-dir"
-    from cmhbench.config import default_data_dir
-
     env = default_data_dir()
     return (env, "$CMHBENCH_DATA") if env is not None else (None, "")
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmhbench.datasets.base import DatasetError, register_dataset
+from cmhbench.datasets.base import DatasetError
+from cmhbench.datasets.registry import register_dataset
 from cmhbench.datasets.filesource import FileSource, Layout, Part
 from cmhbench.datasets.files import ArrayFile, where
 from cmhbench.datasets.protocols import Sizes

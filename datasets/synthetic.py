@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from cmhbench.datasets.base import Dataset, DatasetError, DatasetSource, Split, random_split, register_dataset
+from cmhbench.datasets.base import Dataset, DatasetError, DatasetSource, Split, random_split
+from cmhbench.datasets.registry import register_dataset
 
 GENERATOR_VERSION = 1
 

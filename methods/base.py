@@ -146,6 +146,10 @@ class MethodInfo:
     defaults unless a method overrides it, ``quick`` is small and fast for tests and the
     default tour.  ``dataset_overrides`` maps a dataset name to the values its paper
     reports for that dataset.  ``pair_encoder`` is derived from the class, not declared.
+
+    ``version`` counts changes of the method's behaviour (bumped whenever the same
+    parameters would give different codes); ``uses`` names the methods whose code it runs
+    (a teacher), whose versions are part of its cells' keys too.
     """
 
     name: str
@@ -161,6 +165,8 @@ class MethodInfo:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dataset_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     url: str = ""
+    version: int = 1
+    uses: tuple[str, ...] = ()
 
     @property
     def citation(self) -> str:

@@ -8,7 +8,9 @@ everything else, once:
   Linear(4096→c), as in DJSRH, JDSH and their successors; the image network mirrors it on
   the given image features, Linear(d_x→4096)–ReLU–Linear(4096→c), standing in for the
   trainable fully connected layers those papers fine-tune on top of a CNN.  The hidden
-  width is the ``hidden`` hyper-parameter (4096 by default).
+  width is the ``hidden`` hyper-parameter (4096 by default).  A method whose authors
+  train other layers on the features we are given overrides :meth:`DeepHasher._networks`
+  (JDSH: one linear layer for images).
 - **Relaxed codes**: B = tanh(α·h) with α = √(epoch + 1) (DJSRH's and JDSH's schedule,
   which sharpens the tanh as training proceeds); codes are sgn(h).
 - **Training loop**: shuffled batches (``batch_size``; the last incomplete batch is dropped
@@ -101,6 +103,11 @@ class DeepHasher(Hasher):
     def _prepare(self, image: torch.Tensor, text: torch.Tensor, train: PairedFeatures) -> None:
         """Work before the first epoch (e.g. estimating constants from the training data)."""
 
+    def _networks(self, image_dim: int, text_dim: int, n_bits: int) -> tuple[nn.Module, nn.Module]:
+        """The image and text networks: the core's Linear–ReLU–Linear pair unless a method's
+        authors train something else on top of the features we are given."""
+        return mlp(image_dim, self.hidden, n_bits), mlp(text_dim, self.hidden, n_bits)
+
     def _batch_loss(self, epoch: int, rows: torch.Tensor, image: torch.Tensor,
                     text: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one batch (rows of the training set, their features) and its named terms."""
@@ -132,8 +139,8 @@ class DeepHasher(Hasher):
 
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         with self._seeded_training(train) as (device, generator, image, text):
-            self.image_net_ = mlp(train.image_dim, self.hidden, n_bits).to(device)
-            self.text_net_ = mlp(train.text_dim, self.hidden, n_bits).to(device)
+            image_net, text_net = self._networks(train.image_dim, train.text_dim, n_bits)
+            self.image_net_, self.text_net_ = image_net.to(device), text_net.to(device)
             self._prepare(image, text, train)
             optimizers = self._optimizers()
             history: dict[str, list[float]] = {}

@@ -19,25 +19,43 @@ Equations as implemented, per batch of m training pairs (networks, relaxation an
    (the 0.1 weights are ``intra_weight``).
 5. Codes: sgn(f_I(x)) for an image, sgn(f_T(y)) for a text.
 
+Networks (compared with the authors' code, github.com/KaiserLew/JDSH, ``models.py``):
+- Image: the authors' ``ImgNet`` is an ImageNet-pretrained AlexNet up to fc7 followed by
+  *one* linear hashing layer, Linear(4096→c); S_I is computed from the fc7 output.  On the
+  features we are given (fc7-like or other pre-extracted features) the part of that network
+  above them is that single linear layer, so by default f_I(x) = Wx + b
+  (``image_network="linear"``).  The core's Linear–ReLU–Linear stand-in stays available as
+  ``image_network="mlp"`` (width ``hidden``).  See the network table in
+  docs/deep-baselines.md for what cannot be reproduced on given features.
+- Text: Linear(d_y→4096)–ReLU–Linear(4096→c), as the authors' ``TxtNet`` (``hidden``).
+
 Defaults: α/β/λ = 0.5/0.1/0.4, L1/L2 = 0.1/0.2, A = 2, B = 4, μ = 1.4; SGD lr 0.01
 (both networks), momentum 0.9, weight decay 5e-4, batch 32, 300 epochs (the authors'
-MIRFlickr-25K configuration).  The DSDW constants LOC, SCALE_L, SCALE_R, MIN and MAX
-describe the distribution of one dataset's fused similarities, so they are per-dataset
-overrides — MIRFlickr-25K: MIN/MAX = −0.52/0.68, LOC = −0.49, SCALE_L/R = 0.019/0.088;
-NUS-WIDE (with α/β/λ = 0.4/0.3/0.3, L1/L2 = 0.2/0.2): −0.64/0.75, −0.62, 0.0128/0.086 —
-and on any other dataset (any left as None) they are **estimated from the training
-data** by :func:`estimate_dsdw` on the off-diagonal fused similarities of random training
-batches of the training batch size (the distribution the rule is applied to):
-LOC = the mode (peak of a smoothed histogram); SCALE_L and SCALE_R = the root mean
-squared distance to the mode of the values below and above it (the maximum-likelihood
-scales of a two-piece normal given its mode); MIN and MAX = the 0.1% and 99.9% quantiles.
-The estimates are kept in ``dsdw_`` and recorded with the cell.
+MIRFlickr-25K configuration; μ = 1.4 is their ``main.py`` default, which overrides the
+config files).  NUS-WIDE overrides α/β/λ = 0.4/0.3/0.3 and L1/L2 = 0.2/0.2 (their config).
+
+DSDW constants.  LOC, SCALE_L, SCALE_R, MIN and MAX describe the distribution of one
+dataset's fused similarities *on the authors' AlexNet-fc7 features*; on other features the
+distribution is elsewhere.  So by default (``dsdw_constants="estimated"``) they are
+**estimated from the training data** on every dataset by :func:`estimate_dsdw`, on the
+off-diagonal fused similarities of random training batches of the training batch size (the
+distribution the rule is applied to): LOC = the mode (peak of a smoothed histogram);
+SCALE_L and SCALE_R = the root mean squared distance to the mode of the values below and
+above it (the maximum-likelihood scales of a two-piece normal given its mode); MIN and MAX =
+the 0.1% and 99.9% quantiles.  The authors' published constants, for use with their own
+features, are the named options ``dsdw_constants="authors-mirflickr25k"`` (MIN/MAX =
+−0.52/0.68, LOC = −0.49, SCALE_L/R = 0.019/0.088) and ``"authors-nuswide"`` (−0.64/0.75,
+−0.62, 0.0128/0.086).  Any of ``loc``, ``scale_left``, ``scale_right``, ``s_min``,
+``s_max`` set explicitly wins over both.  The values used and where each came from are in
+``dsdw_`` / ``dsdw_source_`` and recorded with the cell.
 
 Deviations, and why:
-- Feature-level protocol (see DJSRH): the image network is an MLP on given features.
+- Feature-level protocol: the CNN below the given features is not trained (the authors'
+  public ``models.py`` leaves AlexNet trainable: its ``torch.no_grad()`` line is commented
+  out), and S_I comes from the given image features, so the target is a constant.
 - The MIN/MAX estimator is ours: the paper reads the constants off a plotted distribution
   and the authors' MIRFlickr MIN (−0.52) lies close to LOC − 1.6·SCALE_L rather than in
-  the far tail, so on MIRFlickr and NUS-WIDE we use the authors' constants, not estimates.
+  the far tail, so estimates on the authors' own features would differ from their values.
 - No model selection: we train the stated number of epochs and report the final model.
 
 Memory: the training features, plus O(m²) per batch; nothing n × n.
@@ -51,11 +69,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cmhbench.methods.deep import DeepHasher, relaxed_codes, scaled_cosine
-from cmhbench.methods.domains import BATCH, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
+from torch import nn
+
+from cmhbench.methods.deep import DeepHasher, mlp, relaxed_codes, scaled_cosine
+from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
+                                      learning_rate, weight)
 from cmhbench.methods.registry import register
 
 DSDW_FIELDS = ("loc", "scale_left", "scale_right", "s_min", "s_max")
+IMAGE_NETWORKS = ("linear", "mlp")
+#: The authors' published DSDW constants, read off their AlexNet-fc7 similarity distributions.
+AUTHORS_DSDW = {
+    "authors-mirflickr25k": {"loc": -0.49, "scale_left": 0.019, "scale_right": 0.088, "s_min": -0.52, "s_max": 0.68},
+    "authors-nuswide": {"loc": -0.62, "scale_left": 0.0128, "scale_right": 0.086, "s_min": -0.64, "s_max": 0.75},
+}
+DSDW_CONSTANTS = ("estimated", *AUTHORS_DSDW)
 
 
 def joint_modal_similarity(image: torch.Tensor, text: torch.Tensor, alpha: float, beta: float,
@@ -99,14 +127,13 @@ def estimate_dsdw(values: np.ndarray, tail: float = 0.001, bins: int = 256) -> d
     year=2020,
     kind="deep",
     fidelity="paper",
+    version=2,  # 2: one linear image layer and estimated DSDW constants by default
     deterministic=False,
     memory="O(n·(d_x+d_y)) features + O(m²) per batch",
     presets={"quick": {"epochs": 10, "hidden": 256}},
     dataset_overrides={
-        "mirflickr25k": {"alpha": 0.5, "beta": 0.1, "lam": 0.4, "s_min": -0.52, "s_max": 0.68, "loc": -0.49,
-                         "scale_left": 0.019, "scale_right": 0.088, "l1": 0.1, "l2": 0.2},
-        "nuswide": {"alpha": 0.4, "beta": 0.3, "lam": 0.3, "s_min": -0.64, "s_max": 0.75, "loc": -0.62,
-                     "scale_left": 0.0128, "scale_right": 0.086, "l1": 0.2, "l2": 0.2},
+        "mirflickr25k": {"alpha": 0.5, "beta": 0.1, "lam": 0.4, "l1": 0.1, "l2": 0.2},
+        "nuswide": {"alpha": 0.4, "beta": 0.3, "lam": 0.3, "l1": 0.2, "l2": 0.2},
     },
 )
 class JDSH(DeepHasher):
@@ -119,6 +146,7 @@ class JDSH(DeepHasher):
         "l1": Real(0.0),
         "l2": Real(0.0),
         "mu": Real(0.0, low_open=True, search=(1.0, 2.0)),
+        "dsdw_constants": Choice(DSDW_CONSTANTS),
         "loc": Real(optional=True),
         "scale_left": Real(0.0, low_open=True, optional=True),
         "scale_right": Real(0.0, low_open=True, optional=True),
@@ -129,6 +157,7 @@ class JDSH(DeepHasher):
         "epochs": EPOCHS,
         "batch_size": BATCH,
         "hidden": HIDDEN,
+        "image_network": Choice(IMAGE_NETWORKS),
         "lr_image": learning_rate(1e-4, 1e-1),
         "lr_text": learning_rate(1e-4, 1e-1),
         "momentum": MOMENTUM,
@@ -146,6 +175,7 @@ class JDSH(DeepHasher):
         l1: float = 0.1,
         l2: float = 0.2,
         mu: float = 1.4,
+        dsdw_constants: str = "estimated",
         loc: float | None = None,
         scale_left: float | None = None,
         scale_right: float | None = None,
@@ -156,6 +186,7 @@ class JDSH(DeepHasher):
         epochs: int = 300,
         batch_size: int = 32,
         hidden: int = 4096,
+        image_network: str = "linear",
         lr_image: float = 0.01,
         lr_text: float = 0.01,
         momentum: float = 0.9,
@@ -167,22 +198,47 @@ class JDSH(DeepHasher):
         super().__init__(seed=seed, device=device, cache=cache)
         self.alpha, self.beta, self.lam = alpha, beta, lam
         self.a, self.b, self.l1, self.l2, self.mu = a, b, l1, l2, mu
+        self.dsdw_constants = dsdw_constants
         self.loc, self.scale_left, self.scale_right, self.s_min, self.s_max = loc, scale_left, scale_right, s_min, s_max
         self.intra_weight = intra_weight
         self.estimation_batches = estimation_batches
         self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
+        self.image_network = image_network
         self.lr_image, self.lr_text = lr_image, lr_text
         self.momentum, self.weight_decay = momentum, weight_decay
 
     def _fused(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return joint_modal_similarity(image, text, self.alpha, self.beta, self.lam)
 
+    def _networks(self, image_dim: int, text_dim: int, n_bits: int) -> tuple[nn.Module, nn.Module]:
+        """One linear image layer (the authors' hashing layer above fc7) or the core's MLP."""
+        if self.image_network not in IMAGE_NETWORKS:
+            raise ValueError(f"jdsh: image_network must be one of {', '.join(IMAGE_NETWORKS)}, "
+                             f"got {self.image_network!r}")
+        image_net = nn.Linear(image_dim, n_bits) if self.image_network == "linear" else mlp(image_dim, self.hidden,
+                                                                                              n_bits)
+        return image_net, mlp(text_dim, self.hidden, n_bits)
+
     def _prepare(self, image, text, train):
-        given = {name: getattr(self, name) for name in DSDW_FIELDS}
-        self.dsdw_ = dict(given)
-        self.dsdw_estimated_ = sorted(name for name, value in given.items() if value is None)
-        if not self.dsdw_estimated_:
-            return
+        if self.dsdw_constants not in DSDW_CONSTANTS:
+            raise ValueError(f"jdsh: dsdw_constants must be one of {', '.join(DSDW_CONSTANTS)}, "
+                             f"got {self.dsdw_constants!r}")
+        published = AUTHORS_DSDW.get(self.dsdw_constants, {})
+        self.dsdw_, self.dsdw_source_ = {}, {}
+        for name in DSDW_FIELDS:
+            if getattr(self, name) is not None:
+                self.dsdw_[name], self.dsdw_source_[name] = float(getattr(self, name)), "given"
+            elif name in published:
+                self.dsdw_[name], self.dsdw_source_[name] = published[name], self.dsdw_constants
+            else:
+                self.dsdw_source_[name] = "estimated"
+        missing = [name for name in DSDW_FIELDS if self.dsdw_source_[name] == "estimated"]
+        if missing:
+            estimate = self._estimate_dsdw(image, text, train)
+            self.dsdw_.update({name: estimate[name] for name in missing})
+
+    def _estimate_dsdw(self, image: torch.Tensor, text: torch.Tensor, train) -> dict[str, float]:
+        """:func:`estimate_dsdw` on the fused similarities of random training batches."""
         generator = torch.Generator().manual_seed(self.seed + 1)
         samples = []
         m = min(self.batch_size, train.n)
@@ -192,12 +248,11 @@ class JDSH(DeepHasher):
                 rows = torch.randperm(train.n, generator=generator)[:m].to(image.device)
                 S = self._fused(image[rows], text[rows]).cpu()
                 samples.append(S[off_diagonal].numpy())
-        estimate = estimate_dsdw(np.concatenate(samples))
-        for name in self.dsdw_estimated_:
-            self.dsdw_[name] = estimate[name]
+        return estimate_dsdw(np.concatenate(samples))
 
     def fit_report(self) -> dict[str, Any]:
-        return {**super().fit_report(), "dsdw": self.dsdw_, "dsdw_estimated": self.dsdw_estimated_}
+        return {**super().fit_report(), "image_network": self.image_network, "dsdw": self.dsdw_,
+                "dsdw_source": self.dsdw_source_}
 
     def _target(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return dsdw(self._fused(image, text), **self.dsdw_, a=self.a, b=self.b, l1=self.l1, l2=self.l2, mu=self.mu)

@@ -20,6 +20,7 @@ import importlib.metadata
 import inspect
 import pkgutil
 import traceback
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
@@ -58,8 +59,14 @@ def register(
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     dataset_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     url: str = "",
+    version: int = 1,
+    uses: tuple[str, ...] = (),
 ) -> Callable[[type[Hasher]], type[Hasher]]:
-    """Class decorator: attach :class:`MethodInfo` to a :class:`Hasher` and register it."""
+    """Class decorator: attach :class:`MethodInfo` to a :class:`Hasher` and register it.
+
+    ``version`` starts at 1 and is bumped whenever the method's behaviour changes;
+    ``uses`` names registered methods it runs inside (a teacher).  See :func:`versions`.
+    """
 
     def decorate(cls: type[Hasher]) -> type[Hasher]:
         if not (isinstance(cls, type) and issubclass(cls, Hasher)):
@@ -78,6 +85,8 @@ def register(
             presets=dict(presets or {}),
             dataset_overrides=dict(dataset_overrides or {}),
             url=url,
+            version=version,
+            uses=tuple(uses),
         )
         _validate_info(cls, info)
         cls.info = info
@@ -92,6 +101,8 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
         raise ValueError(f"method {info.name!r}: kind must be reference, shallow or deep")
     if info.fidelity not in ("paper", "reconstructed"):
         raise ValueError(f"method {info.name!r}: fidelity must be paper or reconstructed")
+    if isinstance(info.version, bool) or not isinstance(info.version, int) or info.version < 1:
+        raise ValueError(f"method {info.name!r}: version must be a positive integer, got {info.version!r}")
     missing = [p for p in HARNESS_PARAMS if p not in cls.param_names()]
     if missing:
         raise TypeError(f"method {info.name!r}: constructor must accept {', '.join(missing)}")
@@ -138,9 +149,7 @@ def _load_builtins() -> None:
     if _state["builtins"]:
         return
     _state["builtins"] = True
-    import cmhbench.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if module.name.startswith("_") or module.name in _NOT_METHOD_MODULES:
             continue
         importlib.import_module(f"cmhbench.methods.{module.name}")
@@ -216,6 +225,18 @@ def get(name: str) -> type[Hasher]:
         raise UnknownMethodError(
             f"unknown method {name!r}{suggest(name, names)} (known: {', '.join(names)})"
         ) from None
+
+
+def versions(method: str | type[Hasher]) -> dict[str, int]:
+    """The versions a method's cells depend on: its own and those of the methods it uses
+    (transitively), by name.  Part of every cell key unless all are 1, so cells stored
+    before versions existed keep their keys, and a bump makes ``run`` recompute."""
+    cls = _as_class(method)
+    out = {cls.info.name: cls.info.version}
+    for name in cls.info.uses:
+        if name not in out:
+            out.update(versions(name))
+    return out
 
 
 def _as_class(method: str | type[Hasher]) -> type[Hasher]:

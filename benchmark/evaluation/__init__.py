@@ -4,8 +4,10 @@
   :func:`evaluate`, curves.
 - :mod:`cmhbench.evaluation.engine`: packed codes, popcount distances, per-query ranking
   statistics (numpy; a numba kernel where numba is installed).
-- :mod:`cmhbench.evaluation.rescore`: scoring a stored cell's ``arrays.npz``, the arrays a
-  cell stores about its evaluation, and scoring an external codes file.
+- :mod:`cmhbench.evaluation.scoring`: scoring a fresh cell (the runner's path) and the
+  arrays a cell stores about its evaluation.
+- :mod:`cmhbench.evaluation.rescore`: re-scoring a stored cell's ``arrays.npz`` and
+  scoring an external codes file, with their inputs validated.
 """
 
 from cmhbench.evaluation.engine import (
@@ -35,10 +37,7 @@ from cmhbench.evaluation.metrics import (
     tie_aware_ap,
 )
 from cmhbench.evaluation.rescore import (
-    ARRAY_DEFINITIONS,
     CODES_FILE_FORMAT,
-    DEFAULT_K_GRID,
-    DIRECTIONS,
     EvaluationInputError,
     evaluate_cell,
     evaluation_arrays,
@@ -46,12 +45,12 @@ from cmhbench.evaluation.rescore import (
     score_cell_file,
     score_codes_file,
 )
+from cmhbench.evaluation.scoring import ARRAY_DEFINITIONS, DEFAULT_K_GRID, score_cell
 
 __all__ = [
     "ARRAY_DEFINITIONS",
     "CODES_FILE_FORMAT",
     "DEFAULT_K_GRID",
-    "DIRECTIONS",
     "METRIC_DEFINITIONS",
     "NOTES",
     "RELEVANCE",
@@ -75,6 +74,7 @@ __all__ = [
     "precision_at_k",
     "precision_recall_by_radius",
     "ranking_stats",
+    "score_cell",
     "score_cell_arrays",
     "score_cell_file",
     "score_codes_file",

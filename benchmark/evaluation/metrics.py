@@ -59,6 +59,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from cmhbench.conventions import DEFAULT_METRICS
 from cmhbench.evaluation.engine import PackedBits, RankingStats, pack_bits, ranking_stats
 
 TIE_RULE = ("stable: equal Hamming distances keep ascending database row order "
@@ -306,7 +307,7 @@ def evaluate(
     database_codes: np.ndarray,
     query_labels: np.ndarray,
     database_labels: np.ndarray,
-    metrics: Iterable[str] = ("map@all", "map@50"),
+    metrics: Iterable[str] = DEFAULT_METRICS,
     *,
     workers: int | None = None,
     backend: str = "auto",

@@ -1,4 +1,4 @@
-"""Scoring stored cells and external codes files; the evaluation arrays a cell stores.
+"""Re-scoring stored cells and scoring external codes files, with their inputs validated.
 
 Three entry points for the harness:
 
@@ -6,27 +6,12 @@ Three entry points for the harness:
   a cell's ``arrays.npz`` (packed codes and labels, as the runner writes them), for
   re-scoring stored cells with other metrics without re-running a method.
 - :func:`evaluation_arrays`: what a cell stores about its evaluation beside its codes
-  (per-query APs, curves); :func:`evaluate_cell` returns the metrics and these arrays
-  from one pass over the data.
+  (per-query APs, curves; named in :data:`cmhbench.evaluation.scoring.ARRAY_DEFINITIONS`);
+  :func:`evaluate_cell` returns the metrics and these arrays from one pass over the data.
 - :func:`score_codes_file`: the metrics of codes produced elsewhere (``CODES_FILE_FORMAT``).
 
-Naming scheme of the evaluation arrays (``ARRAY_DEFINITIONS``), ``<dir>`` being ``i2t``
-(image queries, text database) or ``t2i``; Q queries, G grid points, B = bits + 1:
-
-========================  ========  ===========================================================
-``<dir>_ap@all``          (Q,)      per-query AP over the whole ranking (mean = ``map@all``)
-``<dir>_ap@K``            (Q,)      per-query AP@K, DJSRH normalisation (mean = ``map@K``);
-                                    one array per K of ``ap_cutoffs`` (default K = 50)
-``<dir>_tap@all``         (Q,)      per-query tie-aware AP (mean = ``tmap@all``)
-``<dir>_p@r2``            (Q,)      per-query precision within Hamming radius 2 (mean = ``p@r2``)
-``<dir>_relevant``        (Q,)      relevant items in the database per query
-``<dir>_pk_k``            (G,)      the K grid of the P@K curve (K ≤ database size)
-``<dir>_pk_precision``    (G,)      mean precision of the top K
-``<dir>_pk_recall``       (G,)      mean recall of the top K
-``<dir>_pr_radius``       (B,)      Hamming radius 0..bits
-``<dir>_pr_precision``    (B,)      mean precision within the radius (0 for a query with none)
-``<dir>_pr_recall``       (B,)      mean recall within the radius
-========================  ========  ===========================================================
+The first scoring of a cell, inside ``cmhbench run``, is :mod:`cmhbench.evaluation.scoring`;
+this module validates stored or external arrays and then scores them the same way.
 """
 
 from __future__ import annotations
@@ -37,35 +22,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS, PER_QUERY_CUTOFFS, PER_QUERY_RADIUS
 from cmhbench.evaluation.engine import PackedBits, packed_bits
-from cmhbench.evaluation.metrics import (
-    MetricSpec,
-    as_packed,
-    compute_stats,
-    parse_metric,
-    per_query,
-    precision_at_k,
-    precision_recall_by_radius,
-    scores,
-)
+from cmhbench.evaluation.metrics import as_packed, compute_stats, scores
+from cmhbench.evaluation.scoring import DEFAULT_K_GRID, metric_specs, score_directions
 
-DIRECTIONS = ("i2t", "t2i")
-DEFAULT_METRICS = ("map@all", "map@50")
-DEFAULT_K_GRID = (1, 10, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000,
-                  1500, 2000, 2500, 3000, 4000, 5000, 10000)
-ARRAY_DEFINITIONS = {
-    "<dir>_ap@all": "(Q,) per-query AP over the whole ranking; mean = map@all",
-    "<dir>_ap@K": "(Q,) per-query AP@K normalised by the relevant items in the top K; mean = map@K",
-    "<dir>_tap@all": "(Q,) per-query tie-aware AP; mean = tmap@all",
-    "<dir>_p@rH": "(Q,) per-query precision within Hamming radius H (0 where no item is within H); mean = p@rH",
-    "<dir>_relevant": "(Q,) relevant database items per query",
-    "<dir>_pk_k": "(G,) the K grid of the precision@K curve (values above the database size dropped)",
-    "<dir>_pk_precision": "(G,) mean precision of the top K (stable ties)",
-    "<dir>_pk_recall": "(G,) mean recall of the top K (stable ties)",
-    "<dir>_pr_radius": "(bits+1,) Hamming radius 0..bits",
-    "<dir>_pr_precision": "(bits+1,) mean precision within the radius",
-    "<dir>_pr_recall": "(bits+1,) mean recall within the radius",
-}
 CELL_KEYS = ("i2t_query", "i2t_database", "t2i_query", "t2i_database",
              "query_labels", "database_labels", "n_bits", "n_labels")
 CODES_FILE_FORMAT = """\
@@ -131,58 +92,25 @@ def _check_rows(codes: PackedBits, labels: PackedBits, key: str, label_key: str,
         raise EvaluationInputError(f"{source}: key {key!r} has {codes.n} rows but {label_key!r} has {labels.n}")
 
 
-def _specs(metrics: str | Iterable[str | MetricSpec]) -> list[MetricSpec]:
-    metrics = [metrics] if isinstance(metrics, str) else metrics
-    return [parse_metric(m) if isinstance(m, str) else m for m in metrics]
-
-
 def evaluate_cell(
     arrays: Mapping[str, np.ndarray],
     metrics: Iterable[str] = DEFAULT_METRICS,
     *,
-    ap_cutoffs: Sequence[int] = (50,),
+    ap_cutoffs: Sequence[int] = PER_QUERY_CUTOFFS,
     k_grid: Sequence[int] = DEFAULT_K_GRID,
-    radius: int = 2,
+    radius: int = PER_QUERY_RADIUS,
     workers: int | None = None,
     backend: str = "auto",
     source: str = "cell arrays",
 ) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Metrics of both directions and the evaluation arrays, from one pass per direction.
+    """Re-score a stored cell: metrics of both directions and the evaluation arrays.
 
-    ``arrays``: a cell's arrays (keys ``CELL_KEYS``: packed codes and labels, ``n_bits``,
+    ``arrays``: a cell's arrays, validated here (keys ``CELL_KEYS``: packed codes and labels, ``n_bits``,
     ``n_labels``).  Returns ``({"i2t": {metric: value}, "t2i": {...}}, evaluation arrays)``,
     the arrays named as in ``ARRAY_DEFINITIONS``.
     """
-    inputs = _cell_inputs(arrays, source)
-    wanted = _specs(metrics)
-    stored = _specs(["map@all", *(f"map@{int(k)}" for k in ap_cutoffs), "tmap@all", f"p@r{int(radius)}"])
-    out_metrics: dict[str, dict[str, float]] = {}
-    out_arrays: dict[str, np.ndarray] = {}
-    for direction, (q, d, ql, dl) in inputs.items():
-        stats = compute_stats(q, d, ql, dl, [*wanted, *stored], extra_cutoffs=tuple(k_grid),
-                              workers=workers, backend=backend)
-        out_metrics[direction] = scores(stats, wanted)
-        for spec in stored:
-            out_arrays[f"{direction}_{_array_name(spec)}"] = per_query(stats, spec)
-        out_arrays[f"{direction}_relevant"] = stats.relevant
-        ks, precision, recall = precision_at_k(stats, k_grid)
-        out_arrays[f"{direction}_pk_k"] = ks
-        out_arrays[f"{direction}_pk_precision"] = precision
-        out_arrays[f"{direction}_pk_recall"] = recall
-        radii, precision, recall = precision_recall_by_radius(stats)
-        out_arrays[f"{direction}_pr_radius"] = radii
-        out_arrays[f"{direction}_pr_precision"] = precision
-        out_arrays[f"{direction}_pr_recall"] = recall
-    return out_metrics, out_arrays
-
-
-def _array_name(spec: MetricSpec) -> str:
-    """map@all → ap@all, map@50 → ap@50, tmap@all → tap@all, p@r2 → p@r2."""
-    if spec.kind in ("map@all", "map@K"):
-        return spec.name[1:]
-    if spec.kind == "tmap@all":
-        return "tap@all"
-    return spec.name
+    return score_directions(_cell_inputs(arrays, source), metrics, ap_cutoffs=ap_cutoffs, k_grid=k_grid,
+                            radius=radius, workers=workers, backend=backend)
 
 
 def score_cell_arrays(
@@ -194,7 +122,7 @@ def score_cell_arrays(
     source: str = "cell arrays",
 ) -> dict[str, dict[str, float]]:
     """``{"i2t": {metric: value}, "t2i": {...}}`` from a cell's arrays (``CELL_KEYS``)."""
-    specs = _specs(metrics)
+    specs = metric_specs(metrics)
     return {direction: scores(compute_stats(*inputs, specs, workers=workers, backend=backend), specs)
             for direction, inputs in _cell_inputs(arrays, source).items()}
 
@@ -202,9 +130,9 @@ def score_cell_arrays(
 def evaluation_arrays(
     arrays: Mapping[str, np.ndarray],
     *,
-    ap_cutoffs: Sequence[int] = (50,),
+    ap_cutoffs: Sequence[int] = PER_QUERY_CUTOFFS,
     k_grid: Sequence[int] = DEFAULT_K_GRID,
-    radius: int = 2,
+    radius: int = PER_QUERY_RADIUS,
     workers: int | None = None,
     backend: str = "auto",
     source: str = "cell arrays",
@@ -257,7 +185,7 @@ def score_codes_file(
     the file and key, for missing keys, mismatched shapes or values that are not codes.
     """
     source = str(path)
-    specs = _specs(metrics)
+    specs = metric_specs(metrics)
     arrays = load_npz(path)
     directions = [d for d in DIRECTIONS if f"{d}_query" in arrays or f"{d}_database" in arrays]
     if not directions:

@@ -10,7 +10,8 @@ from cmhbench.leaderboard import stored_metrics
 from cmhbench.report.html import to_html
 from cmhbench.report.latex import to_latex
 from cmhbench.report.plots import Figure, curves, map_vs_bits
-from cmhbench.stats import PER_QUERY, leaderboard_statistics
+from cmhbench.conventions import PER_QUERY_METRICS
+from cmhbench.stats import leaderboard_statistics
 
 
 @dataclass
@@ -31,8 +32,8 @@ def build_report(outs: list[Path], dest: Path, metric: str = "map@all") -> Repor
         figures += map_vs_bits(frame, dest / "figures", m)
     figures += curves(frame, dest / "figures")
     latex = dest / "leaderboard.tex"
-    latex.write_text(to_latex(frame, metric))
+    store.write_text_atomic(latex, to_latex(frame, metric))
     index = dest / "index.html"
-    statistics = {m: leaderboard_statistics(frame, m) for m in metrics if m in PER_QUERY}
-    index.write_text(to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics))
+    statistics = {m: leaderboard_statistics(frame, m) for m in metrics if m in PER_QUERY_METRICS}
+    store.write_text_atomic(index, to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics))
     return Report(dest, index, latex, figures)

@@ -17,11 +17,20 @@ import numpy as np
 import pandas as pd
 
 import cmhbench
+from cmhbench.conventions import (
+    DIRECTIONS,
+    INTERVAL_RULE,
+    RECONSTRUCTED,
+    RECONSTRUCTED_MARK,
+    SIGNIFICANCE_RULE,
+    TIED_MARK,
+    TUNED_MARK,
+)
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
-from cmhbench.leaderboard import DIRECTIONS, TUNED_MARK, build_tables, method_label, stored_metrics
-from cmhbench.stats import INTERVAL_RULE, SIGNIFICANCE_RULE, rank_methods, ranking_entries
+from cmhbench.leaderboard import build_tables, is_reconstructed, is_tuned, method_label, stored_metrics
+from cmhbench.stats import rank_methods, ranking_entries
 
-STATISTICS_NOTE = (f"≈ = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
+STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
                    f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "bits", "seed", "status", "fidelity",
@@ -117,7 +126,7 @@ def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> l
                               "interval": entry.interval.text() if entry else None,
                               "tied": bool(entry and entry.tied_with_best and not entry.best)})
             rows.append({"method": method, "label": method_label(frame, method),
-                         "reconstructed": "†" in method_label(frame, method), "cells": cells})
+                         "reconstructed": is_reconstructed(frame, method), "cells": cells})
         out.append({"title": table.title, "direction": DIRECTIONS[table.direction], "seeds": table.seeds,
                     "bits": [int(b) for b in table.means.columns], "rows": rows})
     return out
@@ -153,8 +162,8 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
     figures = "".join(
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(Path(p).read_bytes()).decode()}"></figure>' for p in images)
-    recon = (frame["fidelity"] == "reconstructed").any() if "fidelity" in frame else False
-    tuned = frame["tuned"].notna().any() if "tuned" in frame else False
+    recon = is_reconstructed(frame)
+    tuned = is_tuned(frame)
     intervals_control = ('<label><input type="checkbox" id="intervals"> 95% intervals</label>'
                          if statistics else "")
     statistics_note = (f'<p class="note">{html.escape(STATISTICS_NOTE)} Computed for: '
@@ -166,7 +175,7 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
 <h1>{html.escape(title)}</h1>
 <p class="note">cmhbench {html.escape(cmhbench.__version__)} · {len(frame)} stored cells · {html.escape(RELEVANCE)} ·
 ties: {html.escape(TIE_RULE)} · mean ± std over seeds; bold = best, underlined = second; — = a seed failed or
-is missing; n/a = no pair encoder{' · <span class="recon">†</span> = reconstructed from partial information'
+is missing; n/a = no pair encoder{f' · <span class="recon">{RECONSTRUCTED_MARK}</span> = {RECONSTRUCTED} from partial information'
  if recon else ''}{f' · {TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper defaults'
  if tuned else ''}. Click a column header to sort.</p>
 <div class="controls"><label>metric <select id="metric"></select></label>{intervals_control}</div>

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cmhbench.conventions import DIRECTIONS
 from cmhbench.evaluation import TIE_RULE
-from cmhbench.leaderboard import DIRECTIONS, Table, build_tables
+from cmhbench.leaderboard import Table, build_tables, is_reconstructed
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -66,7 +67,7 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
         ]
         for method in methods:
             label = escape(method)
-            if (frame.loc[frame["method"] == method, "fidelity"] == "reconstructed").any():
+            if is_reconstructed(frame, method):
                 label += r"$^\dagger$"
             entries = [_entry(by_direction[d], method, b) for d in by_direction for b in bits]
             lines.append(f"{label} & " + " & ".join(entries) + r" \\")

@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmhbench.leaderboard import DIRECTIONS, build_tables  # noqa: E402
+from cmhbench.conventions import DIRECTIONS  # noqa: E402
+from cmhbench.leaderboard import build_tables  # noqa: E402
 
 
 @dataclass

@@ -65,3 +65,19 @@ def test_cell_command_reproduces_its_parameters():
     command = _cell(params={"n_iter": 50, "reg": 0.001}).command()
     assert "--methods cca-itq" in command and "--bits 16" in command and "--seeds 0" in command
     assert "--param cca-itq.n_iter=50" in command and "--param cca-itq.reg=0.001" in command
+
+
+def test_method_versions_enter_the_key_only_once_a_version_is_bumped():
+    before_versions = _cell().key  # a cell stored before methods declared versions
+    assert _cell(versions={"cca-itq": 1}).key == before_versions
+    assert _cell(versions={"cca-itq": 2}).key != before_versions
+    student = _cell(method="kdcmh", base="kdcmh", versions={"kdcmh": 1, "jdsh": 1})
+    assert _cell(method="kdcmh", base="kdcmh", versions={"kdcmh": 1, "jdsh": 2}).key != student.key
+
+
+def test_cells_carry_their_method_and_teacher_versions(sources):
+    spec = GridSpec(methods=["cca-itq", "kdcmh"], bits=[16], preset="quick")
+    plain, student = build_cells(spec, sources)
+    assert plain.versions == {"cca-itq": 1}
+    assert plain.key == _cell(params=plain.params, dataset=plain.dataset, preset="quick").key
+    assert student.versions == {"kdcmh": 2, "jdsh": 2}

@@ -1,5 +1,6 @@
 """Cells end to end, in-process: stored records, failures, not-applicable cells."""
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
 from cmhbench.executor import run_cells
 from cmhbench.grid import GridSpec, build_cells
 from cmhbench.methods.base import Hasher
+from cmhbench.methods import registry
 from cmhbench.methods.registry import register, unregister
 from cmhbench.runner import RunContext
 
@@ -132,3 +134,17 @@ def test_joblib_workers_store_the_same_results_as_serial(tmp_path):
 
 def test_dataset_source_is_resolved_by_name():
     assert datasets.resolve("synthetic").identity()["name"] == "synthetic"
+
+
+def test_bumping_a_method_version_makes_run_recompute_its_cells(tmp_path, exploding):
+    spec = GridSpec(methods=[exploding], bits=[16])
+    first, summary = _run(tmp_path, spec)
+    assert summary.counts["ok"] == 1
+    _, again = _run(tmp_path, spec)
+    assert again.skipped == 1 and not again.outcomes  # unchanged version: stored cell reused
+    cls = registry.get(exploding)
+    cls.info = dataclasses.replace(cls.info, version=2)
+    bumped, summary = _run(tmp_path, spec)
+    assert summary.skipped == 0 and summary.counts["ok"] == 1
+    assert bumped[0].key != first[0].key
+    assert store.read_record(tmp_path, bumped[0].key)["cell"]["versions"] == {exploding: 2}

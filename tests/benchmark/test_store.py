@@ -30,7 +30,7 @@ def test_write_is_atomic_and_leaves_no_temporary_folder(tmp_path):
 
 def test_hidden_and_incomplete_folders_are_not_cells(tmp_path):
     store.prepare(tmp_path)
-    store.write_cell(tmp_path, "done", _record("done"), None)
+    store.write_cell(tmp_path, "done", _record("done"), {"codes": np.zeros((1, 2), np.uint8)})
     store.write_cell(tmp_path, "bad", _record("bad", status="failed"), None)
     (store.cells_dir(tmp_path) / ".tmp-host-1-x").mkdir()
     (store.cells_dir(tmp_path) / "half").mkdir()  # no record.json: never visible as a cell

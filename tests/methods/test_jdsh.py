@@ -74,7 +74,35 @@ def test_constants_are_estimated_where_not_given_and_reported():
     model = create("jdsh", params={"epochs": 1, "hidden": 16, "loc": -0.3}, device="cpu").fit(train, 16)
     report = model.fit_report()
     assert report["dsdw"]["loc"] == -0.3
-    assert report["dsdw_estimated"] == ["s_max", "s_min", "scale_left", "scale_right"]
+    assert report["dsdw_source"] == {"loc": "given", "scale_left": "estimated", "scale_right": "estimated",
+                                     "s_min": "estimated", "s_max": "estimated"}
     assert report["dsdw"]["s_min"] < report["dsdw"]["s_max"]
-    authors = create("jdsh", dataset="mirflickr25k", params={"epochs": 1, "hidden": 16}, device="cpu").fit(train, 16)
-    assert authors.fit_report()["dsdw_estimated"] == [] and authors.dsdw_["loc"] == -0.49
+
+
+def test_constants_are_estimated_on_mirflickr_too_unless_the_authors_are_asked_for():
+    ds = generate(SyntheticConfig(n_items=500, n_query=50, n_train=300))
+    train = ds.paired(np.arange(300))
+    params = {"epochs": 1, "hidden": 16}
+    default = create("jdsh", dataset="mirflickr25k", params=params, device="cpu").fit(train, 16)
+    assert set(default.fit_report()["dsdw_source"].values()) == {"estimated"}
+    authors = create("jdsh", dataset="mirflickr25k", params={**params, "dsdw_constants": "authors-mirflickr25k"},
+                     device="cpu").fit(train, 16)
+    assert authors.fit_report()["dsdw"] == {"loc": -0.49, "scale_left": 0.019, "scale_right": 0.088,
+                                            "s_min": -0.52, "s_max": 0.68}
+    assert set(authors.fit_report()["dsdw_source"].values()) == {"authors-mirflickr25k"}
+    with pytest.raises(ValueError, match="dsdw_constants"):
+        create("jdsh", params={**params, "dsdw_constants": "flickr"}, device="cpu")
+
+
+def test_image_network_is_one_linear_layer_by_default():
+    ds = generate(SyntheticConfig(n_items=300, n_query=50, n_train=200))
+    train = ds.paired(np.arange(200))
+    model = create("jdsh", params={"epochs": 1, "hidden": 16}, device="cpu").fit(train, 16)
+    assert isinstance(model.image_net_, torch.nn.Linear)
+    assert (model.image_net_.in_features, model.image_net_.out_features) == (train.image_dim, 16)
+    assert model.fit_report()["image_network"] == "linear"
+    text_layers = [m for m in model.text_net_.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in text_layers] == [(train.text_dim, 16), (16, 16)]
+    mlp = create("jdsh", params={"epochs": 1, "hidden": 16, "image_network": "mlp"}, device="cpu").fit(train, 16)
+    image_layers = [m for m in mlp.image_net_.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in image_layers] == [(train.image_dim, 16), (16, 16)]

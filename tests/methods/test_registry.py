@@ -120,3 +120,9 @@ def test_a_name_without_a_module_of_its_own_falls_back_to_the_full_scan():
     assert registry.get("cca-itq") is registry.get("cca-itq")
     with pytest.raises(methods.UnknownMethodError, match="did you mean 'cca-itq'"):
         registry.get("cca_itq")
+
+
+def test_versions_name_the_method_and_every_method_it_uses():
+    assert registry.versions("cca-itq") == {"cca-itq": 1}
+    assert registry.versions("jdsh") == {"jdsh": 2}
+    assert registry.versions("kdcmh") == {"kdcmh": 2, "jdsh": 2}

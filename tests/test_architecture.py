@@ -1,0 +1,107 @@
+"""The package's shape: no import cycles among cmhbench's modules.
+
+The graph is read from the source with :mod:`ast`, so an import inside a function counts
+as much as one at the top: a cycle hidden in a function is still two modules that each
+need the other.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import cmhbench
+import cmhbench.datasets
+import cmhbench.methods
+
+ROOTS = {
+    "cmhbench": Path(cmhbench.__file__).parent,
+    "cmhbench.methods": Path(cmhbench.methods.__file__).parent,
+    "cmhbench.datasets": Path(cmhbench.datasets.__file__).parent,
+}
+
+
+def package_modules() -> dict[str, Path]:
+    """Every module of the installed cmhbench tree, by dotted name."""
+    modules = {}
+    for package, folder in ROOTS.items():
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            name = ".".join((package, *parts))
+            if name.startswith("cmhbench.") and package == "cmhbench" and parts[:1] in (("methods",), ("datasets",)):
+                continue
+            modules[name] = path
+    return modules
+
+
+def _target(name: str, modules: dict[str, Path]) -> str | None:
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the cmhbench modules it imports (explicitly; parents are not implied)."""
+    modules = package_modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{anchor}.{base}" if base else anchor
+                targets = [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                found = _target(target, modules) if target.startswith("cmhbench") else None
+                if found and found != name:
+                    edges.add(found)
+        graph[name] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path ``[a, b, ..., a]``, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_graph_sees_real_imports():
+    graph = import_graph()
+    assert "cmhbench.store" in graph["cmhbench.runner"]
+    assert "cmhbench.methods.base" in graph["cmhbench.methods.registry"]
+
+
+def test_find_cycle_reports_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_among_cmhbench_modules():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " → ".join(cycle)
