@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 
 from cmhbench import store
 from cmhbench.config import RunSettings
+from cmhbench.conventions import DIRECTIONS
 from cmhbench.datasets import DatasetSource
 from cmhbench.executor import run_cells
 from cmhbench.grid import GridSpec, build_cells, canonical_json
@@ -45,7 +46,6 @@ TRIALS_DIR = "trials"
 STUDY_FILE = "study.journal"
 TUNED_FILE = "tuned.toml"
 TUNED_SUFFIX = "-tuned"
-DIRECTIONS = ("i2t", "t2i")
 
 
 class TuneError(ValueError):
