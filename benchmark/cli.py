@@ -9,6 +9,7 @@ from typing import Sequence
 
 import cmhbench
 from cmhbench.conventions import RESCORE_METRICS
+from cmhbench.logs import configure_cli_logging
 
 EXIT_USAGE = 2
 
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", help="comma-separated seeds (default: 0)")
     run.add_argument("--database-coding", dest="database_coding",
                      help="modality (default) or unified: how database items are coded")
+    run.add_argument("--features", help="feature preprocessing: raw (default: the files as given), zscore (columns "
+                                        "standardised with training-row statistics) or l2 (rows scaled to unit "
+                                        "norm)")
     run.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
                      help="set a hyper-parameter (repeatable); VALUE is read as TOML")
     run.add_argument("--config", help="TOML grid file (options given here override it)")
@@ -147,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    configure_cli_logging()
     try:
         if args.command == "run":
             return _run(args, argv)
@@ -200,9 +205,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.runner import RunContext
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "force", "progress")}
-    builtins = [m for m in registry.available() if registry.is_builtin(registry.get(m))]
     try:
-        settings = run_settings(options, builtins)
+        settings = run_settings(options, registry.builtin_names())  # names only: nothing is imported
         for metric in settings.metrics:
             check_metric(metric)
         sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
@@ -226,15 +230,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     except (ImportError, RuntimeError, OSError) as exc:  # e.g. dask missing, scheduler unreachable
         raise UsageError(f"cannot run the grid: {exc}") from None
     print(summary.line(), file=sys.stderr)
-    frame = store.load_results(settings.out)
-    metric = "map@all" if "map@all" in settings.metrics else settings.metrics[0]
-    try:
-        markdown = leaderboard.to_markdown(frame, metric)
-    except leaderboard.LeaderboardError as exc:  # e.g. every cell failed: say so, still write results.csv
-        markdown = f"no leaderboard: {exc}\n"
-    store.write_text_atomic(settings.out / "leaderboard.md", markdown)
-    store.write_text_atomic(settings.out / "results.csv", leaderboard.to_csv(frame))
-    print(markdown)
+    print(leaderboard.write_tables(settings.out, settings.metrics))
     for outcome in summary.failed:
         print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
@@ -325,23 +321,18 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from cmhbench import leaderboard, store
     from cmhbench.config import parse_list
     from cmhbench.evaluation import check_metric
-    from cmhbench.evaluation.rescore import EvaluationInputError, evaluate_cell, score_codes_file
-    from cmhbench.runner import code_statistics, utc_now
+    from cmhbench.evaluation.rescore import EvaluationInputError, load_npz, score_codes_file
+    from cmhbench.rescoring import rescore_folder
 
     try:
         metrics = parse_list(args.metrics, "metrics")
         for metric in metrics:
             check_metric(metric)
         if args.codes:
-            labels = {}
-            if args.labels:
-                with np.load(args.labels) as fh:
-                    labels = {k: fh[k] for k in ("query_labels", "database_labels") if k in fh.files}
+            given = load_npz(args.labels) if args.labels else {}
+            labels = {k: v for k, v in given.items() if k in ("query_labels", "database_labels")}
             scores = score_codes_file(args.codes, metrics, **labels)
             for direction, values in scores.items():
                 print(direction, " ".join(f"{m}={v:.4f}" for m, v in values.items()))
@@ -349,25 +340,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not args.outs:
             raise UsageError("give results folders to re-score, or --codes FILE")
         for out in args.outs:
-            done = [r for r in store.iter_records(out) if r["status"] == "ok"]
-            corrupt = {r["key"]: p for r in done if (p := store.verify_cell(out, r["key"]))}
-            for key, problem in corrupt.items():
-                print(f"skipped corrupt cell {key}: {problem}", file=sys.stderr)
-            done = [r for r in done if r["key"] not in corrupt]
-            if not done and not store.cells_dir(out).is_dir():
-                raise UsageError(f"{out} is not a cmhbench results folder (no cells/ inside)")
-            for record in done:  # the key is the record's folder name (validated on read), never trusted data
-                arrays = store.read_arrays(out, record["key"])
-                scores, curves = evaluate_cell(arrays, metrics)
-                record["codes"] = code_statistics(arrays, int(arrays["n_bits"]))
-                for direction, values in scores.items():
-                    record["metrics"].setdefault(direction, {}).update(values)
-                arrays.update(curves)
-                record.setdefault("rescored", []).append({"metrics": metrics, "at": utc_now()})
-                store.write_cell(out, record["key"], record, arrays)
-            frame = store.load_results(out)
-            store.write_text_atomic(Path(out) / "results.csv", leaderboard.to_csv(frame))
-            print(f"{out}: re-scored {len(done)} cells with {', '.join(metrics)}")
+            result = rescore_folder(out, metrics)
+            print(f"{out}: re-scored {result.cells} cells with {', '.join(metrics)}")
     except (EvaluationInputError, OSError, KeyError) as exc:
         raise UsageError(str(exc)) from None
     except _usage_errors() as exc:
@@ -430,24 +404,20 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    import shutil
-
-    from cmhbench.datasets import default_cache_dir
+    from cmhbench.datasets.cache import cache_usage, clear_cache, default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     if args.action == "clear":
-        if folder.exists():
-            shutil.rmtree(folder)
+        clear_cache(folder)
         print(f"cleared {folder}")
         return 0
-    if not folder.exists():
+    usage = cache_usage(folder)
+    if not usage:
         print(f"{folder}: empty (nothing cached yet)")
         return 0
     print(f"{folder}:")
-    for part in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
-        files = [f for f in part.rglob("*") if f.is_file()]
-        size = sum(f.stat().st_size for f in files)
-        print(f"  {part.name:<24} {len(files):>7} files {size / 2**20:>10.1f} MB")
+    for part in usage:
+        print(f"  {part.part:<24} {part.files:>7} files {part.bytes / 2**20:>10.1f} MB")
     return 0
 
 

@@ -8,6 +8,7 @@ variants, so that an ablation is a set of ordinary cells::
     bits = [16, 32]
     seeds = [0, 1, 2]
     preset = "paper"
+    features = "zscore"       # raw (default), zscore or l2: see cmhbench.datasets.features
 
     [params.cca-itq]          # --param cca-itq.n_iter=100 does the same
     n_iter = 100
@@ -36,7 +37,7 @@ from cmhbench.grid import GridSpec
 
 DEFAULT_BITS = [16, 32, 64, 128]
 DEFAULT_OUT = Path("results") / "latest"
-RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "database_coding", "params",
+RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "database_coding", "features", "params",
             "variants", "out", "data_dir", "cache_dir", "device", "jobs", "threads", "metrics", "backend",
             "scheduler", "timeout"}
 
@@ -147,6 +148,7 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         preset=merged.get("preset", "quick" if tour else "paper"),
         protocol=merged.get("protocol"),
         database_coding=_as_list(merged.get("database_coding", ["modality"]), "database coding"),
+        features=merged.get("features", "raw"),
         params=params,
         variants={name: dict(v) for name, v in config.get("variants", {}).items()},
     )

@@ -9,7 +9,8 @@ hyper-parameter, a data file or the schema gives a new key.
 Keys hash parameters, not code, so each method declares a version (see
 :func:`cmhbench.methods.registry.versions`), keyed with its teachers' versions.  Fields
 added after the first results were stored enter the key only when they differ from
-what those results implied (versions all 1), so stored folders stay valid.
+what those results implied (versions all 1, ``raw`` features), so stored folders stay
+valid.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from cmhbench.datasets import DatasetSource
+from cmhbench.datasets.features import DEFAULT_FEATURES, FEATURES
 from cmhbench.methods import registry
 
 SCHEMA_VERSION = 1
@@ -48,12 +50,16 @@ class Cell:
     database_coding: str
     preset: str = field(default="paper", compare=False)  # recorded, not keyed: params say it all
     versions: Mapping[str, int] = field(default_factory=dict)  # the method's and its teachers' versions
+<<<<<<< HEAD
     split: str = "test"  # "validation": scored on the validation split (tuning trials)
     tuned: Mapping[str, Any] | None = field(default=None, compare=False)  # where tuned values came from
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_ROLES:
             raise GridError(f"split must be one of {', '.join(SPLIT_ROLES)}, got {self.split!r}")
+=======
+    features: str = DEFAULT_FEATURES  # preprocessing of the features (cmhbench.datasets.features)
+>>>>>>> main
 
     @property
     def dataset_name(self) -> str:
@@ -67,6 +73,8 @@ class Cell:
             fields.pop("split")
         if all(v == 1 for v in self.versions.values()):
             fields.pop("versions")  # keys of the time before method versions
+        if self.features == DEFAULT_FEATURES:
+            fields.pop("features")  # keys of the time before feature preprocessing
         fields["schema_version"] = SCHEMA_VERSION
         return fields
 
@@ -77,8 +85,13 @@ class Cell:
     @property
     def label(self) -> str:
         coding = "" if self.database_coding == "modality" else f"/{self.database_coding}"
+<<<<<<< HEAD
         role = "" if self.split == "test" else f"/{self.split}"
         return f"{self.method}/{self.dataset_name}/{self.bits}b/s{self.seed}{coding}{role}"
+=======
+        features = "" if self.features == DEFAULT_FEATURES else f"/{self.features}"
+        return f"{self.method}/{self.dataset_name}{features}/{self.bits}b/s{self.seed}{coding}"
+>>>>>>> main
 
     def command(self) -> str:
         """A ``cmhbench run`` command line that recomputes this cell's numbers ("" for a
@@ -90,6 +103,7 @@ class Cell:
             f"cmhbench run --methods {self.base} --datasets {self.dataset_name} --protocol {self.protocol}",
             f"--bits {self.bits} --seeds {self.seed} --database-coding {self.database_coding}",
             f"--preset {self.preset}",
+            "" if self.features == DEFAULT_FEATURES else f"--features {self.features}",
             params,
         ]
         return " ".join(p for p in parts if p)
@@ -106,6 +120,7 @@ class GridSpec:
     preset: str = "paper"
     protocol: str | None = None
     database_coding: list[str] = field(default_factory=lambda: ["modality"])
+    features: str = DEFAULT_FEATURES
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # row or base name -> values
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"base": ..., values}
 
@@ -124,6 +139,8 @@ class GridSpec:
         for coding in self.database_coding:
             if coding not in DATABASE_CODINGS:
                 raise GridError(f"database coding must be one of {', '.join(DATABASE_CODINGS)}, got {coding!r}")
+        if self.features not in FEATURES:
+            raise GridError(f"features must be one of {', '.join(FEATURES)}, got {self.features!r}")
         for name, variant in self.variants.items():
             if "base" not in variant:
                 raise GridError(f"variant {name!r} needs a 'base' method")
@@ -179,5 +196,9 @@ def build_cells(spec: GridSpec, sources: Mapping[str, DatasetSource], split: str
                 for seed in spec.seeds:
                     for coding in spec.database_coding:
                         cells.append(Cell(method, base, params, identity, protocol, bits, seed, coding, spec.preset,
+<<<<<<< HEAD
                                           versions=versions, split=split, tuned=tuned))
+=======
+                                          versions=versions, features=spec.features))
+>>>>>>> main
     return cells

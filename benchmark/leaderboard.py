@@ -1,6 +1,6 @@
 """Leaderboards built only from stored records (never by re-running a method).
 
-Per dataset, protocol, database coding and direction: rows are methods, columns bit
+Per dataset, protocol, feature preprocessing, database coding and direction: rows are methods, columns bit
 lengths, entries the mean ± standard deviation over seeds.  An entry is shown only when
 every seed of that table finished: a failed or missing seed makes it "—", never a mean
 over a partial set.  The best mean per column is marked; methods whose fidelity is
@@ -10,6 +10,8 @@ over a partial set.  The best mean per column is marked; methods whose fidelity 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,12 +27,16 @@ from cmhbench.conventions import (
     TUNED_MARK,
 )
 from cmhbench.evaluation import check_metric
-from cmhbench.store import long_results
+from cmhbench.store import load_results, long_results, write_text_atomic
 
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
+<<<<<<< HEAD
 GROUP = ["dataset", "protocol", "database_coding"]
 
+=======
+GROUP = ["dataset", "protocol", "features", "database_coding"]
+>>>>>>> main
 LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
           f"{NOT_APPLICABLE} = not applicable (no pair encoder); {RECONSTRUCTED_MARK} = fidelity '{RECONSTRUCTED}'; "
           f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults.")
@@ -56,6 +62,7 @@ class Table:
     stds: pd.DataFrame
     not_applicable: pd.DataFrame  # bool, methods × bits
     seeds: list[int]
+    features: str = "raw"
 
     def text(self, method: str, bits: int) -> str:
         """'0.6123 ± 0.0100', '—' or 'n/a' (no emphasis)."""
@@ -69,7 +76,7 @@ class Table:
 
     def key(self, method: str, bits: int) -> tuple:
         """The entry's key in :func:`cmhbench.stats.leaderboard_statistics`."""
-        return (self.dataset, self.protocol, self.database_coding, self.direction, method, bits)
+        return (self.dataset, self.protocol, self.features, self.database_coding, self.direction, method, bits)
 
     def rank(self, method: str, bits: int) -> int | None:
         """1 for the best mean of its column, 2 for the second best, ...; None if missing."""
@@ -94,8 +101,10 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
     if (frame["status"] == "ok").any() and not any(c in frame.columns for c in columns.values()):
         raise LeaderboardError(f"metric {metric!r} is not in the stored records "
                                f"(stored: {', '.join(stored_metrics(frame))})")
+    if "features" not in frame.columns:
+        frame = frame.assign(features="raw")
     tables = []
-    for (dataset, protocol, coding), cells in frame.groupby(GROUP, sort=True):
+    for (dataset, protocol, features, coding), cells in frame.groupby(GROUP, sort=True):
         seeds = sorted(cells["seed"].unique().tolist())
         bits = sorted(cells["bits"].unique().tolist())
         methods = sorted(cells["method"].unique().tolist())
@@ -114,9 +123,9 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
                     continue
                 means.loc[method, b] = values.mean()
                 stds.loc[method, b] = values.std(ddof=1) if len(values) > 1 else np.nan
-            title = f"{dataset} · protocol {protocol} · database {coding} · {label} · {metric}"
+            title = f"{dataset} · protocol {protocol} · features {features} · database {coding} · {label} · {metric}"
             tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds,
-                                not_applicable, seeds))
+                                not_applicable, seeds, features))
     return tables
 
 
@@ -172,6 +181,20 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
         parts.append(f"### {table.title}\n\nseeds: {seeds}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
+
+
+def write_tables(out: Path, metrics: Sequence[str]) -> str:
+    """Write ``out/leaderboard.md`` (by map@all, else the first metric run) and
+    ``out/results.csv`` from the folder's records; returns the Markdown."""
+    frame = load_results(out)
+    metric = "map@all" if "map@all" in metrics else metrics[0]
+    try:
+        markdown = to_markdown(frame, metric)
+    except LeaderboardError as exc:  # e.g. every cell failed: say so, still write results.csv
+        markdown = f"no leaderboard: {exc}\n"
+    write_text_atomic(Path(out) / "leaderboard.md", markdown)
+    write_text_atomic(Path(out) / "results.csv", to_csv(frame))
+    return markdown
 
 
 def to_csv(frame: pd.DataFrame) -> str:

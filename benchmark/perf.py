@@ -25,7 +25,7 @@ import numpy as np
 from cmhbench.evaluation import engine, evaluate
 from cmhbench.provenance import PeakMemory
 
-ENGINE_METRICS = ("map@all", "map@50", "tmap@all")
+ENGINE_METRICS = ("map@all", "map@50", "tmap@all", "tmap@50", "map@50-found")
 
 
 def synthetic_labels(rng: np.random.Generator, n: int, n_labels: int, mean_labels: float) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
 import platform
 import socket
 import subprocess
@@ -12,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 import cmhbench
 
@@ -51,10 +52,10 @@ def environment() -> dict[str, Any]:
 
 
 def _rss_bytes() -> int | None:
+    """This process's resident memory now, in bytes (psutil reads it portably: Linux, macOS, Windows)."""
     try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+        return int(psutil.Process().memory_info().rss)
+    except (psutil.Error, OSError):
         return None
 
 
@@ -63,7 +64,7 @@ class PeakMemory:
 
     ``ru_maxrss`` would only give the process's lifetime peak, which in a worker that ran
     several cells says nothing about this one; sampling gives the peak of this cell.
-    Falls back to ``ru_maxrss`` where /proc is absent.
+    ``peak_bytes`` stays None where the resident size cannot be read.
     """
 
     def __init__(self, interval: float = 0.01) -> None:
@@ -89,11 +90,7 @@ class PeakMemory:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self.peak_bytes is None:
-            import resource
-
-            self.peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        else:
+        if self.peak_bytes is not None:
             self._thread.join()
             self._update()
 

@@ -9,6 +9,7 @@ if the process that scheduled it dies.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import sys
@@ -23,8 +24,13 @@ from typing import Any
 import numpy as np
 
 from cmhbench import store
+<<<<<<< HEAD
 from cmhbench.datasets import Dataset, DatasetSource
 from cmhbench.datasets.validation import split_for_role
+=======
+from cmhbench.datasets import Dataset, DatasetSource, Split
+from cmhbench.datasets.features import DEFAULT_FEATURES, preprocess
+>>>>>>> main
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
 from cmhbench.evaluation.scoring import score_cell
@@ -60,7 +66,9 @@ class CellTimeout(Exception):
     """A cell ran past ``--timeout``."""
 
 
+log = logging.getLogger(__name__)
 _loaded: dict[str, Dataset] = {}
+_preprocessed: dict[str, Dataset] = {}
 _warned: set[str] = set()
 _gpu_lock: dict[str, Any] = {}
 
@@ -72,6 +80,19 @@ def load_dataset(source: DatasetSource) -> Dataset:
         _loaded.clear()  # keep one dataset in memory: grids iterate datasets in the outer loop
         _loaded[ident] = source.load()
     return _loaded[ident]
+
+
+def prepared_features(dataset: Dataset, source: DatasetSource, cell: Cell, split: Split) -> Dataset:
+    """The dataset under the cell's feature preprocessing, statistics from its training rows;
+    kept once per process, keyed by dataset, protocol, seed and preprocessing, so the cells
+    of one split (bit lengths, methods) reuse it."""
+    if cell.features == DEFAULT_FEATURES:
+        return dataset
+    key = canonical_json([source.identity(), cell.protocol, cell.seed, cell.features, split.digest()])
+    if key not in _preprocessed:
+        _preprocessed.clear()  # one at a time, like the loaded dataset
+        _preprocessed[key] = preprocess(dataset, split.train, cell.features)
+    return _preprocessed[key]
 
 
 def utc_now() -> str:
@@ -113,7 +134,7 @@ def _limit_threads(threads: int | None) -> AbstractContextManager:
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        print(f"cmhbench: warning: {message}", file=sys.stderr)
+        log.warning(message)
 
 
 def _own_gpu(count: int) -> int:
@@ -205,7 +226,7 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     record = {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions)},
+        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features},
         "status": "failed",
         "error": None,
         "metrics": {},
@@ -259,8 +280,14 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
 def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
              record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     dataset = load_dataset(source)
+<<<<<<< HEAD
     split = split_for_role(source.split(dataset, cell.protocol, cell.seed), dataset.labels, cell.seed, cell.split)
     record["split"] = {"role": cell.split, "hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+=======
+    split = source.split(dataset, cell.protocol, cell.seed)
+    record["split"] = {"hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+    dataset = prepared_features(dataset, source, cell, split)
+>>>>>>> main
     memory = None
     if ctx.cache_dir is not None:
         import joblib

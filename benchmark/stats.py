@@ -162,7 +162,7 @@ class Ranking:
         return "\n".join(lines + self.notes()) + "\n"
 
 
-ENTRY_COLUMNS = ("dataset", "protocol", "database_coding", "direction", "bits")
+ENTRY_COLUMNS = ("dataset", "protocol", "features", "database_coding", "direction", "bits")
 
 
 def rank_methods(entries: pd.DataFrame, alpha: float = 0.05) -> Ranking:
@@ -220,7 +220,7 @@ class EntryStatistics:
 
 def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: float = 0.05,
                            n_resamples: int = N_RESAMPLES) -> dict[tuple, EntryStatistics]:
-    """(dataset, protocol, coding, direction, method, bits) -> interval and significance mark.
+    """(dataset, protocol, features, coding, direction, method, bits) -> interval and significance mark.
 
     For every leaderboard column (one table, one bit length) each complete entry gets its
     seed-stratified interval, and every method is compared with the column's best mean by
@@ -229,11 +229,12 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
     significantly different from the best.  Needs the per-query scores of ``metric``.
     """
     per_query_key("i2t", metric)  # fails early, naming the metrics that have per-query scores
+    if "features" not in frame.columns:
+        frame = frame.assign(features="raw")
     result = {}
     ok = frame[frame["status"] == "ok"]
     for table in build_tables(frame, metric):
-        group = ok[(ok[GROUP[0]] == table.dataset) & (ok[GROUP[1]] == table.protocol)
-                   & (ok[GROUP[2]] == table.database_coding)]
+        group = ok.loc[(ok[GROUP] == [getattr(table, column) for column in GROUP]).all(axis=1)]
         for bits in table.means.columns:
             column = table.means[bits].dropna()
             if column.empty:
@@ -256,8 +257,7 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
             for method in column.index:
                 interval = entry_interval([scores[method][s][1] for s in seeds], n_resamples=n_resamples)
                 p = adjusted.get(method)
-                key = (table.dataset, table.protocol, table.database_coding, table.direction, method, bits)
-                result[key] = EntryStatistics(interval, method == best, method == best or p >= alpha, p)
+                result[table.key(method, bits)] = EntryStatistics(interval, method == best, method == best or p >= alpha, p)
     return result
 
 
@@ -265,7 +265,9 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
     """Paired A − B per dataset, protocol, coding, direction and bits, Holm-corrected."""
     rows = []
     ok = frame[frame["status"] == "ok"]
-    for (dataset, protocol, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
+    if "features" not in ok.columns:
+        ok = ok.assign(features="raw")
+    for (dataset, protocol, features, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
         cells_a, cells_b = cells[cells["method"] == a], cells[cells["method"] == b]
         seeds = sorted(set(cells_a["seed"]) & set(cells_b["seed"]))
         if not seeds:
@@ -277,7 +279,7 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
                 if not np.array_equal(sa[seed][0], sb[seed][0]):
                     raise ValueError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
             result = paired_comparison([sa[s][1] for s in seeds], [sb[s][1] for s in seeds])
-            rows.append({"dataset": dataset, "protocol": protocol, "database_coding": coding,
+            rows.append({"dataset": dataset, "protocol": protocol, "features": features, "database_coding": coding,
                          "direction": DIRECTIONS[direction], "bits": bits, "seeds": len(seeds),
                          "queries": result.n_queries, f"{a} − {b}": result.difference.estimate,
                          "low": result.difference.low, "high": result.difference.high, "p": result.p_value})
@@ -288,13 +290,13 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
 
 
 def ranking_entries(frame: pd.DataFrame, metric: str = "map@all") -> pd.DataFrame:
-    """One row per leaderboard column (dataset, protocol, coding, direction, bits), one column
+    """One row per leaderboard column (dataset, protocol, features, coding, direction, bits), one column
     per method with its mean over seeds (NaN where missing, failed or not applicable)."""
     rows = []
     for table in build_tables(frame, metric):
         for bits in table.means.columns:
-            row = dict(zip(ENTRY_COLUMNS, (table.dataset, table.protocol, table.database_coding, table.direction,
-                                           int(bits))))
+            row = dict(zip(ENTRY_COLUMNS, (table.dataset, table.protocol, table.features, table.database_coding,
+                                           table.direction, int(bits))))
             row.update(table.means[bits].to_dict())
             rows.append(row)
     entries = pd.DataFrame(rows)

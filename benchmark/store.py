@@ -374,6 +374,7 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "base": cell["base"],
         "dataset": cell["dataset"]["name"],
         "protocol": cell["protocol"],
+        "features": cell.get("features", "raw"),  # records from before preprocessing existed: raw
         "database_coding": cell["database_coding"],
         "bits": cell["bits"],
         "seed": cell["seed"],

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 FINGERPRINTS = "fingerprints"
 META = "meta.json"
@@ -43,6 +46,33 @@ def default_cache_dir() -> Path:
         return Path(os.environ["CMHBENCH_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "cmhbench"
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """Files and bytes under one part of the cache folder (``cmhbench cache info``)."""
+
+    part: str
+    files: int
+    bytes: int
+
+
+def cache_usage(folder: Path) -> list[CacheUsage]:
+    """Per top-level part of the cache folder (datasets, teachers, ...), what it holds;
+    empty when the folder does not exist."""
+    if not folder.exists():
+        return []
+    usage = []
+    for part in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
+        files = [f for f in part.rglob("*") if f.is_file()]
+        usage.append(CacheUsage(part.name, len(files), sum(f.stat().st_size for f in files)))
+    return usage
+
+
+def clear_cache(folder: Path) -> None:
+    """Delete the cache folder and everything in it (safe: all of it can be recomputed)."""
+    if folder.exists():
+        shutil.rmtree(folder)
 
 
 def cache_root(cache_dir: str | Path | None) -> Path:
@@ -171,8 +201,8 @@ class PreparedWriter:
             folder.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
         except OSError as exc:
-            warnings.warn(f"dataset cache {folder.parent} is not writable ({exc.strerror}); "
-                          "the dataset is prepared in memory on every load", stacklevel=3)
+            log.warning("dataset cache %s is not writable (%s); the dataset is prepared in memory on every load",
+                        folder.parent, exc.strerror)
 
     @property
     def active(self) -> bool:
@@ -205,7 +235,7 @@ class PreparedWriter:
             self.tmp = None
             return True
         except OSError as exc:
-            warnings.warn(f"could not store the prepared dataset in {self.folder} ({exc.strerror})", stacklevel=3)
+            log.warning("could not store the prepared dataset in %s (%s)", self.folder, exc.strerror)
             self.abort()
             return False
 

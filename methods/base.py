@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
+import psutil
 
 from cmhbench.methods.domains import Domain
 
@@ -189,17 +189,10 @@ def resolve_device(device: str) -> str:
 
 
 def available_memory_bytes() -> int | None:
-    """Memory the OS reports as available now (Linux ``MemAvailable``), or None if unknown."""
+    """Memory the OS reports as available now (psutil, portable), or None if unknown."""
     try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        return int(psutil.virtual_memory().available)
+    except (psutil.Error, OSError):
         return None
 
 

@@ -17,7 +17,14 @@ everything else, once:
   when there is more than one batch, as the authors' data loaders do), one optimiser per
   network (SGD with momentum and weight decay unless a method says otherwise), a fixed
   number of epochs — the paper's — with no model selection on any query score.  The mean
-  of each loss term per epoch is kept in ``loss_history_`` and stored with the cell.
+  of each loss term per epoch is kept in ``loss_history_`` and stored with the cell, and
+  progress is reported once per epoch (:meth:`Hasher.report_progress`).  One function,
+  :func:`train_epochs`, is this loop for every deep training here (the core's, kdcmh's
+  student, uchm's generator); a method changes a step (:meth:`DeepHasher._step`) or an
+  epoch (:meth:`DeepHasher._epoch`), never the loop.
+- **No per-step waits**: the training features stay on the device for the whole fit, each
+  epoch's order is copied there once, and loss terms stay on the device until the epoch
+  ends (one read per epoch instead of a device synchronisation per step).
 - **Device rule**: ``device="auto"`` trains on the first GPU when torch sees one, else on
   the CPU; the same code runs on both.  All randomness (initialisation, shuffling) comes
   from ``seed`` inside a forked torch RNG, so fitting never disturbs the global state.
@@ -29,7 +36,9 @@ everything else, once:
   float64 makes each row's code a function of that row alone, to within 1e-15.
 
 A method subclasses :class:`DeepHasher` and implements :meth:`DeepHasher._batch_loss`
-(and optionally :meth:`DeepHasher._prepare`, :meth:`DeepHasher._optimizers`).
+(and optionally :meth:`DeepHasher._networks`, :meth:`DeepHasher._prepare`,
+:meth:`DeepHasher._optimizers`, :meth:`DeepHasher._batches`, :meth:`DeepHasher._step`,
+:meth:`DeepHasher._epoch`).
 """
 
 from __future__ import annotations
@@ -37,7 +46,8 @@ from __future__ import annotations
 import copy
 import math
 from contextlib import contextmanager
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -78,13 +88,80 @@ def signs(values: torch.Tensor) -> torch.Tensor:
     return torch.where(values >= 0, 1.0, -1.0).to(values.dtype)
 
 
-def batch_order(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """One epoch's shuffled batches; the incomplete last batch is dropped if others exist."""
+def batch_order(n: int, batch_size: int, generator: torch.Generator,
+                device: torch.device | str | None = None) -> list[torch.Tensor]:
+    """One epoch's shuffled batches; the incomplete last batch is dropped if others exist.
+
+    The order is drawn on the CPU (so it is the same on every device) and copied to
+    ``device`` once per epoch, not once per batch."""
     order = torch.randperm(n, generator=generator)
+    if device is not None:
+        order = order.to(device)
     batches = list(order.split(batch_size))
     if len(batches) > 1 and len(batches[-1]) < batch_size:
         batches.pop()
     return batches
+
+
+#: What one training step returns: named loss terms, as 0-d tensors (read once per epoch,
+#: so a step never waits for the device) or floats.
+Terms = Mapping[str, "torch.Tensor | float"]
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
+    """A forked torch RNG (the CPU's and ``device``'s) seeded from ``seed``, and a CPU
+    generator for batch orders: training is reproducible and leaves the caller's RNG alone."""
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+
+
+def step_mean(values: list) -> float:
+    """Mean of step values (0-d tensors or floats), with one device read for all the tensors.  Summed
+    in step order in float64, as reading each value when it was made would."""
+    if not values:
+        return 0.0
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    read = iter(torch.stack(tensors).double().tolist()) if tensors else iter(())
+    return sum(next(read) if isinstance(v, torch.Tensor) else float(v) for v in values) / len(values)
+
+
+def train_epochs(epochs: int, run_epoch: Callable[[int], Iterable[Terms]],
+                 report: Callable[..., None] | None = None) -> dict[str, np.ndarray]:
+    """The epoch loop every deep training shares: ``run_epoch(epoch)`` performs that epoch's
+    steps and yields each step's terms; the loop keeps each term's mean per epoch (over the
+    steps that gave it) and calls ``report(epoch + 1, epochs, loss=...)`` once per epoch."""
+    history: dict[str, list[float]] = {}
+    for epoch in range(epochs):
+        steps: dict[str, list] = {}
+        for terms in run_epoch(epoch):
+            for name, value in terms.items():
+                steps.setdefault(name, []).append(value.detach() if isinstance(value, torch.Tensor) else value)
+        means = {name: step_mean(values) for name, values in steps.items()}
+        for name, value in means.items():
+            history.setdefault(name, []).append(value)
+        if report is not None:
+            report(epoch + 1, epochs, **({"loss": means["loss"]} if "loss" in means else {}))
+    return {name: np.asarray(values) for name, values in history.items()}
+
+
+@dataclass
+class TrainingRun:
+    """What one fit trains with: the device, the batch-order generator, the training
+    features on the device, the optimisers and training-only state (dropped after fit)."""
+
+    device: torch.device
+    generator: torch.Generator
+    image: torch.Tensor
+    text: torch.Tensor
+    optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.image.shape[0]
 
 
 class DeepHasher(Hasher):
@@ -100,8 +177,12 @@ class DeepHasher(Hasher):
     weight_decay: float
 
     # --- hooks ------------------------------------------------------------------------------
-    def _prepare(self, image: torch.Tensor, text: torch.Tensor, train: PairedFeatures) -> None:
-        """Work before the first epoch (e.g. estimating constants from the training data)."""
+    def _check_params(self) -> None:
+        """Refuse bad hyper-parameters before any work (ValueError naming the parameter)."""
+
+    def _prepare(self, run: TrainingRun, train: PairedFeatures) -> None:
+        """Work before the first epoch (e.g. estimating constants from the training data;
+        training-only objects go in ``run.state``)."""
 
     def _networks(self, image_dim: int, text_dim: int, n_bits: int) -> tuple[nn.Module, nn.Module]:
         """The image and text networks: the core's Linear–ReLU–Linear pair unless a method's
@@ -109,7 +190,7 @@ class DeepHasher(Hasher):
         return mlp(image_dim, self.hidden, n_bits), mlp(text_dim, self.hidden, n_bits)
 
     def _batch_loss(self, epoch: int, rows: torch.Tensor, image: torch.Tensor,
-                    text: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                    text: torch.Tensor) -> tuple[torch.Tensor, Terms]:
         """Loss of one batch (rows of the training set, their features) and its named terms."""
         raise NotImplementedError
 
@@ -122,44 +203,48 @@ class DeepHasher(Hasher):
                             weight_decay=self.weight_decay),
         ]
 
+    def _batches(self, run: TrainingRun) -> list[torch.Tensor]:
+        """One epoch's batches of training rows, on the device."""
+        return batch_order(run.n, self.batch_size, run.generator, run.device)
+
+    def _step(self, epoch: int, rows: torch.Tensor, image: torch.Tensor, text: torch.Tensor,
+              run: TrainingRun) -> Terms:
+        """One training step on a batch: the loss, its gradient, every optimiser's update."""
+        loss, terms = self._batch_loss(epoch, rows, image, text)
+        for opt in run.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in run.optimizers:
+            opt.step()
+        return {"loss": loss, **terms}
+
+    def _epoch(self, epoch: int, run: TrainingRun) -> Iterator[Terms]:
+        """One epoch: a step per batch, each yielding its terms."""
+        for rows in self._batches(run):
+            yield self._step(epoch, rows, run.image[rows], run.text[rows], run)
+
     # --- the loop -------------------------------------------------------------------------
     @contextmanager
-    def _seeded_training(self, train: PairedFeatures
-                         ) -> Iterator[tuple[torch.device, torch.Generator, torch.Tensor, torch.Tensor]]:
-        """The device, a batch-order generator and the training features on the device, inside
-        a forked RNG seeded from ``seed``: a fit is reproducible and leaves the caller's torch
-        RNG as it was."""
+    def _seeded_training(self, train: PairedFeatures) -> Iterator[TrainingRun]:
+        """The device, a batch-order generator and the training features on the device (kept
+        there for the whole fit), inside a forked RNG seeded from ``seed``."""
         self.device_ = resolve_device(self.device)
         device = torch.device(self.device_)
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            generator = torch.Generator().manual_seed(self.seed)
-            yield device, generator, torch.from_numpy(train.image).to(device), torch.from_numpy(train.text).to(device)
+        with seeded(self.seed, device) as generator:
+            yield TrainingRun(device, generator, torch.from_numpy(train.image).to(device),
+                              torch.from_numpy(train.text).to(device))
 
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
-        with self._seeded_training(train) as (device, generator, image, text):
+        self._check_params()
+        with self._seeded_training(train) as run:
             image_net, text_net = self._networks(train.image_dim, train.text_dim, n_bits)
-            self.image_net_, self.text_net_ = image_net.to(device), text_net.to(device)
-            self._prepare(image, text, train)
-            optimizers = self._optimizers()
-            history: dict[str, list[float]] = {}
-            for epoch in range(self.epochs):
-                sums: dict[str, float] = {}
-                batches = batch_order(train.n, self.batch_size, generator)
-                for rows in batches:
-                    rows_dev = rows.to(device)
-                    loss, terms = self._batch_loss(epoch, rows_dev, image[rows_dev], text[rows_dev])
-                    for opt in optimizers:
-                        opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    for opt in optimizers:
-                        opt.step()
-                    for name, value in {"loss": loss.item(), **terms}.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                for name, total in sums.items():
-                    history.setdefault(name, []).append(total / len(batches))
-        self.loss_history_ = {name: np.asarray(values) for name, values in history.items()}
+            self.image_net_, self.text_net_ = image_net.to(run.device), text_net.to(run.device)
+            self._prepare(run, train)
+            run.optimizers = self._optimizers()
+            self.image_net_.train()
+            self.text_net_.train()
+            self.loss_history_ = train_epochs(self.epochs, lambda epoch: self._epoch(epoch, run),
+                                              self.report_progress)
         self._freeze_for_encoding()
 
     def fit_report(self) -> dict[str, Any]:

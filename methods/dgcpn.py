@@ -189,7 +189,7 @@ def dgcpn_loss(u: torch.Tensor, v: torch.Tensor, S: torch.Tensor, *, pair_target
     distance = off_diagonal_mse(q, S) + off_diagonal_mse(r, S) + off_diagonal_mse(p, S)
     consistency = consistency_term(p, q, r)
     loss = pair_weight * pair + distance_weight * distance + consistency_weight * consistency
-    return loss, {"pair": pair.item(), "distance": distance.item(), "consistency": consistency.item()}
+    return loss, {"pair": pair, "distance": distance, "consistency": consistency}
 
 
 # --- networks and batches --------------------------------------------------------------------
@@ -203,9 +203,11 @@ def hash_network(in_dim: int, hidden: int, out_dim: int, dropout: float,
     return net
 
 
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator,
+                  device: torch.device | str | None = None) -> list[torch.Tensor]:
     """One epoch's shuffled batches, the last incomplete one kept (the authors' loader)."""
-    return list(torch.randperm(n, generator=generator).split(batch_size))
+    order = torch.randperm(n, generator=generator)
+    return list((order if device is None else order.to(device)).split(batch_size))
 
 
 class NeighbourGraph:
@@ -336,33 +338,22 @@ class DGCPN(DeepHasher):
         opt_text.zero_grad(set_to_none=True)
         loss_text.backward()
         opt_text.step()
-        return {"loss": loss.item(), **terms, "loss_image_vs_binary": loss_image.item(),
-                "loss_text_vs_binary": loss_text.item()}
+        return {"loss": loss.detach(), **terms, "loss_image_vs_binary": loss_image.detach(),
+                "loss_text_vs_binary": loss_text.detach()}
 
-    def _fit(self, train, n_bits):
-        self._check_params()
-        with self._seeded_training(train) as (device, generator, image, text):
-            self.image_net_ = hash_network(train.image_dim, self.hidden, n_bits, self.dropout).to(device)
-            self.text_net_ = hash_network(train.text_dim, self.hidden, n_bits, self.dropout,
-                                          out_std=self.text_init_std).to(device)
-            graph = self._graph(image, text)  # training-only: dropped when _fit returns
-            opt_image, opt_text = self._optimizers()
-            self.image_net_.train()
-            self.text_net_.train()
-            history: dict[str, list[float]] = {}
-            for epoch in range(self.epochs):
-                sums: dict[str, float] = {}
-                batches = epoch_batches(train.n, self.batch_size, generator)
-                for rows in batches:
-                    rows = rows.to(device)
-                    terms = self._train_batch(image[rows], text[rows], graph.target(rows, self.gamma),
-                                              opt_image, opt_text)
-                    for name, value in terms.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                for name, total in sums.items():
-                    history.setdefault(name, []).append(total / len(batches))
-        self.loss_history_ = {name: np.asarray(values) for name, values in history.items()}
-        self._freeze_for_encoding()
+    # --- the core's loop with DGCPN's networks, graph, batches and three-step update ----------
+    def _networks(self, image_dim, text_dim, n_bits):
+        return (hash_network(image_dim, self.hidden, n_bits, self.dropout),
+                hash_network(text_dim, self.hidden, n_bits, self.dropout, out_std=self.text_init_std))
+
+    def _prepare(self, run, train):
+        run.state["graph"] = self._graph(run.image, run.text)  # training-only: dropped when fit returns
+
+    def _batches(self, run):
+        return epoch_batches(run.n, self.batch_size, run.generator, run.device)
+
+    def _step(self, epoch, rows, image, text, run):
+        return self._train_batch(image, text, run.state["graph"].target(rows, self.gamma), *run.optimizers)
 
     def fit_report(self) -> dict[str, Any]:
         return {**super().fit_report(), "knn": self.knn_used_, "scale": self.scale_used_}

@@ -116,4 +116,4 @@ class DJSRH(DeepHasher):
         cross = F.mse_loss(b_img @ b_txt.T, S)
         intra_text = F.mse_loss(b_txt @ b_txt.T, S)
         loss = self.lambda1 * intra_image + cross + self.lambda2 * intra_text
-        return loss, {"intra_image": intra_image.item(), "cross": cross.item(), "intra_text": intra_text.item()}
+        return loss, {"intra_image": intra_image, "cross": cross, "intra_text": intra_text}

@@ -219,7 +219,8 @@ class JDSH(DeepHasher):
                                                                                               n_bits)
         return image_net, mlp(text_dim, self.hidden, n_bits)
 
-    def _prepare(self, image, text, train):
+    def _prepare(self, run, train):
+        image, text = run.image, run.text
         if self.dsdw_constants not in DSDW_CONSTANTS:
             raise ValueError(f"jdsh: dsdw_constants must be one of {', '.join(DSDW_CONSTANTS)}, "
                              f"got {self.dsdw_constants!r}")
@@ -269,5 +270,5 @@ class JDSH(DeepHasher):
         cross_ti = F.mse_loss(cross.T, S)
         paired = torch.diagonal(cross).mean()
         loss = self.intra_weight * (intra_image + intra_text) + cross_it + cross_ti - paired
-        return loss, {"intra_image": intra_image.item(), "intra_text": intra_text.item(),
-                      "cross": (cross_it + cross_ti).item(), "paired": paired.item()}
+        return loss, {"intra_image": intra_image, "intra_text": intra_text, "cross": cross_it + cross_ti,
+                      "paired": paired}

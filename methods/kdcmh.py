@@ -92,8 +92,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cmhbench.methods.base import PairedFeatures, resolve_device
-from cmhbench.methods.deep import DeepHasher, batch_order, mlp, relaxation, signs
+from cmhbench.methods.base import PairedFeatures
+from cmhbench.methods.deep import DeepHasher, mlp, relaxation, signs, step_mean
 from cmhbench.methods.jdsh import JDSH
 from cmhbench.methods.domains import BATCH, Choice, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
@@ -198,8 +198,8 @@ def dcmh_step_loss(batch_out: torch.Tensor, other: torch.Tensor, S: torch.Tensor
     balance = (batch_out.sum(dim=0) + rest_sum).pow(2).sum()
     scale = float(n * m)
     loss = (likelihood + gamma * quantization + eta * balance) / scale
-    return loss, {"likelihood": likelihood.item() / scale, "quantization": quantization.item() / scale,
-                  "balance": balance.item() / scale}
+    return loss, {"likelihood": likelihood.detach().double() / scale,
+                  "quantization": quantization.detach().double() / scale, "balance": balance.detach().double() / scale}
 
 
 class Centre(torch.nn.Module):
@@ -334,7 +334,7 @@ class KDCMH(DeepHasher):
         return out
 
     # --- training ---------------------------------------------------------------------------
-    def _check(self) -> None:
+    def _check_params(self) -> None:
         if self.distill not in DISTILL_TARGETS:
             raise ValueError(f"kdcmh: distill must be one of {', '.join(DISTILL_TARGETS)}, got {self.distill!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -357,63 +357,58 @@ class KDCMH(DeepHasher):
             return np.array([start])
         return np.logspace(math.log10(start), math.log10(self.lr_final), self.epochs)
 
-    def _fit(self, train: PairedFeatures, n_bits: int) -> None:
-        self._check()
-        self.device_ = resolve_device(self.device)
-        teacher = self._teacher_outputs(train)
-        device = torch.device(self.device_)
-        devices = [device.index or 0] if device.type == "cuda" else []
-        n = train.n
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            generator = torch.Generator().manual_seed(self.seed)
-            image = torch.from_numpy(train.image).to(device)
-            text = torch.from_numpy(train.text).to(device)
-            z = fuse(torch.from_numpy(teacher["image"]).to(device), torch.from_numpy(teacher["text"]).to(device))
-            self.k_ = knn_count(n, self.knn_fraction) if self.distill == "knn" else None
-            thresholds = knn_thresholds(z, self.k_) if self.distill == "knn" else None
-            self.image_net_ = centred_mlp(image.mean(dim=0), self.hidden, n_bits).to(device)
-            self.text_net_ = centred_mlp(text.mean(dim=0), self.hidden, n_bits).to(device)
-            F_buf = torch.randn(n, n_bits, generator=generator).to(device)
-            G_buf = torch.randn(n, n_bits, generator=generator).to(device)
-            B = signs(F_buf + G_buf)
-            opt_image = self._optimizer(self.image_net_, self.lr_image)
-            opt_text = self._optimizer(self.text_net_, self.lr_text)
-            schedule = [(opt_image, self.learning_rates(self.lr_image)), (opt_text, self.learning_rates(self.lr_text))]
-            history: dict[str, list[float]] = {}
-            target_sum, target_batches = 0.0, 0
-            for epoch in range(self.epochs):
-                for opt, rates in schedule:
-                    for group in opt.param_groups:
-                        group["lr"] = float(rates[epoch])
-                sums: dict[str, float] = {}
-                counts: dict[str, int] = {}
-                for modality, net, opt, features, own, other in (
-                        ("image", self.image_net_, opt_image, image, F_buf, G_buf),
-                        ("text", self.text_net_, opt_text, text, G_buf, F_buf)):
-                    for rows in batch_order(n, self.batch_size, generator):
-                        rows = rows.to(device)
-                        S = distilled_similarity(z, rows, self.distill, thresholds)
-                        if epoch == 0 and modality == "image":
-                            target_sum += S.mean().item()
-                            target_batches += 1
-                        out = net(features[rows])
-                        rest_sum = own.sum(dim=0) - own[rows].sum(dim=0)
-                        loss, terms = dcmh_step_loss(out, other, S, B[rows], rest_sum, self.gamma, self.eta)
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        opt.step()
-                        own[rows] = out.detach()
-                        for name, value in {f"loss_{modality}": loss.item(), **terms}.items():
-                            sums[name] = sums.get(name, 0.0) + value
-                            counts[name] = counts.get(name, 0) + 1
-                B = signs(F_buf + G_buf)
-                for name, total in sums.items():
-                    history.setdefault(name, []).append(total / counts[name])
-                history.setdefault("loss", []).append((history["loss_image"][-1] + history["loss_text"][-1]) / 2.0)
-        self.target_mean_ = target_sum / max(target_batches, 1)
-        self.loss_history_ = {name: np.asarray(values) for name, values in history.items()}
-        self._freeze_for_encoding()
+    # --- the core's loop: DCMH's alternating epoch ---------------------------------------------
+    def _networks(self, image_dim, text_dim, n_bits):
+        """Centred MLPs; the training means are filled in by :meth:`_prepare`."""
+        return (centred_mlp(torch.zeros(image_dim), self.hidden, n_bits),
+                centred_mlp(torch.zeros(text_dim), self.hidden, n_bits))
+
+    def _prepare(self, run, train):
+        self.image_net_[0].mean.copy_(run.image.mean(dim=0))
+        self.text_net_[0].mean.copy_(run.text.mean(dim=0))
+        teacher = self._teacher_outputs(train)  # its own seeded fit: our RNG streams are untouched
+        n, n_bits = train.n, self.n_bits_
+        z = fuse(torch.from_numpy(teacher["image"]).to(run.device), torch.from_numpy(teacher["text"]).to(run.device))
+        self.k_ = knn_count(n, self.knn_fraction) if self.distill == "knn" else None
+        F_buf = torch.randn(n, n_bits, generator=run.generator).to(run.device)
+        G_buf = torch.randn(n, n_bits, generator=run.generator).to(run.device)
+        run.state.update(z=z, thresholds=knn_thresholds(z, self.k_) if self.distill == "knn" else None,
+                         F=F_buf, G=G_buf, B=signs(F_buf + G_buf), target_means=[],
+                         schedule=[self.learning_rates(self.lr_image), self.learning_rates(self.lr_text)])
+        self.target_mean_ = 0.0
+
+    def _optimizers(self):
+        return [self._optimizer(self.image_net_, self.lr_image), self._optimizer(self.text_net_, self.lr_text)]
+
+    def _student_step(self, modality: str, epoch: int, rows: torch.Tensor, features: torch.Tensor,
+                      run) -> dict[str, torch.Tensor]:
+        """One DCMH step of one network on a batch (``features``: the batch's rows)."""
+        state = run.state
+        net, opt = (self.image_net_, run.optimizers[0]) if modality == "image" else (self.text_net_, run.optimizers[1])
+        own, other = (state["F"], state["G"]) if modality == "image" else (state["G"], state["F"])
+        S = distilled_similarity(state["z"], rows, self.distill, state["thresholds"])
+        if epoch == 0 and modality == "image":
+            state["target_means"].append(S.mean())
+        out = net(features)
+        rest_sum = own.sum(dim=0) - own[rows].sum(dim=0)
+        loss, terms = dcmh_step_loss(out, other, S, state["B"][rows], rest_sum, self.gamma, self.eta)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        own[rows] = out.detach()
+        return {"loss": loss, f"loss_{modality}": loss, **terms}
+
+    def _epoch(self, epoch, run):
+        """DCMH's epoch: the image network over the batches, then the text network, then B."""
+        for opt, rates in zip(run.optimizers, run.state["schedule"]):
+            for group in opt.param_groups:
+                group["lr"] = float(rates[epoch])
+        for modality, features in (("image", run.image), ("text", run.text)):
+            for rows in self._batches(run):
+                yield self._student_step(modality, epoch, rows, features[rows], run)
+        run.state["B"] = signs(run.state["F"] + run.state["G"])
+        if epoch == 0:  # the mean target over the first epoch's image batches (reported)
+            self.target_mean_ = step_mean(run.state["target_means"])
 
     def fit_report(self) -> dict[str, Any]:
         report = {**super().fit_report(), "distill": self.distill, "target_mean": round(self.target_mean_, 6),

@@ -27,7 +27,12 @@ from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
 PRESETS = ("paper", "quick")
-_NOT_METHOD_MODULES = {"base", "registry", "deep", "domains"}  # modules that register nothing
+HELPER_MODULES = {"base", "registry", "deep", "domains"}
+"""Modules of this package that register no method (as does any module whose name starts
+with ``_``).  Every other module registers the one method named after it, ``-`` written
+``_`` (``cca_itq.py`` registers ``cca-itq``): the registry finds a method's module by its
+name, so a run imports only the methods it runs.  Both rules are checked, with a clear
+error, when a built-in registers and when the package is scanned."""
 
 _methods: dict[str, type[Hasher]] = {}
 _plugin_errors: dict[str, str] = {}
@@ -89,6 +94,7 @@ def register(
             uses=tuple(uses),
         )
         _validate_info(cls, info)
+        _check_builtin_module(cls, name)
         cls.info = info
         _add(cls)
         return cls
@@ -145,21 +151,49 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def module_name(method: str) -> str:
+    """The module of this package that must hold a built-in method: ``cca-itq`` → ``cca_itq``."""
+    return method.replace("-", "_")
+
+
+def _method_modules() -> list[str]:
+    """The modules of this package that hold a method (not helpers), by file name only."""
+    return sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+                  if not m.name.startswith("_") and m.name not in HELPER_MODULES)
+
+
+def builtin_names() -> list[str]:
+    """The built-in methods' names, read from the package's file names: no method module
+    (and so no torch) is imported."""
+    return sorted(m.replace("_", "-") for m in _method_modules())
+
+
+def _check_builtin_module(cls: type[Hasher], name: str) -> None:
+    if not is_builtin(cls):
+        return
+    module = cls.__module__.rsplit(".", 1)[1]
+    if module != module_name(name):
+        raise ValueError(f"built-in method {name!r} is registered in cmhbench/methods/{module}.py but must live in "
+                         f"cmhbench/methods/{module_name(name)}.py (the registry finds a method's module by its name)")
+
+
 def _load_builtins() -> None:
     if _state["builtins"]:
         return
     _state["builtins"] = True
-    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if module.name.startswith("_") or module.name in _NOT_METHOD_MODULES:
-            continue
-        importlib.import_module(f"cmhbench.methods.{module.name}")
+    for module in _method_modules():
+        importlib.import_module(f"cmhbench.methods.{module}")
+        if module.replace("_", "-") not in _methods:
+            raise ValueError(f"cmhbench/methods/{module}.py registers no method named "
+                             f"{module.replace('_', '-')!r}: a helper module's name must start with '_' or be "
+                             f"listed in cmhbench.methods.registry.HELPER_MODULES")
 
 
 def _load_own_module(name: str) -> None:
     """Import only the built-in module named after a method: a worker process running a
     shallow cell then never imports torch (about 1.3 s of start-up per worker)."""
-    module = name.replace("-", "_")
-    if module.startswith("_") or module in _NOT_METHOD_MODULES or not module.isidentifier():
+    module = module_name(name)
+    if module.startswith("_") or module in HELPER_MODULES or not module.isidentifier():
         return
     try:
         importlib.import_module(f"cmhbench.methods.{module}")

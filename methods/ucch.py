@@ -79,7 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.deep import DeepHasher, batch_order, signs
+from cmhbench.methods.deep import DeepHasher, signs
 from cmhbench.methods.domains import BATCH, Choice, EPOCHS, HIDDEN, Int, POSITIVE, Real, WEIGHT_DECAY, learning_rate
 from cmhbench.methods.registry import register
 
@@ -286,37 +286,32 @@ class UCCH(DeepHasher):
         else:
             rank = ranking_loss(b_img, b_txt, self.margin)
         loss = self.beta * contrast + (1.0 - self.beta) * rank
-        return loss, {"contrastive": contrast.item(), "ranking": rank.item()}
+        return loss, {"contrastive": contrast, "ranking": rank}
 
-    # --- the loop (UCCH needs its own networks, one Adam over both, and clipping) ---------------
-    def _fit(self, train, n_bits):
-        self._check_params()
-        with self._seeded_training(train) as (device, generator, image, text):
-            self.image_net_ = hash_network(train.image_dim, self.hidden, self.image_layers, n_bits).to(device)
-            self.text_net_ = hash_network(train.text_dim, self.hidden, self.text_layers, n_bits).to(device)
-            bank = MemoryBank(train.n, n_bits, generator, device)
-            params = [*self.image_net_.parameters(), *self.text_net_.parameters()]
-            optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-            history: dict[str, list[float]] = {}
-            for epoch in range(self.epochs):
-                sums: dict[str, float] = {}
-                batches = batch_order(train.n, self.batch_size, generator)
-                for rows in batches:
-                    rows_dev = rows.to(device)
-                    loss, terms = self._batch_loss(epoch, rows_dev, image[rows_dev], text[rows_dev], bank, generator)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if self.clip_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
-                    optimizer.step()
-                    for name, value in {"loss": loss.item(), **terms}.items():
-                        sums[name] = sums.get(name, 0.0) + value
-                for name, total in sums.items():
-                    history.setdefault(name, []).append(total / len(batches))
-        self.loss_history_ = {name: np.asarray(values) for name, values in history.items()}
+    # --- UCCH's own networks, one Adam over both, the bank and clipping (the core's loop) -------
+    def _networks(self, image_dim, text_dim, n_bits):
+        return (hash_network(image_dim, self.hidden, self.image_layers, n_bits),
+                hash_network(text_dim, self.hidden, self.text_layers, n_bits))
+
+    def _prepare(self, run, train):
+        run.state["bank"] = MemoryBank(train.n, self.n_bits_, run.generator, run.device)
         self.negatives_used_ = min(self.negatives, train.n - 1)
         self.negative_rule_ = "all other pairs" if train.n - 1 <= self.negatives else "sampled with replacement"
-        self._freeze_for_encoding()
+
+    def _optimizers(self):
+        params = [*self.image_net_.parameters(), *self.text_net_.parameters()]
+        return [torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)]
+
+    def _step(self, epoch, rows, image, text, run):
+        loss, terms = self._batch_loss(epoch, rows, image, text, run.state["bank"], run.generator)
+        optimizer, = run.optimizers
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                           self.clip_norm)
+        optimizer.step()
+        return {"loss": loss, **terms}
 
     def fit_report(self) -> dict[str, Any]:
         return {**super().fit_report(), "negatives": self.negatives_used_, "negative_rule": self.negative_rule_,

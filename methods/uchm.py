@@ -113,7 +113,7 @@ calibration reads pairs in chunks; nothing n × n.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -121,7 +121,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures
-from cmhbench.methods.deep import DeepHasher, batch_order, cosine_matrix, mlp, relaxation, scaled_cosine, signs
+from cmhbench.methods.deep import (DeepHasher, batch_order, cosine_matrix, mlp, relaxation, scaled_cosine, seeded,
+                                   signs, train_epochs)
 from cmhbench.methods.domains import BATCH, Bool, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
 
@@ -226,29 +227,26 @@ def train_generator(image: np.ndarray, text: np.ndarray, *, config: dict[str, An
     """Train G on the training pairs; return its embeddings of them (float32, n × g) and the
     mean loss of each epoch.  All randomness comes from ``seed``; the global torch RNG is left alone."""
     dev = torch.device(device)
-    devices = [dev.index or 0] if dev.type == "cuda" else []
     n = image.shape[0]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        order = torch.Generator().manual_seed(seed)
+    batch_size = min(config["gen_batch_size"], n)
+    with seeded(seed, dev) as order:
         X = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(dev)
         Y = torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)).to(dev)
         net = MIEGenerator(X.shape[1], Y.shape[1], config["gen_hidden"], config["gen_tokens"], config["gen_width"],
                            config["gen_dim"]).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=config["gen_lr"])
-        history = []
-        for _ in range(config["gen_epochs"]):
-            total, batches = 0.0, batch_order(n, min(config["gen_batch_size"], n), order)
-            for rows in batches:
-                rows = rows.to(dev)
+
+        def epoch(_: int) -> Iterator[dict[str, torch.Tensor]]:
+            for rows in batch_order(n, batch_size, order, dev):
                 with torch.no_grad():
                     target = calibrate(fused_similarity(X[rows], Y[rows], config["beta"]), **calibration)
                 loss = generator_loss(net(X[rows], Y[rows]), target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += loss.item()
-            history.append(total / len(batches))
+                yield {"loss": loss}
+
+        history = train_epochs(config["gen_epochs"], epoch)["loss"]
         net.eval()
         with torch.no_grad():
             emb = torch.cat([net(X[s:s + EMBED_BATCH], Y[s:s + EMBED_BATCH]) for s in range(0, n, EMBED_BATCH)])
@@ -398,8 +396,8 @@ class UCHM(DeepHasher):
                                f"expected {(train.n, self.gen_dim)}")
         return out
 
-    def _prepare(self, image, text, train):
-        self._check_params()
+    def _prepare(self, run, train):
+        image = run.image
         self.calibration_ = estimate_calibration(train.image, train.text, self.beta, self.confident,
                                                  self.calibration_pairs, self._rng(11))
         self._mie_embeddings = None
@@ -409,7 +407,7 @@ class UCHM(DeepHasher):
             out = self._embeddings(train)
             self._mie_embeddings = torch.from_numpy(np.ascontiguousarray(out["embeddings"])).to(image.device)
             self.generator_loss_ = np.asarray(out["loss"], dtype=np.float64)
-        self.selector_ = BitSelector(self.n_bits_).to(image.device) if self.bit_selection else None
+        self.selector_ = BitSelector(self.n_bits_).to(run.device) if self.bit_selection else None
 
     def _optimizers(self):
         optimizers = super()._optimizers()
@@ -435,17 +433,17 @@ class UCHM(DeepHasher):
         l_cross = F.mse_loss(cross, S)
         l_intra = F.mse_loss(b_img @ b_img.T, S) + F.mse_loss(b_txt @ b_txt.T, S)
         l_pair = ((torch.diagonal(cross) - self.pair_target) ** 2).mean()
-        terms = {"cross": l_cross.item(), "intra": l_intra.item(), "paired": l_pair.item()}
+        terms = {"cross": l_cross, "intra": l_intra, "paired": l_pair}
         if self.selector_ is not None:
             u = self.selector_(t_img.detach(), t_txt.detach())
             l_select = selection_loss(u, S)
             unified = signs(u.detach())
-            terms["select"] = l_select.item()
+            terms["select"] = l_select
         else:
             l_select = torch.zeros((), device=image.device)
             unified = signs((h_img + h_txt).detach())
         l_quant = F.mse_loss(t_img, unified) + F.mse_loss(t_txt, unified)
-        terms["quant"] = l_quant.item()
+        terms["quant"] = l_quant
         loss = (l_cross + self.intra_weight * l_intra + self.pair_weight * l_pair + self.quant_weight * l_quant
                 + l_select)
         return loss, terms

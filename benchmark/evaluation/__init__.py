@@ -2,6 +2,8 @@
 
 - :mod:`cmhbench.evaluation.metrics`: the metric names and their definitions,
   :func:`evaluate`, curves.
+- :mod:`cmhbench.evaluation.ties`: tie-aware AP and AP@K (exact expectations over the orders
+  of tied items) and the best and worst tie orders, from per-distance counts.
 - :mod:`cmhbench.evaluation.engine`: packed codes, popcount distances, per-query ranking
   statistics (numpy; a numba kernel where numba is installed).
 - :mod:`cmhbench.evaluation.scoring`: scoring a fresh cell (the runner's path) and the
@@ -34,7 +36,6 @@ from cmhbench.evaluation.metrics import (
     precision_at_k,
     precision_recall_by_radius,
     scores,
-    tie_aware_ap,
 )
 from cmhbench.evaluation.rescore import (
     CODES_FILE_FORMAT,
@@ -46,6 +47,7 @@ from cmhbench.evaluation.rescore import (
     score_codes_file,
 )
 from cmhbench.evaluation.scoring import ARRAY_DEFINITIONS, DEFAULT_K_GRID, score_cell
+from cmhbench.evaluation.ties import ap_at_k_extremes, tie_aware_ap, tie_aware_ap_at_k
 
 __all__ = [
     "ARRAY_DEFINITIONS",
@@ -60,6 +62,7 @@ __all__ = [
     "MetricSpec",
     "PackedBits",
     "RankingStats",
+    "ap_at_k_extremes",
     "available_backends",
     "check_metric",
     "compute_stats",
@@ -80,4 +83,5 @@ __all__ = [
     "score_codes_file",
     "scores",
     "tie_aware_ap",
+    "tie_aware_ap_at_k",
 ]

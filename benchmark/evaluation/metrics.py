@@ -2,14 +2,18 @@
 
 Every query is ranked against the whole database by the Hamming distance between codes.
 Relevance: the query and the item share at least one label.  A query with no relevant
-item in the database scores 0 and stays in the mean, in every metric.  Each metric is the
-mean over queries of a per-query score.
+item in the database scores 0 and stays in the mean, in every metric but the ``-found``
+ones.  Each metric is the mean over queries of a per-query score.
 
 Tie rule.  Published code breaks ties between equal distances arbitrarily (an unstable
 argsort), so its scores depend on the sort implementation.  Here every metric of the
 ranking uses the *stable* rule: items at equal distance keep ascending database-row
-order (``TIE_RULE``), so a score is a function of the codes alone.  ``tmap@all`` instead
-averages over all orders of tied items, exactly.
+order (``TIE_RULE``), so a score is a function of the codes alone.  ``tmap@all`` and
+``tmap@K`` instead average over all orders of tied items, exactly
+(:mod:`cmhbench.evaluation.ties` derives both).  For healthy codes the rule moves map@K a
+little; for collapsed codes (a few distinct codes, so groups of hundreds of tied items
+straddle rank K) the row-order map@K is reproducible but arbitrary, and ``tmap@K`` is the
+number to read.
 
 Notation for one query: items ranked 1..N; R relevant items in the database at 1-based
 ranks p_1 < p_2 < ... < p_R; P(k) = precision of the top k; rel(k) = 1 if the item at
@@ -18,10 +22,15 @@ rank k is relevant; n_d / r_d = items / relevant items at Hamming distance d.
 Metric names (``evaluate(..., metrics=(...))``; K ≥ 1 and H ≥ 0 are integers written in the name):
 
 - ``map@all``: AP = (1/R) Σ_m m / p_m = (1/R) Σ_k P(k)·rel(k), over the whole ranking
-  (DCMH, UCCH).
+  (DCMH; UCCH's code leaves out queries with no relevant item, ``map@all-found``).
 - ``map@K``: AP@K = (1/R_K) Σ_{k≤K} P(k)·rel(k), R_K = relevant items in the top K (0 when
   none): the normalisation of DJSRH, JDSH, DGCPN, CIRH and DeepHash-pytorch's
   ``CalcTopMap``.  Common K: 50, 1000, 5000.
+- ``map@K-found``: the same AP@K, averaged only over the queries with at least one relevant
+  item in the top K (the others are dropped from the mean, not counted as 0): UCCH's
+  ``fx_calc_map_multilabel_k(..., k=K)``.  ``map@all-found`` is its ``k=0`` (whole ranking,
+  what UCCH's training script reports): ``map@all`` over the queries with any relevant item.
+  NaN when no query qualifies.
 - ``cmap@K``: the ``calc_map_k(qB, rB, query_L, retrieval_L, k)`` of the DCMH-pytorch
   lineage (torchcmh, DGCPN, MITH, ...): with t = min(K, R), AP = (1/t) Σ_{m≤t} m / p_m,
   the precision at each of the first t relevant items *wherever they are ranked* (not only
@@ -35,6 +44,11 @@ Metric names (``evaluate(..., metrics=(...))``; K ≥ 1 and H ≥ 0 are integers
   AP_T = (1/R) Σ_d (r_d/n_d) Σ_{i=1}^{n_d} [R_<d + 1 + (i−1)(r_d−1)/(n_d−1)] / (N_<d + i)
   (a relevant item at place i of its group has, in expectation, (i−1)(r_d−1)/(n_d−1) other
   relevant items before it in the group; the second term is 0 when n_d = 1).
+- ``tmap@K``: tie-aware AP@K, the exact expected AP@K (map@K's normalisation, 0 for an
+  order with no relevant item in the top K) over all orders of the items inside each group
+  of equal distance; the group straddling rank K makes the normaliser random
+  (hypergeometric), see :mod:`cmhbench.evaluation.ties`.  ``tmap@K`` with K ≥ N equals
+  ``tmap@all``.
 - ``p@K``: precision of the top K, (relevant items in the top K) / K.
 - ``r@K``: recall of the top K, (relevant items in the top K) / R.
 - ``p@rH`` (e.g. ``p@r2``): precision within Hamming radius H: of the items at distance
@@ -52,7 +66,6 @@ per-query values defined above).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -61,9 +74,10 @@ import numpy as np
 
 from cmhbench.conventions import DEFAULT_METRICS
 from cmhbench.evaluation.engine import PackedBits, RankingStats, pack_bits, ranking_stats
+from cmhbench.evaluation.ties import ratio, tie_aware_ap, tie_aware_ap_at_k
 
 TIE_RULE = ("stable: equal Hamming distances keep ascending database row order "
-            "(every metric except tmap@all, which averages exactly over all orders of tied items)")
+            "(every metric except tmap@all and tmap@K, which average exactly over all orders of tied items)")
 RELEVANCE = "relevant = shares at least one label with the query"
 METRIC_DEFINITIONS = {
     "map@all": "mean over queries of AP over the whole ranking, normalised by all relevant items",
@@ -71,20 +85,28 @@ METRIC_DEFINITIONS = {
              "(DJSRH / DeepHash CalcTopMap)",
     "cmap@K": "mean over queries of calc_map_k (DCMH lineage): mean precision at the first min(K, R) "
               "relevant items wherever they are ranked, R = relevant items in the database",
+    "map@K-found": "map@K averaged only over the queries with at least one relevant item in the top K "
+                   "(UCCH's fx_calc_map_multilabel_k); NaN when there is none",
+    "map@all-found": "map@all averaged only over the queries with at least one relevant item "
+                     "(UCCH's fx_calc_map_multilabel_k with k=0); NaN when there is none",
     "tmap@all": "mean over queries of tie-aware AP: the exact expected AP over all orders of items at "
                 "equal Hamming distance (McSherry & Najork 2008; He et al. CVPR 2018)",
+    "tmap@K": "mean over queries of tie-aware AP@K: the exact expected AP@K (map@K's normalisation) over "
+              "all orders of items at equal Hamming distance",
     "p@K": "mean over queries of precision of the top K",
     "r@K": "mean over queries of recall of the top K",
     "p@rH": "mean over queries of precision within Hamming radius H (0 where no item is within H)",
     "r@rH": "mean over queries of recall within Hamming radius H",
 }
-NOTES = ("a query with no relevant item in the database scores 0 and stays in the mean, in every metric; "
-         "a K larger than the database is read as the database size")
+NOTES = ("a query with no relevant item in the database scores 0 and stays in the mean, in every metric "
+         "except the *-found ones, which drop it; a K larger than the database is read as the database size")
 
-_RANKED = re.compile(r"^(map|cmap|p|r)@([1-9][0-9]*)$")
+_RANKED = re.compile(r"^(map|cmap|tmap|p|r)@([1-9][0-9]*)$")
 _WHOLE = re.compile(r"^(map|tmap)@all$")
+_FOUND = re.compile(r"^map@(all|[1-9][0-9]*)-found$")
 _RADIUS = re.compile(r"^(p|r)@r(0|[1-9][0-9]*)$")
-_NAMES = "map@all, map@K, cmap@K, tmap@all, p@K, r@K, p@rH, r@rH (K ≥ 1 and H ≥ 0 integers, e.g. map@50, p@r2)"
+_NAMES = ("map@all, map@K, map@K-found, map@all-found, cmap@K, tmap@all, tmap@K, p@K, r@K, p@rH, r@rH "
+          "(K ≥ 1 and H ≥ 0 integers, e.g. map@50, tmap@50, p@r2)")
 
 
 class MetricError(ValueError):
@@ -102,7 +124,12 @@ class MetricSpec:
     @property
     def needs_ranking(self) -> bool:
         """Whether the metric depends on the stable ranking (not only on per-distance counts)."""
-        return self.kind in ("map@all", "map@K", "cmap@K", "p@K", "r@K")
+        return self.kind in ("map@all", "map@K", "map@all-found", "map@K-found", "cmap@K", "p@K", "r@K")
+
+    @property
+    def found_only(self) -> bool:
+        """Whether the mean runs only over queries that found a relevant item (NaN marks the others)."""
+        return self.kind.endswith("-found")
 
 
 def parse_metric(name: str) -> MetricSpec:
@@ -115,6 +142,10 @@ def parse_metric(name: str) -> MetricSpec:
     match = _RANKED.match(name)
     if match:
         return MetricSpec(name, f"{match.group(1)}@K", int(match.group(2)))
+    match = _FOUND.match(name)
+    if match:
+        whole = match.group(1) == "all"
+        return MetricSpec(name, "map@all-found" if whole else "map@K-found", None if whole else int(match.group(1)))
     match = _RADIUS.match(name)
     if match:
         return MetricSpec(name, f"{match.group(1)}@rH", int(match.group(2)))
@@ -164,79 +195,45 @@ def hamming_distances(query: np.ndarray, database: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------- per-query scores
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    num = np.asarray(num, np.float64)
-    den = np.asarray(den, np.float64)
-    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
-
-
-_H_SMALL = 64
-_H_TABLE = np.array([math.fsum(1.0 / i for i in range(1, k + 1)) for k in range(_H_SMALL + 1)])
-
-
-def _harmonic_tail(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """H(b) − H(a) for a, b ≥ 64 from the asymptotic series of H, without cancellation."""
-    ia, ib = 1.0 / a, 1.0 / b
-    ia2, ib2 = ia * ia, ib * ib
-    return (np.log1p((b - a) / a) + 0.5 * (ib - ia) - (ib2 - ia2) / 12.0
-            + (ib2 * ib2 - ia2 * ia2) / 120.0 - (ib2 * ib2 * ib2 - ia2 * ia2 * ia2) / 252.0)
-
-
-def harmonic_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """H(b) − H(a) = Σ_{i=a+1}^{b} 1/i for integers 0 ≤ a ≤ b, to a few ulps of the result."""
-    a = np.asarray(a, np.int64)
-    b = np.asarray(b, np.int64)
-    a, b = np.broadcast_arrays(a, b)
-    small_a, small_b = np.minimum(a, _H_SMALL), np.minimum(b, _H_SMALL)
-    head = _H_TABLE[small_b] - _H_TABLE[small_a]  # the part of the sum below 64, exact table
-    fa = np.maximum(a, _H_SMALL).astype(np.float64)
-    fb = np.maximum(b, _H_SMALL).astype(np.float64)
-    return head + np.where(b > _H_SMALL, _harmonic_tail(fa, fb), 0.0)
-
-
-def tie_aware_ap(n: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Per-query tie-aware AP from per-distance counts ``n``, ``r`` of shape (Q, B)."""
-    n = np.asarray(n, np.int64)
-    r = np.asarray(r, np.int64)
-    before = np.cumsum(n, axis=1) - n
-    rel_before = np.cumsum(r, axis=1) - r
-    h = harmonic_difference(before, before + n)  # Σ_{i=1}^{n_d} 1 / (N_<d + i)
-    # Σ_{i=1}^{n_d} (i − 1) / (N_<d + i) = n_d − (N_<d + 1) · h
-    spread = _ratio(r - 1, n - 1) * (n - (before + 1) * h)
-    group = (rel_before + 1) * h + np.where(n > 1, spread, 0.0)
-    contrib = np.where(r > 0, _ratio(r, n) * group, 0.0)
-    return _ratio(contrib.sum(axis=1), r.sum(axis=1))
-
-
 def _within_radius(stats: RankingStats, radius: int) -> tuple[np.ndarray, np.ndarray]:
     upto = min(radius, stats.n.shape[1] - 1) + 1
     return stats.n[:, :upto].sum(axis=1), stats.r[:, :upto].sum(axis=1)
 
 
 def per_query(stats: RankingStats, metric: str | MetricSpec) -> np.ndarray:
-    """The per-query scores of one metric, ``(Q,)`` float64 (their mean is the metric)."""
+    """The per-query scores of one metric, ``(Q,)`` float64 (their mean is the metric).
+
+    For the ``*-found`` metrics a query without a relevant item (in the top K) is NaN: it
+    is left out of the mean, and ``np.nanmean`` of the array is the metric.
+    """
     spec = parse_metric(metric) if isinstance(metric, str) else metric
     relevant = stats.relevant
     if spec.needs_ranking and stats.ap_sum is None:
         raise ValueError(f"{spec.name} needs the stable ranking, which these statistics lack")
     if spec.kind == "map@all":
-        return _ratio(stats.ap_sum, relevant)
+        return ratio(stats.ap_sum, relevant)
+    if spec.kind == "map@all-found":
+        return np.where(relevant > 0, ratio(stats.ap_sum, relevant), np.nan)
     if spec.kind == "tmap@all":
         return tie_aware_ap(stats.n, stats.r)
+    if spec.kind == "tmap@K":
+        return tie_aware_ap_at_k(stats.n, stats.r, spec.k)
     if spec.kind in ("p@rH", "r@rH"):
         retrieved, found = _within_radius(stats, spec.k)
-        return _ratio(found, retrieved if spec.kind == "p@rH" else relevant)
+        return ratio(found, retrieved if spec.kind == "p@rH" else relevant)
     if spec.kind == "cmap@K":
         col = _column(stats.rank_cutoffs, spec.k, spec.name)
-        return _ratio(stats.rank_sum[:, col], np.minimum(spec.k, relevant))
+        return ratio(stats.rank_sum[:, col], np.minimum(spec.k, relevant))
     k = min(spec.k, stats.n_database)
     col = _column(stats.pos_cutoffs, k, spec.name)
     hits = stats.hits[:, col]
     if spec.kind == "map@K":
-        return _ratio(stats.pos_sum[:, col], hits)
+        return ratio(stats.pos_sum[:, col], hits)
+    if spec.kind == "map@K-found":
+        return np.where(hits > 0, ratio(stats.pos_sum[:, col], hits), np.nan)
     if spec.kind == "p@K":
         return hits / float(k)
-    return _ratio(hits, relevant)  # r@K
+    return ratio(hits, relevant)  # r@K
 
 
 def _column(cutoffs: Sequence[int], k: int, name: str) -> int:
@@ -251,7 +248,7 @@ def requirements(specs: Iterable[MetricSpec]) -> dict[str, Any]:
     specs = list(specs)
     return {
         "stable": any(s.needs_ranking for s in specs),
-        "pos_cutoffs": tuple(s.k for s in specs if s.kind in ("map@K", "p@K", "r@K")),
+        "pos_cutoffs": tuple(s.k for s in specs if s.kind in ("map@K", "map@K-found", "p@K", "r@K")),
         "rank_cutoffs": tuple(s.k for s in specs if s.kind == "cmap@K"),
     }
 
@@ -261,7 +258,10 @@ def scores(stats: RankingStats, metrics: Iterable[str | MetricSpec]) -> dict[str
     out = {}
     for metric in metrics:
         spec = parse_metric(metric) if isinstance(metric, str) else metric
-        out[spec.name] = float(per_query(stats, spec).mean()) if stats.n.shape[0] else float("nan")
+        values = per_query(stats, spec)
+        if spec.found_only:
+            values = values[~np.isnan(values)]
+        out[spec.name] = float(values.mean()) if values.size else float("nan")
     return out
 
 
@@ -280,7 +280,7 @@ def precision_at_k(stats: RankingStats, grid: Sequence[int]) -> tuple[np.ndarray
     cols = [_column(stats.pos_cutoffs, int(k), f"p@{k}") for k in ks]
     hits = stats.hits[:, cols].astype(np.float64)
     precision = (hits / ks).mean(axis=0) if len(hits) else np.zeros(len(ks))
-    recall = _ratio(hits, stats.relevant[:, None]).mean(axis=0) if len(hits) else np.zeros(len(ks))
+    recall = ratio(hits, stats.relevant[:, None]).mean(axis=0) if len(hits) else np.zeros(len(ks))
     return ks, precision, recall
 
 
@@ -292,8 +292,8 @@ def precision_recall_by_radius(stats: RankingStats) -> tuple[np.ndarray, np.ndar
     """
     retrieved = np.cumsum(stats.n, axis=1)
     found = np.cumsum(stats.r, axis=1)
-    precision = _ratio(found, retrieved)
-    recall = _ratio(found, stats.relevant[:, None])
+    precision = ratio(found, retrieved)
+    recall = ratio(found, stats.relevant[:, None])
     radius = np.arange(stats.n.shape[1])
     if stats.n.shape[0] == 0:
         return radius, np.zeros(len(radius)), np.zeros(len(radius))

@@ -1,8 +1,8 @@
 """Leaderboards as LaTeX in the papers' layout (booktabs).
 
-One table per dataset, protocol and database coding: methods as rows, an I→T block and
+One table per dataset, protocol, feature preprocessing and database coding: methods as rows, an I→T block and
 a T→I block of bit-length columns; the best mean per column in bold, the second
-underlined; the caption states the metric, tie rule, protocol and database coding.
+underlined; the caption states the metric, tie rule, protocol, features and database coding.
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ def _entry(table: Table, method: str, bits: int) -> str:
 def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
     """All leaderboards of ``frame`` as booktabs tables (needs \\usepackage{booktabs})."""
     tables = build_tables(frame, metric)
-    groups: dict[tuple[str, str, str], dict[str, Table]] = {}
+    groups: dict[tuple[str, str, str, str], dict[str, Table]] = {}
     for table in tables:
-        groups.setdefault((table.dataset, table.protocol, table.database_coding), {})[table.direction] = table
+        group = (table.dataset, table.protocol, table.features, table.database_coding)
+        groups.setdefault(group, {})[table.direction] = table
     out = []
-    for (dataset, protocol, coding), by_direction in groups.items():
+    for (dataset, protocol, features, coding), by_direction in groups.items():
         first = next(iter(by_direction.values()))
         bits = list(first.means.columns)
         methods = list(first.means.index)
@@ -55,7 +56,8 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
         lines = [
             r"\begin{table}[t]",
             r"\centering",
-            rf"\caption{{{escape(metric)} on {escape(dataset)} (protocol {escape(protocol)}, database coded by "
+            rf"\caption{{{escape(metric)} on {escape(dataset)} (protocol {escape(protocol)}, {escape(features)} features, "
+            rf"database coded by "
             rf"{escape(coding)}); mean over seeds {escape(', '.join(map(str, first.seeds)))}. Ties: "
             rf"{escape(TIE_RULE)}. Best in bold, second underlined; $\dagger$: reconstructed method.}}",
             rf"\begin{{tabular}}{{{spec}}}",

@@ -55,12 +55,17 @@ def method_styles(methods) -> dict[str, dict]:
             for i, m in enumerate(sorted(set(methods)))}
 
 
+def _features(features: str, sep: str = " · ") -> str:
+    """The feature preprocessing in a title or file name; nothing for the files as given."""
+    return "" if features == "raw" else f"{sep}{features}"
+
+
 def _legend(ax) -> None:
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
 
 
 def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> list[Figure]:
-    """One figure per dataset, protocol, coding and direction: a line per method over bit
+    """One figure per dataset, protocol, features, coding and direction: a line per method over bit
     lengths, with a band of ± one standard deviation over seeds where there are several."""
     figures = []
     styles = method_styles(frame["method"])
@@ -81,11 +86,12 @@ def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> lis
         ax.set_xticks(bits, [str(int(b)) for b in bits])
         ax.set_xlabel("code length (bits)")
         ax.set_ylabel(metric)
-        title = f"{table.dataset} · {DIRECTIONS[table.direction]} · {table.database_coding}"
+        title = f"{table.dataset}{_features(table.features)} · {DIRECTIONS[table.direction]} · {table.database_coding}"
         ax.set_title(title)
         ax.grid(alpha=0.3)
         _legend(ax)
-        name = slug(f"{metric}-vs-bits-{table.dataset}-{table.protocol}-{table.database_coding}-{table.direction}")
+        name = slug(f"{metric}-vs-bits-{table.dataset}-{table.protocol}{_features(table.features, '-')}-"
+                    f"{table.database_coding}-{table.direction}")
         png, svg = _save(fig, dest, name)
         figures.append(Figure(title, png, svg, series))
     return figures
@@ -97,13 +103,16 @@ CURVES = {"pr": ("pr_recall", "pr_precision", "recall", "precision", "precision�
 
 def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
     """Precision–recall (by Hamming radius) and precision@K curves per dataset, protocol,
-    coding, direction and bit length: one line per method, averaged over its seeds."""
+    features, coding, direction and bit length: one line per method, averaged over its seeds."""
     from cmhbench import store
 
     figures = []
     styles = method_styles(frame["method"])
     ok = frame[frame["status"] == "ok"]
-    for (dataset, protocol, coding, bits), cells in ok.groupby(["dataset", "protocol", "database_coding", "bits"]):
+    if "features" not in ok.columns:
+        ok = ok.assign(features="raw")
+    for (dataset, protocol, features, coding, bits), cells in ok.groupby(["dataset", "protocol", "features",
+                                                                           "database_coding", "bits"]):
         stored = {row.key: store.read_arrays(row.out, row.key) for row in cells.itertuples()}
         for direction in DIRECTIONS:
             for kind, (xkey, ykey, xlabel, ylabel, what) in CURVES.items():
@@ -124,10 +133,11 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
                     continue
                 if kind == "pk":
                     ax.set_xscale("log")
-                title = f"{dataset} · {DIRECTIONS[direction]} · {bits} bits · {coding}"
+                title = f"{dataset}{_features(features)} · {DIRECTIONS[direction]} · {bits} bits · {coding}"
                 ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{what}\n{title}")
                 ax.grid(alpha=0.3)
                 _legend(ax)
-                png, svg = _save(fig, dest, slug(f"{kind}-{dataset}-{protocol}-{coding}-{direction}-{bits}bits"))
+                png, svg = _save(fig, dest, slug(f"{kind}-{dataset}-{protocol}{_features(features, '-')}-{coding}-"
+                                                 f"{direction}-{bits}bits"))
                 figures.append(Figure(title, png, svg, series))
     return figures

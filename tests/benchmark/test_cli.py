@@ -149,6 +149,13 @@ def test_evaluate_rescoring_a_stored_run_and_external_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--metric", "tmap@all"]) == 0
     assert "tmap@all" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--metrics", "tmap@50,map@50-found"]) == 0
+    (tie_aware,) = list(store.iter_records(out))
+    assert 0 < tie_aware["metrics"]["i2t"]["tmap@50"] < 1
+    assert tie_aware["metrics"]["i2t"]["map@50-found"] >= tie_aware["metrics"]["i2t"]["map@50"]
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--metric", "tmap@50"]) == 0
+    assert "tmap@50" in capsys.readouterr().out
 
     rng = np.random.default_rng(0)
     codes = tmp_path / "codes.npz"
@@ -160,3 +167,54 @@ def test_evaluate_rescoring_a_stored_run_and_external_codes(tmp_path, capsys):
     assert main(["evaluate", "--codes", str(tmp_path / "bad.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cmhbench: error:") and "bad.npz" in err and err.count("\n") == 1
+
+
+def test_unknown_features_exit_2_with_one_line(tmp_path, capsys):
+    assert main(["run", "--methods", "cca-itq", "--features", "standard", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == "cmhbench: error: features must be one of raw, zscore, l2, got 'standard'\n"
+
+
+def test_raw_and_zscore_runs_into_one_folder_store_separate_cells_and_tables(tmp_path, capsys):
+    import pandas as pd
+
+    out = str(tmp_path / "o")
+    grid = ["run", "--methods", "cca-itq", "--bits", "16", "--preset", "quick", "--no-progress", "--out", out]
+    assert main(grid) == 0
+    assert main(grid + ["--features", "zscore"]) == 0
+    assert "1 cells: 0 already stored, 1 computed" in capsys.readouterr().err  # the zscore cell is new
+    assert main(grid + ["--features", "raw"]) == 0
+    assert "1 cells: 1 already stored, 0 computed" in capsys.readouterr().err
+    frame = store.load_results(out)
+    assert sorted(frame["features"]) == ["raw", "zscore"]
+    assert frame.groupby("features")["i2t/map@all"].first().nunique() == 2  # different inputs, different scores
+    results = pd.read_csv(tmp_path / "o" / "results.csv")
+    assert set(results["features"]) == {"raw", "zscore"}
+    board = (tmp_path / "o" / "leaderboard.md").read_text()
+    assert "features raw" in board and "features zscore" in board
+    zscore = frame[frame["features"] == "zscore"].iloc[0]
+    assert "--features zscore" in store.read_record(out, zscore["key"])["reproduce"]["command"]
+
+
+def test_features_from_a_config_file(tmp_path, capsys):
+    config = tmp_path / "grid.toml"
+    config.write_text('methods = ["cca-itq"]\nbits = [16]\npreset = "quick"\nfeatures = "l2"\n')
+    assert main(["run", "--config", str(config), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert list(store.load_results(tmp_path / "o")["features"]) == ["l2"]
+
+
+@pytest.mark.slow
+def test_a_shallow_run_imports_only_its_method_and_no_torch(tmp_path):
+    # Only the requested methods are imported: the parent process of a cca-itq run never loads torch.
+    import subprocess
+    import sys
+
+    code = ("import sys; from cmhbench.cli import main; "
+            f"rc = main(['run', '--methods', 'cca-itq', '--bits', '16', '--out', {str(tmp_path / 'o')!r}, "
+            "'--no-progress']); "
+            "print(rc, 'torch' in sys.modules, sorted(m for m in sys.modules if m.startswith('cmhbench.methods.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rc, torch_loaded, modules = done.stdout.strip().splitlines()[-1].split(" ", 2)
+    assert (rc, torch_loaded) == ("0", "False")
+    assert "cmhbench.methods.cca_itq" in modules and "cmhbench.methods.ucch" not in modules

@@ -81,3 +81,14 @@ def test_cells_carry_their_method_and_teacher_versions(sources):
     assert plain.versions == {"cca-itq": 1}
     assert plain.key == _cell(params=plain.params, dataset=plain.dataset, preset="quick").key
     assert student.versions == {"kdcmh": 2, "jdsh": 2}
+
+
+def test_raw_version_one_cells_keep_the_keys_stored_before_versions_and_features_existed():
+    # the key this cell had before method versions and feature preprocessing (commit 685cb04)
+    assert _cell(versions={"cca-itq": 1}, features="raw").key == "cf5a62c2e114913862a0"
+    assert _cell(features="zscore").key != _cell(features="l2").key != _cell().key
+
+
+def test_unknown_features_are_refused(sources):
+    with pytest.raises(GridError, match="features must be one of raw, zscore, l2, got 'standard'"):
+        build_cells(GridSpec(methods=["cca-itq"], features="standard"), sources)

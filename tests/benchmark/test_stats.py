@@ -90,10 +90,10 @@ def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
     same = compare_methods(frame, "random", "random")
     assert (same["p"] == 1.0).all()
     statistics = leaderboard_statistics(frame)
-    best = statistics[("synthetic", "synthetic", "modality", "i2t", "cca-itq", 16)]
+    best = statistics[("synthetic", "synthetic", "raw", "modality", "i2t", "cca-itq", 16)]
     assert best.interval.low <= best.interval.estimate <= best.interval.high
     assert best.best and best.tied_with_best and best.p_vs_best is None
-    worse = statistics[("synthetic", "synthetic", "modality", "i2t", "random", 16)]
+    worse = statistics[("synthetic", "synthetic", "raw", "modality", "i2t", "random", 16)]
     assert not worse.best and not worse.tied_with_best and worse.p_vs_best < 0.05
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--ci"]) == 0
@@ -135,7 +135,7 @@ def test_entries_are_marked_when_not_significantly_different_from_the_best(tmp_p
         "twin": [b + 0.02 + rng.normal(0, 0.001, 200) for b in base],  # the same up to noise
         "far": [b - 0.2 for b in base]})
     statistics = leaderboard_statistics(frame, n_resamples=999)
-    mark = {m: statistics[("d", "p", "modality", "i2t", m, 16)] for m in ("best", "twin", "far")}
+    mark = {m: statistics[("d", "p", "raw", "modality", "i2t", m, 16)] for m in ("best", "twin", "far")}
     top = max(mark, key=lambda m: mark[m].interval.estimate)
     assert mark[top].best and mark[top].tied_with_best
     assert sum(e.best for e in mark.values()) == 1

@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 import torch
 
 from cmhbench.datasets.synthetic import SyntheticConfig, generate
-from cmhbench.methods import create
+from cmhbench.methods import create, registry
 from cmhbench.methods.deep import batch_order, cosine_matrix, relaxation, scaled_cosine, signs
 
 
@@ -49,3 +50,29 @@ def test_fitting_leaves_the_global_torch_rng_alone():
     torch.manual_seed(123)
     create("djsrh", params={"epochs": 1, "hidden": 16}, device="cpu").fit(train, 8)
     assert torch.equal(torch.rand(3), expected)
+
+
+#: Small settings per deep method (the student's epochs are what progress counts).
+SMALL = {
+    "djsrh": {}, "jdsh": {},
+    "dgcpn": {"knn": 20},
+    "ucch": {"negatives": 50, "batch_size": 64},
+    "kdcmh": {"teacher_epochs": 2, "teacher_hidden": 16, "batch_size": 64},
+    "uchm": {"gen_epochs": 2, "gen_hidden": 16, "gen_batch_size": 64, "calibration_pairs": 2000},
+}
+
+
+def test_every_deep_method_is_covered_by_the_progress_test():
+    assert sorted(SMALL) == sorted(name for name in registry.available() if registry.get(name).info.kind == "deep")
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_deep_method_reports_progress_once_per_epoch(name):
+    ds = generate(SyntheticConfig(n_items=300, n_query=50, n_train=200))
+    train = ds.paired(np.arange(200))
+    reports = []
+    model = create(name, params={"epochs": 3, "hidden": 16, **SMALL[name]}, device="cpu")
+    model.fit(train, 8, progress=reports.append)
+    assert [(r.done, r.total) for r in reports] == [(1, 3), (2, 3), (3, 3)]
+    # the loss shown is the epoch's mean loss, the one kept in the history
+    assert [r.values["loss"] for r in reports] == pytest.approx(list(model.loss_history_["loss"]), rel=1e-12)

@@ -30,7 +30,7 @@ def test_batch_loss_matches_the_paper_formula():
     mse = lambda p: ((p - S) ** 2).mean()  # noqa: E731
     expected = 0.3 * mse(bi @ bi.T) + mse(bi @ bt.T) + 0.7 * mse(bt @ bt.T)
     assert torch.allclose(loss, expected)
-    assert abs(terms["cross"] - mse(bi @ bt.T).item()) < 1e-6
+    assert abs(terms["cross"].item() - mse(bi @ bt.T).item()) < 1e-6
 
 
 def test_dataset_overrides_apply():

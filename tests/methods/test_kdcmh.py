@@ -51,7 +51,7 @@ def test_dcmh_step_loss_matches_the_direct_formula_and_its_gradient():
     balance = float((F_full.sum(0) ** 2).sum())
     expected = (likelihood + gamma * quantization + eta * balance) / (n * len(rows))
     assert loss.item() == pytest.approx(expected, rel=1e-10)
-    assert terms["balance"] == pytest.approx(balance / (n * len(rows)), rel=1e-10)
+    assert terms["balance"].item() == pytest.approx(balance / (n * len(rows)), rel=1e-10)
 
     # DCMH's gradient: dJ/dF_i = ½ Σ_j (σ(Θ_ij) − S_ij) G_j + 2γ(F_i − B_i) + 2η F1
     loss.backward()

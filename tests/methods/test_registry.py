@@ -126,3 +126,28 @@ def test_versions_name_the_method_and_every_method_it_uses():
     assert registry.versions("cca-itq") == {"cca-itq": 1}
     assert registry.versions("jdsh") == {"jdsh": 2}
     assert registry.versions("kdcmh") == {"kdcmh": 2, "jdsh": 2}
+
+
+def test_builtin_names_are_read_without_importing_and_match_the_registry():
+    listed = registry.builtin_names()
+    registered = [m for m in registry.available() if registry.is_builtin(registry.get(m))]
+    assert listed == sorted(registered)
+
+
+def test_a_builtin_registered_in_a_module_of_another_name_is_refused():
+    class Misplaced(Hasher):
+        """A built-in in the wrong file."""
+
+    Misplaced.__module__ = "cmhbench.methods.cvh"
+    with pytest.raises(ValueError, match=r"must live in cmhbench/methods/new_method\.py"):
+        registry.register(name="new-method", title="t", authors="a", venue="v", year=2000, kind="shallow",
+                          fidelity="paper", deterministic=True, memory="O(1)")(Misplaced)
+    assert "new-method" not in registry.available()
+
+
+def test_a_module_that_registers_nothing_must_be_named_as_a_helper(monkeypatch):
+    # 'domains' registers no method: scanned as if it were a method module, it is named in the error
+    monkeypatch.setitem(registry._state, "builtins", False)
+    monkeypatch.setattr(registry, "_method_modules", lambda: ["cvh", "domains"])
+    with pytest.raises(ValueError, match=r"cmhbench/methods/domains\.py registers no method named 'domains'"):
+        registry.available()

@@ -116,15 +116,15 @@ def test_batch_loss_combines_the_terms_and_updates_the_bank():
     before = bank.values.clone()
     keys = bank.keys()
     loss, terms = model._batch_loss(3, rows, x, y, bank, torch.Generator().manual_seed(5))
-    assert loss.item() == pytest.approx(0.7 * terms["contrastive"] + 0.3 * terms["ranking"], rel=1e-5)
+    assert loss.item() == pytest.approx(0.7 * terms["contrastive"].item() + 0.3 * terms["ranking"].item(), rel=1e-5)
     # n − 1 = 9 < 4096: the negatives are all other pairs, so the contrastive term is exact
     bx, by = unit_outputs(model.image_net_, x), unit_outputs(model.text_net_, y)
     expected = 0.0
     for b in (bx, by):
         logits = b @ keys.T / (0.9 * 2.0)
         expected += F.cross_entropy(logits, rows).item()
-    assert terms["contrastive"] == pytest.approx(expected, rel=1e-5)
-    assert terms["ranking"] == pytest.approx(smooth_ranking_loss(bx, by, 0.2, 0.1).item(), rel=1e-5)
+    assert terms["contrastive"].item() == pytest.approx(expected, rel=1e-5)
+    assert terms["ranking"].item() == pytest.approx(smooth_ranking_loss(bx, by, 0.2, 0.1).item(), rel=1e-5)
     fused = F.normalize((bx + by) / 2, dim=1)
     assert torch.allclose(bank.values[rows], F.normalize(0.4 * before[rows] + 0.6 * fused, dim=1), atol=1e-6)
     assert torch.equal(bank.values[[0, 2, 3]], before[[0, 2, 3]])
@@ -138,7 +138,7 @@ def test_warmup_contrasts_against_the_batch_and_overwrites_the_bank():
     bx, by = unit_outputs(model.image_net_, x), unit_outputs(model.text_net_, y)
     keys = torch.where(bx + by >= 0, 1.0, -1.0)
     expected = sum(F.cross_entropy(b @ keys.T / 1.8, torch.arange(4)).item() for b in (bx, by))
-    assert terms["contrastive"] == pytest.approx(expected, rel=1e-5)
+    assert terms["contrastive"].item() == pytest.approx(expected, rel=1e-5)
     assert torch.allclose(bank.values[rows], F.normalize(bx + by, dim=1), atol=1e-6)
 
 
@@ -170,4 +170,4 @@ def test_training_lowers_the_loss_and_bad_parameters_are_refused():
     bank = MemoryBank(10, 4, torch.Generator().manual_seed(0), torch.device("cpu"))
     _, terms = model._batch_loss(2, torch.arange(5), x, y, bank, torch.Generator().manual_seed(1))
     bx, by = unit_outputs(model.image_net_, x), unit_outputs(model.text_net_, y)
-    assert terms["ranking"] == pytest.approx(ranking_loss(bx, by, 0.2).item(), rel=1e-5)
+    assert terms["ranking"].item() == pytest.approx(ranking_loss(bx, by, 0.2).item(), rel=1e-5)

@@ -132,7 +132,7 @@ def test_batch_loss_matches_the_documented_formula(mie):
                 + 0.2 * (((t_i - B) ** 2).mean() + ((t_t - B) ** 2).mean())
                 + mse(un @ un.T))
     assert torch.allclose(loss, expected, atol=1e-6)
-    assert terms["select"] == pytest.approx(mse(un @ un.T).item(), abs=1e-6)
+    assert terms["select"].item() == pytest.approx(mse(un @ un.T).item(), abs=1e-6)
 
 
 def test_without_bit_selection_the_quantization_target_is_the_sign_of_the_sum():
@@ -147,7 +147,7 @@ def test_without_bit_selection_the_quantization_target_is_the_sign_of_the_sum():
     h_i, h_t = model.image_net_(x), model.text_net_(y)
     B = torch.where(h_i + h_t >= 0, 1.0, -1.0)
     expected = ((torch.tanh(h_i) - B) ** 2).mean() + ((torch.tanh(h_t) - B) ** 2).mean()
-    assert terms["quant"] == pytest.approx(expected.item(), abs=1e-6)
+    assert terms["quant"].item() == pytest.approx(expected.item(), abs=1e-6)
     assert "select" not in terms
 
 

@@ -18,7 +18,7 @@ from cmhbench.evaluation import (
     precision_recall_by_radius,
 )
 from cmhbench.evaluation import engine
-from cmhbench.evaluation.metrics import harmonic_difference, tie_aware_ap
+from cmhbench.evaluation.ties import harmonic_difference, tie_aware_ap
 
 # ----------------------------------------------------------------- brute-force reference
 
@@ -68,6 +68,10 @@ def brute_all(qc, dc, ql, dl, names):
                 score = ap_of(rels)
             elif spec.kind == "map@K":
                 score = ap_of(rels, k)
+            elif spec.kind == "map@K-found":  # queries with nothing relevant in the top K leave the mean
+                score = ap_of(rels, k) if any(rels[:k]) else np.nan
+            elif spec.kind == "map@all-found":
+                score = ap_of(rels) if n_rel else np.nan
             elif spec.kind == "cmap@K":
                 score = calc_map_k_query(rels, spec.k)
             elif spec.kind == "p@K":
@@ -79,22 +83,24 @@ def brute_all(qc, dc, ql, dl, names):
                 found = sum(rel[j] for j in inside)
                 den = len(inside) if spec.kind == "p@rH" else n_rel
                 score = found / den if den else 0.0
+            elif spec.kind == "tmap@K":
+                score = tie_aware_by_permutations(dist, rel, k)
             else:  # tmap@all
                 score = tie_aware_by_permutations(dist, rel)
             per_query[name].append(score)
-    return {name: float(np.mean(values)) for name, values in per_query.items()}
+    return {name: float(np.nanmean(values)) for name, values in per_query.items()}
 
 
 def brute(qc, dc, ql, dl, name):
     return brute_all(qc, dc, ql, dl, [name])[name]
 
 
-def tie_aware_by_permutations(dist, rel):
-    """Mean AP over every ordering consistent with the distances (all permutations of ties)."""
+def tie_aware_by_permutations(dist, rel, k=None):
+    """Mean AP (AP@k) over every ordering consistent with the distances (all permutations of ties)."""
     groups = [[j for j in range(len(dist)) if dist[j] == d] for d in sorted(set(dist))]
     aps = []
     for perms in itertools.product(*(itertools.permutations(g) for g in groups)):
-        aps.append(ap_of([rel[j] for perm in perms for j in perm]))
+        aps.append(ap_of([rel[j] for perm in perms for j in perm], k))
     return float(np.mean(aps))
 
 
@@ -111,8 +117,8 @@ def random_case(rng, n_query, n_db, bits, n_labels, multi, p_label=0.25):
     return qc, dc, ql, dl
 
 
-RANKED = ("map@all", "map@10", "map@500", "cmap@5", "cmap@1000", "p@1", "p@20", "p@999", "r@7", "r@500",
-          "p@r0", "p@r2", "r@r3", "p@r200")
+RANKED = ("map@all", "map@10", "map@500", "map@5-found", "map@all-found", "cmap@5", "cmap@1000", "p@1", "p@20",
+          "p@999", "r@7", "r@500", "p@r0", "p@r2", "r@r3", "p@r200")
 
 
 # ---------------------------------------------------------------------- brute-force tests
@@ -145,12 +151,14 @@ def test_backends_agree_with_brute_force(backend, monkeypatch):
     rng = np.random.default_rng(7)
     qc, dc, ql, dl = random_case(rng, 10, 80, 13, 6, True)
     names = (*RANKED, "tmap@all")
+    names = (*names, "tmap@5", "tmap@40")
     got = evaluate(qc, dc, ql, dl, metrics=names, backend="numba" if backend == "numba" else "numpy", workers=3)
     want = brute_all(qc, dc, ql, dl, RANKED)
     for name in RANKED:
         assert got[name] == pytest.approx(want[name], abs=1e-12), name
-    assert got["tmap@all"] == pytest.approx(evaluate(qc, dc, ql, dl, ["tmap@all"], backend="numpy")["tmap@all"],
-                                            abs=1e-12)
+    tie_aware = evaluate(qc, dc, ql, dl, ["tmap@all", "tmap@5", "tmap@40"], backend="numpy")
+    for name in tie_aware:
+        assert got[name] == pytest.approx(tie_aware[name], abs=1e-12), name
 
 
 def test_worker_threads_do_not_change_results():
@@ -162,12 +170,21 @@ def test_worker_threads_do_not_change_results():
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_tie_aware_map_is_the_mean_over_all_tie_orderings(seed):
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_tie_aware_map_is_the_mean_over_all_tie_orderings(seed, backend):
+    """tmap@all and tmap@K from codes with many ties: the mean of AP (AP@K) over every
+    permutation of every group of tied items."""
+    if backend not in engine.available_backends():
+        pytest.skip("numba is not installed")
     rng = np.random.default_rng(seed)
     bits = [2, 3, 2, 4, 3, 2][seed]
     qc, dc, ql, dl = random_case(rng, 4, 7, bits, 3, seed % 2 == 0, p_label=0.4)
-    got = evaluate(qc, dc, ql, dl, ["tmap@all"])["tmap@all"]
-    assert got == pytest.approx(brute(qc, dc, ql, dl, "tmap@all"), abs=1e-12)
+    names = ["tmap@all", "tmap@1", "tmap@2", "tmap@3", "tmap@5", "tmap@7", "tmap@50"]
+    got = evaluate(qc, dc, ql, dl, names, backend=backend)
+    want = brute_all(qc, dc, ql, dl, names)
+    for name in names:
+        assert got[name] == pytest.approx(want[name], abs=1e-12), name
+    assert got["tmap@7"] == pytest.approx(got["tmap@all"], abs=1e-12)  # K = N: the whole ranking
 
 
 def exact_tie_aware_ap(n, r):
@@ -234,6 +251,62 @@ def test_map_matches_the_original_brute_force():
     assert got == pytest.approx(brute_all(qc, dc, ql, dl, names), abs=1e-12)
 
 
+# ------------------------------------------------------------------ UCCH's map@K convention
+
+
+def ucch_map_k(retrieval, retrieval_labels, query, query_labels, k=0, sort_kind="quicksort"):
+    """UCCH's ``fx_calc_map_multilabel_k`` (penghu-cs/UCCH, UCCH.py), re-written here from its
+    published formula: rank by SciPy's normalised Hamming distance with an argsort, keep the
+    top k (k = 0: all), and average AP@k = Σ rel·precision / (relevant in the top k) over the
+    queries with at least one relevant item in the top k only.  ``sort_kind``: NumPy's default
+    quicksort as published; "stable" for database row order inside ties, the cmhbench rule."""
+    from scipy.spatial.distance import cdist
+
+    order = cdist(query, retrieval, "hamming").argsort(axis=1, kind=sort_kind)
+    k = k or retrieval.shape[0]
+    aps = []
+    for i in range(query.shape[0]):
+        relevant = retrieval_labels[order[i, :k]] @ query_labels[i] > 0
+        if relevant.sum() > 0:
+            precision = np.cumsum(relevant) / np.arange(1.0, relevant.size + 1)
+            aps.append(float(relevant @ precision / relevant.sum()))
+    return float(np.mean(aps))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_map_found_equals_ucchs_function_with_the_same_tie_rule(seed):
+    rng = np.random.default_rng(seed)
+    qc, dc, ql, dl = random_case(rng, 60, 400, 12, 9, True, p_label=0.06)  # sparse labels: misses in the top K
+    names = ["map@5-found", "map@50-found", "map@all-found", "map@50"]
+    got = evaluate(qc, dc, ql, dl, names)
+    for k in (5, 50):
+        assert got[f"map@{k}-found"] == pytest.approx(ucch_map_k(dc, dl, qc, ql, k, "stable"), abs=1e-12)
+    assert got["map@all-found"] == pytest.approx(ucch_map_k(dc, dl, qc, ql, 0, "stable"), abs=1e-12)
+    # the same per-query AP@K; dropping queries with no hit can only raise the mean
+    stats = compute_stats(qc, dc, ql, dl, ["map@50"])
+    found = stats.hits[:, 0] > 0
+    assert 0 < found.sum() < len(qc)
+    assert got["map@50-found"] == pytest.approx(got["map@50"] * len(qc) / found.sum(), abs=1e-12)
+
+
+def test_map_found_equals_ucchs_published_function_where_no_distances_tie():
+    """Thermometer database codes (item j has its first j bits set): the all-off and all-on
+    queries see every item at a different distance, so UCCH's unstable argsort is exact."""
+    rng = np.random.default_rng(5)
+    bits = 64
+    perm = rng.permutation(bits + 1)  # database rows not in rank order
+    dc = np.where(np.arange(bits)[None, :] < np.arange(bits + 1)[:, None], 1, -1).astype(np.int8)[perm]
+    qc = np.array([[-1] * bits, [1] * bits, [-1] * bits], np.int8)
+    dl = (rng.random((bits + 1, 6)) < 0.3).astype(np.uint8)
+    ql = np.array([[1, 0, 0, 1, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.uint8)  # query 3: nothing
+    dl[:, 5] = 0
+    for k in (3, 10, 0):
+        name = f"map@{k}-found" if k else "map@all-found"
+        assert evaluate(qc, dc, ql, dl, [name])[name] == pytest.approx(ucch_map_k(dc, dl, qc, ql, k), abs=1e-12)
+    assert evaluate(qc, dc, ql, dl, ["map@all"])["map@all"] == pytest.approx(
+        ucch_map_k(dc, dl, qc, ql, 0) * 2 / 3, abs=1e-12)
+
+
 # ------------------------------------------------------------------------- tie rule, inputs
 
 
@@ -262,8 +335,10 @@ def test_queries_without_relevant_items_score_zero_in_every_metric():
     rng = np.random.default_rng(2)
     qc, dc, _, dl = random_case(rng, 3, 20, 8, 4, True)
     ql = np.zeros((3, 4), np.uint8)
-    names = ("map@all", "map@5", "cmap@5", "tmap@all", "p@5", "r@5", "p@r8", "r@r8")
+    names = ("map@all", "map@5", "cmap@5", "tmap@all", "tmap@5", "p@5", "r@5", "p@r8", "r@r8")
     assert evaluate(qc, dc, ql, dl, names) == dict.fromkeys(names, 0.0)
+    # ... except the UCCH-style means, which have no query left to average
+    assert all(np.isnan(v) for v in evaluate(qc, dc, ql, dl, ["map@5-found", "map@all-found"]).values())
 
 
 def test_codes_may_be_zero_one_or_bool():
@@ -299,8 +374,9 @@ def test_hamming_distances_are_exact():
 # ------------------------------------------------------------------------------- names
 
 
-@pytest.mark.parametrize("name", ["map", "map@0", "map@-5", "precision@5", "MAP@all", "tmap@50", "cmap@all",
-                                  "p@r-1", "p@all", "map@05", "p@r", "", "map@all "])
+@pytest.mark.parametrize("name", ["map", "map@0", "map@-5", "precision@5", "MAP@all", "tmap@0", "cmap@all",
+                                  "p@r-1", "p@all", "map@05", "p@r", "", "map@all ", "map@50-Found", "map@found",
+                                  "cmap@5-found", "tmap@50-found", "p@5-found", "map@0-found"])
 def test_unknown_metric_names_are_refused(name):
     with pytest.raises(MetricError, match="unknown metric"):
         check_metric(name)
@@ -313,6 +389,8 @@ def test_unknown_metric_names_are_refused_before_any_work():
 
 @pytest.mark.parametrize("name, kind, k", [("map@all", "map@all", None), ("map@50", "map@K", 50),
                                            ("cmap@5000", "cmap@K", 5000), ("tmap@all", "tmap@all", None),
+                                           ("tmap@50", "tmap@K", 50), ("map@50-found", "map@K-found", 50),
+                                           ("map@all-found", "map@all-found", None),
                                            ("p@100", "p@K", 100), ("r@7", "r@K", 7), ("p@r2", "p@rH", 2),
                                            ("r@r0", "r@rH", 0)])
 def test_metric_names_parse(name, kind, k):
@@ -341,7 +419,7 @@ def test_cutoffs_beyond_the_database_read_as_its_size():
 def test_statistics_report_their_backend_and_counts():
     rng = np.random.default_rng(10)
     qc, dc, ql, dl = random_case(rng, 6, 50, 12, 4, True)
-    stats = compute_stats(qc, dc, ql, dl, ["tmap@all"])
+    stats = compute_stats(qc, dc, ql, dl, ["tmap@all", "tmap@20"])
     assert stats.ap_sum is None  # counts only: no ranking was needed
     assert stats.n.shape == (6, 13) and (stats.n.sum(axis=1) == 50).all()
     assert stats.backend in engine.available_backends()

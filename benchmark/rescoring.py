@@ -1,0 +1,56 @@
+"""Re-score a results folder in place (``cmhbench evaluate OUT``): new metrics, no refitting.
+
+Every finished, intact cell is scored again from its stored codes; its record gains the
+new metrics (the old ones stay) and a ``rescored`` entry, its arrays the evaluation
+arrays, and the folder's ``results.csv`` is rewritten.  Corrupt cells are skipped and
+named, never scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from cmhbench import leaderboard, store
+from cmhbench.evaluation.rescore import evaluate_cell
+from cmhbench.runner import code_statistics, utc_now
+
+log = logging.getLogger(__name__)
+
+
+class NotAResultsFolder(store.StoreError):
+    """A folder to re-score that holds no cells."""
+
+
+@dataclass
+class Rescored:
+    """What re-scoring one folder did."""
+
+    out: Path
+    cells: int
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> why (corrupt)
+
+
+def rescore_folder(out: str | Path, metrics: Sequence[str]) -> Rescored:
+    """Score every finished cell of ``out`` with ``metrics`` and store the result."""
+    out = Path(out)
+    done = [r for r in store.iter_records(out) if r["status"] == "ok"]
+    corrupt = {r["key"]: problem for r in done if (problem := store.verify_cell(out, r["key"]))}
+    for key, problem in corrupt.items():
+        log.warning("skipped corrupt cell %s: %s", key, problem)
+    done = [r for r in done if r["key"] not in corrupt]
+    if not done and not store.cells_dir(out).is_dir():
+        raise NotAResultsFolder(f"{out} is not a cmhbench results folder (no cells/ inside)")
+    for record in done:  # the key is the record's folder name (validated on read), never trusted data
+        arrays = store.read_arrays(out, record["key"])
+        scores, curves = evaluate_cell(arrays, metrics)
+        record["codes"] = code_statistics(arrays, int(arrays["n_bits"]))
+        for direction, values in scores.items():
+            record["metrics"].setdefault(direction, {}).update(values)
+        arrays.update(curves)
+        record.setdefault("rescored", []).append({"metrics": list(metrics), "at": utc_now()})
+        store.write_cell(out, record["key"], record, arrays)
+    store.write_text_atomic(out / "results.csv", leaderboard.to_csv(store.load_results(out)))
+    return Rescored(out, len(done), corrupt)
