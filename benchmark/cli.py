@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                                                                     "(default: paper)")
     tune.add_argument("--bits", help="comma-separated bit lengths; the objective averages over them (default: 32)")
     tune.add_argument("--seeds", help="comma-separated seeds; the objective averages over them (default: 0)")
+    tune.add_argument("--features", help="feature preprocessing: raw (default), zscore or l2 (statistics from the "
+                                         "trial's own training rows)")
     tune.add_argument("--trials", type=int, required=True, help="completed trials per method")
     tune.add_argument("--metric", default="map@all", help="objective: mean of I→T and T→I of this metric on the "
                                                           "validation split (default: map@all)")

@@ -50,16 +50,13 @@ class Cell:
     database_coding: str
     preset: str = field(default="paper", compare=False)  # recorded, not keyed: params say it all
     versions: Mapping[str, int] = field(default_factory=dict)  # the method's and its teachers' versions
-<<<<<<< HEAD
+    features: str = DEFAULT_FEATURES  # preprocessing of the features (cmhbench.datasets.features)
     split: str = "test"  # "validation": scored on the validation split (tuning trials)
     tuned: Mapping[str, Any] | None = field(default=None, compare=False)  # where tuned values came from
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_ROLES:
             raise GridError(f"split must be one of {', '.join(SPLIT_ROLES)}, got {self.split!r}")
-=======
-    features: str = DEFAULT_FEATURES  # preprocessing of the features (cmhbench.datasets.features)
->>>>>>> main
 
     @property
     def dataset_name(self) -> str:
@@ -85,13 +82,9 @@ class Cell:
     @property
     def label(self) -> str:
         coding = "" if self.database_coding == "modality" else f"/{self.database_coding}"
-<<<<<<< HEAD
-        role = "" if self.split == "test" else f"/{self.split}"
-        return f"{self.method}/{self.dataset_name}/{self.bits}b/s{self.seed}{coding}{role}"
-=======
         features = "" if self.features == DEFAULT_FEATURES else f"/{self.features}"
-        return f"{self.method}/{self.dataset_name}{features}/{self.bits}b/s{self.seed}{coding}"
->>>>>>> main
+        role = "" if self.split == "test" else f"/{self.split}"
+        return f"{self.method}/{self.dataset_name}{features}/{self.bits}b/s{self.seed}{coding}{role}"
 
     def command(self) -> str:
         """A ``cmhbench run`` command line that recomputes this cell's numbers ("" for a
@@ -196,9 +189,6 @@ def build_cells(spec: GridSpec, sources: Mapping[str, DatasetSource], split: str
                 for seed in spec.seeds:
                     for coding in spec.database_coding:
                         cells.append(Cell(method, base, params, identity, protocol, bits, seed, coding, spec.preset,
-<<<<<<< HEAD
-                                          versions=versions, split=split, tuned=tuned))
-=======
-                                          versions=versions, features=spec.features))
->>>>>>> main
+                                          versions=versions, features=spec.features, split=split,
+                                          tuned=tuned))
     return cells

@@ -31,12 +31,8 @@ from cmhbench.store import load_results, long_results, write_text_atomic
 
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
-<<<<<<< HEAD
-GROUP = ["dataset", "protocol", "database_coding"]
-
-=======
 GROUP = ["dataset", "protocol", "features", "database_coding"]
->>>>>>> main
+
 LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
           f"{NOT_APPLICABLE} = not applicable (no pair encoder); {RECONSTRUCTED_MARK} = fidelity '{RECONSTRUCTED}'; "
           f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults.")

@@ -24,13 +24,9 @@ from typing import Any
 import numpy as np
 
 from cmhbench import store
-<<<<<<< HEAD
-from cmhbench.datasets import Dataset, DatasetSource
-from cmhbench.datasets.validation import split_for_role
-=======
 from cmhbench.datasets import Dataset, DatasetSource, Split
 from cmhbench.datasets.features import DEFAULT_FEATURES, preprocess
->>>>>>> main
+from cmhbench.datasets.validation import split_for_role
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
 from cmhbench.evaluation.scoring import score_cell
@@ -226,7 +222,8 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     record = {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features},
+        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features,
+                 "split": cell.split},
         "status": "failed",
         "error": None,
         "metrics": {},
@@ -280,14 +277,9 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
 def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
              record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     dataset = load_dataset(source)
-<<<<<<< HEAD
     split = split_for_role(source.split(dataset, cell.protocol, cell.seed), dataset.labels, cell.seed, cell.split)
     record["split"] = {"role": cell.split, "hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
-=======
-    split = source.split(dataset, cell.protocol, cell.seed)
-    record["split"] = {"hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
     dataset = prepared_features(dataset, source, cell, split)
->>>>>>> main
     memory = None
     if ctx.cache_dir is not None:
         import joblib

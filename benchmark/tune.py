@@ -95,7 +95,7 @@ def study_name(method: str, grid: GridSpec, sources: Mapping[str, DatasetSource]
     problem = {
         "datasets": [sources[d].identity() for d in grid.datasets],
         "protocol": grid.protocol, "bits": grid.bits, "seeds": grid.seeds, "preset": grid.preset,
-        "coding": grid.database_coding, "metric": metric, "fixed": grid.user_params(method),
+        "coding": grid.database_coding, "features": grid.features, "metric": metric, "fixed": grid.user_params(method),
         "space": {k: repr(v) for k, v in search_space(domains).items()},
     }
     return f"{method}-{hashlib.sha256(canonical_json(problem).encode()).hexdigest()[:10]}"
@@ -219,7 +219,7 @@ def tune(settings: RunSettings, sources: Mapping[str, DatasetSource], ctx: RunCo
 def tuned_config(grid: GridSpec, results: list[StudyResult], metric: str) -> dict[str, Any]:
     """The ``run`` config of the tuned variants, with each one's provenance."""
     config: dict[str, Any] = {"methods": [r.variant for r in results], "datasets": grid.datasets, "bits": grid.bits,
-                              "seeds": grid.seeds, "preset": grid.preset}
+                              "seeds": grid.seeds, "preset": grid.preset, "features": grid.features}
     if grid.protocol:
         config["protocol"] = grid.protocol
     variants = {}

@@ -33,13 +33,8 @@ from cmhbench.stats import rank_methods, ranking_entries
 STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
                    f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")
 
-<<<<<<< HEAD
-PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "bits", "seed", "status", "fidelity",
-              "kind", "device", "distinct_db_codes", "fit_s", "total_s", "split_hash", "tuned", "params", "versions", "commit", "error", "key"]
-=======
 PROVENANCE = ["method", "base", "dataset", "protocol", "features", "database_coding", "bits", "seed", "status",
-              "fidelity", "kind", "device", "distinct_db_codes", "fit_s", "total_s", "split_hash", "params", "versions", "commit", "error", "key"]
->>>>>>> main
+              "fidelity", "kind", "device", "distinct_db_codes", "fit_s", "total_s", "split_hash", "tuned", "params", "versions", "commit", "error", "key"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
