@@ -27,6 +27,7 @@ def _tuned(out: Path) -> dict:
     return tomllib.loads((out / "tuned.toml").read_text())
 
 
+@pytest.mark.slow
 def test_tune_writes_tuned_toml_whose_variants_run_and_name_their_study(tmp_path, capsys):
     out, results = tmp_path / "study", tmp_path / "results"
     assert main(["tune", "--methods", "cca-itq,cmfh", "--datasets", "synthetic", "--bits", "32", "--trials", "3",
@@ -74,6 +75,7 @@ def _own_file(path: Path, permute_query_labels: bool) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_permuting_the_test_queries_labels_leaves_the_chosen_parameters_unchanged(tmp_path, capsys):
     chosen = []
     for permute in (False, True):
