@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)")
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
     run.add_argument("--jobs", type=int, help="parallel worker processes (default: 1; -1 = all cores)")
+    run.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, metavar="K",
+                     help="deep cells that share one GPU at a time (default: 1; use --jobs ≥ K); each waits for "
+                          "a free slot and enough free GPU memory")
     run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1; capped so that "
                                                  "jobs × threads ≤ cores)")
     run.add_argument("--backend", choices=["loky", "dask"], help="loky (local worker processes; default) or "
@@ -102,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="paired comparison of two methods, per dataset, direction and bits",
                          description="Paired difference A − B on the same queries (within each seed's split), "
-                                     "its 95%% interval and a permutation p-value, Holm-corrected.")
+                                     "its 95% interval and a permutation p-value, Holm-corrected.")
     cmp.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     cmp.add_argument("--methods", required=True, help="two methods: A,B")
     cmp.add_argument("--metric", default="map@all", help="map@all (default), map@50, tmap@all or p@r2")
@@ -128,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"comma-separated metrics (default: {','.join(RESCORE_METRICS)}; wider than run's, "
                          "since re-scoring is for adding metrics)")
     ev.add_argument("--codes", help="an .npz of codes made elsewhere: <dir>_query, <dir>_database, labels "
-                                    "(see cmhbench.evaluation.rescore.CODES_FILE_FORMAT)")
+                                    "(format: README, section 'Scoring codes made elsewhere')")
     ev.add_argument("--labels", help="an .npz with query_labels and database_labels, if the codes file lacks them")
 
     chk = sub.add_parser("check", help="verify every stored cell (record schema, arrays checksum)",
@@ -138,8 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
-    lst.add_argument("what", choices=["methods", "datasets"])
-    lst.add_argument("--data-dir", dest="data_dir", help="where to look for dataset files (default: $CMHBENCH_DATA)")
+    what = lst.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+    methods = what.add_parser("methods", help="registered methods, built-in and plugins",
+                              description="Registered methods (built-in and plugins) with kind, fidelity and venue.")
+    methods.add_argument("--format", choices=["text", "md"], default="text",
+                         help="text (default) or md: the built-in methods as README's Markdown table")
+    listed = what.add_parser("datasets", help="datasets and whether their files are found",
+                             description="Datasets, their protocols, and whether their files are found.")
+    listed.add_argument("--data-dir", dest="data_dir",
+                        help="where to look for dataset files (default: $CMHBENCH_DATA)")
 
     cache = sub.add_parser("cache", help="inspect or clear the cache of bit-independent work",
                            description="The cache holds work that methods reuse across bit lengths "
@@ -156,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_cli_logging()
     try:
         if args.command == "run":
-            return _run(args, argv)
+            return _run_command(args, argv)
         if args.command == "tune":
             return _tune(args, argv)
         if args.command == "leaderboard":
@@ -197,11 +209,12 @@ def _usage_errors():
             UnknownMethodError, StoreError)
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> int:
+def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets, leaderboard, store
     from cmhbench.config import run_settings
     from cmhbench.evaluation import check_metric
-    from cmhbench.executor import run_cells
+    from cmhbench.estimate import estimate
+    from cmhbench.executor import plan, run_cells
     from cmhbench.grid import build_cells
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
@@ -218,12 +231,21 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     except _usage_errors() as exc:
         raise UsageError(str(exc)) from None
     ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                     threads=settings.threads, timeout=settings.timeout, force=args.force,
+                     cells_per_gpu=settings.cells_per_gpu, threads=settings.threads, timeout=settings.timeout, force=args.force,
                      metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
     grid = settings.grid
-    print(f"cmhbench run: {len(grid.methods)} methods × {len(grid.datasets)} datasets × {len(grid.bits)} bit "
-          f"lengths × {len(grid.seeds)} seeds × {len(grid.database_coding)} codings, preset {grid.preset} "
-          f"→ {settings.out}", file=sys.stderr)
+    sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),
+             (grid.seeds, "seed"), (grid.database_coding, "coding")]
+    print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset}"
+          f"{_preset_note(settings)} → {settings.out}", file=sys.stderr)
+    try:
+        todo, _ = plan(cells, settings.out, args.force)
+        workers = (os.cpu_count() or 1) if settings.jobs == -1 else settings.jobs
+        line = estimate(todo, settings.out, workers).line()
+    except store.StoreError:  # an unreadable record: `cmhbench check` names it; the run recomputes it
+        line = None
+    if line:
+        print(line, file=sys.stderr)
     try:
         summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
                             scheduler=settings.scheduler, progress=args.progress)
@@ -233,6 +255,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(f"cannot run the grid: {exc}") from None
     print(summary.line(), file=sys.stderr)
     print(leaderboard.write_tables(settings.out, settings.metrics))
+    collapsed = leaderboard.collapse_warning(store.load_results(settings.out), keys={c.key for c in cells})
+    if collapsed:
+        print(f"warning: {collapsed}", file=sys.stderr)
     for outcome in summary.failed:
         print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
@@ -258,7 +283,8 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
         sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
                    for name in settings.grid.datasets}
         ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                         threads=settings.threads, timeout=settings.timeout, argv=("cmhbench", *argv),
+                         cells_per_gpu=settings.cells_per_gpu, threads=settings.threads,
+                         timeout=settings.timeout, argv=("cmhbench", *argv),
                          config=settings.config)
         results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
                        sampler_seed=args.sampler_seed, report=lambda line: print(line, file=sys.stderr))
@@ -270,6 +296,21 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"wrote {settings.out / TUNED_FILE}; run it with: cmhbench run --config {settings.out / TUNED_FILE} "
           "--out RESULTS", file=sys.stderr)
     return 0
+
+
+def _preset_note(settings) -> str:
+    """Why this preset, when the user did not name it: the tour's quick, or paper implied by --methods."""
+    if "preset" in settings.config:
+        return ""
+    if settings.grid.preset == "quick":
+        return " (the default tour's; --preset paper for the papers' settings)"
+    return (" (the default once --methods or --datasets is given: the papers' settings, slow for deep methods; "
+            "--preset quick for a fast look)")
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 method', '3 methods'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -424,20 +465,10 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     if args.what == "methods":
-        from cmhbench.methods import registry
+        from cmhbench.methods import catalog, registry
 
-        rows = []
-        for name in registry.available():
-            cls = registry.get(name)
-            info = cls.info
-            rows.append([name, info.kind, info.fidelity, "yes" if info.pair_encoder else "no",
-                         "yes" if info.deterministic else "no", f"{info.venue} {info.year}",
-                         "built-in" if registry.is_builtin(cls) else f"plugin ({cls.__module__})"])
-        print(tabulate(rows, headers=["method", "kind", "fidelity", "pair encoder", "deterministic", "venue",
-                                      "source"]))
+        print(catalog.markdown() if args.format == "md" else catalog.table(), end="" if args.format == "md" else "\n")
         for plugin, error in registry.plugin_errors().items():
             print(f"plugin {plugin} failed to load and is skipped: {error}", file=sys.stderr)
     else:

@@ -39,7 +39,7 @@ DEFAULT_BITS = [16, 32, 64, 128]
 DEFAULT_OUT = Path("results") / "latest"
 RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "database_coding", "features", "params",
             "variants", "out", "data_dir", "cache_dir", "device", "jobs", "threads", "metrics", "backend",
-            "scheduler", "timeout"}
+            "scheduler", "timeout", "cells_per_gpu"}
 
 
 class ConfigError(ValueError):
@@ -109,6 +109,7 @@ class RunSettings:
     cache_dir: Path | None
     device: str = "auto"
     jobs: int = 1
+    cells_per_gpu: int = 1
     threads: int | None = 1
     backend: str = "loky"
     scheduler: str | None = None
@@ -161,6 +162,7 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
         device=merged.get("device", "auto"),
         jobs=int(merged.get("jobs", 1)),
+        cells_per_gpu=int(merged.get("cells_per_gpu", 1)),
         threads=int(merged["threads"]) if merged.get("threads") else 1,
         backend=merged.get("backend", "dask" if merged.get("scheduler") else "loky"),
         scheduler=merged.get("scheduler"),
@@ -170,6 +172,8 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
     )
     if settings.jobs == 0 or settings.jobs < -1:
         raise ConfigError(f"jobs must be a positive number of workers or -1 (all cores), got {settings.jobs}")
+    if settings.cells_per_gpu < 1:
+        raise ConfigError(f"cells_per_gpu must be at least 1, got {settings.cells_per_gpu}")
     if settings.backend not in ("loky", "dask"):
         raise ConfigError(f"backend must be loky or dask, got {settings.backend!r}")
     if settings.timeout is not None and settings.timeout <= 0:

@@ -1,21 +1,24 @@
-"""Many cells: skip the stored ones, run the rest serially, on joblib workers, or on Dask.
+"""Many cells: skip the stored ones, run the rest in worker processes or on Dask.
 
 Every worker claims, runs and writes its own cells (see :mod:`cmhbench.runner`), so
 nothing finished is lost when the scheduling process dies, and resuming is running the
-same grid again: cells whose folder holds an ``ok`` or ``not-applicable`` record are
-skipped, failed ones are tried again.
+same grid again: cells whose folder holds an intact ``ok`` or ``not-applicable`` record
+are skipped, failed and corrupt ones are computed again.
 
-joblib's loky backend aborts a whole ``Parallel`` call when one worker dies (killed, out
-of memory): :func:`_loky` catches that, retries once each cell that was running in the
-dead worker (found by its orphaned claim), records it failed after a second death, and
-carries on with a fresh pool.  No scheduler of our own: parallelism is joblib's, and a
-cluster is Dask's, through joblib's Dask backend.
+Locally (``--jobs N``, serial included) each cell runs in one of N persistent worker
+processes (:mod:`cmhbench.pool`), so that nothing a method does — an exception,
+``sys.exit``, a signal, the out-of-memory killer, a native call that ignores
+``--timeout`` — can end the run: the worker's death is charged to the one cell it was
+running, which is retried once in a fresh worker and then stored as failed.  A cluster is
+Dask's, through joblib's Dask backend.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
@@ -26,10 +29,13 @@ from cmhbench import store
 from cmhbench.datasets import DatasetSource
 from cmhbench.grid import Cell
 from cmhbench.methods import registry
-from cmhbench.runner import CellOutcome, RunContext, failed_record, run_and_store
+from cmhbench.pool import WORKER_DIED, run_in_workers
+from cmhbench.progress import ProgressWatcher
+from cmhbench.runner import CellOutcome, RunContext, run_and_store
 
 BACKENDS = ("loky", "dask")
-WORKER_DIED = "the worker process running this cell died twice (killed, or out of memory)"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,53 +82,6 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
     return sorted(cells, key=lambda c: (registry.get(c.base).info.kind != "deep", -c.bits))
 
 
-def _serial(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
-            bar: tqdm) -> Iterator[CellOutcome]:
-    for cell in todo:
-        bar.set_postfix_str(cell.label, refresh=True)
-        yield run_and_store(cell, sources[cell.dataset_name], ctx)
-
-
-def _loky(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
-          jobs: int) -> Iterator[CellOutcome]:
-    from joblib import Parallel, delayed
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
-    deaths: Counter = Counter()
-    pending = list(todo)
-    while pending:
-        returned: set[str] = set()
-        try:
-            for outcome in Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(run_and_store)(cell, sources[cell.dataset_name], ctx) for cell in pending
-            ):
-                returned.add(outcome.key)
-                yield outcome
-            return
-        except TerminatedWorkerError:
-            orphaned = store.dead_claims(ctx.out)
-            retry = []
-            for cell in pending:
-                if cell.key in returned:
-                    continue
-                if cell.key in orphaned:
-                    deaths[cell.key] += 1
-                    (store.claims_dir(ctx.out) / cell.key).unlink(missing_ok=True)
-                if store.is_done(ctx.out, cell.key):  # finished, but its outcome was lost with the pool
-                    record = store.read_record(ctx.out, cell.key)
-                    yield CellOutcome(cell.key, cell.label, record["status"], record.get("error"))
-                elif deaths[cell.key] >= 2:
-                    yield _store_worker_death(cell, ctx)
-                else:
-                    retry.append(cell)
-            pending = retry
-
-
-def _store_worker_death(cell: Cell, ctx: RunContext) -> CellOutcome:
-    store.write_cell(ctx.out, cell.key, failed_record(cell, ctx, WORKER_DIED), None)
-    return CellOutcome(cell.key, cell.label, "failed", WORKER_DIED)
-
-
 def _needs_gpu(cell: Cell, ctx: RunContext) -> bool:
     return ctx.device != "cpu" and registry.get(cell.base).info.kind == "deep"
 
@@ -130,7 +89,8 @@ def _needs_gpu(cell: Cell, ctx: RunContext) -> bool:
 def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
           scheduler: str | None) -> Iterator[CellOutcome]:
     """Run on a dask.distributed cluster through joblib's Dask backend; deep cells that may
-    use a GPU are sent to workers that declare a ``GPU`` resource when any worker does."""
+    use a GPU are sent to workers that declare a ``GPU`` resource when any worker does, one
+    task each, asking for ``1/cells_per_gpu`` of it (:mod:`cmhbench.gpu_slots`)."""
     try:
         from distributed import Client
     except ImportError:
@@ -143,15 +103,36 @@ def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContex
         has_gpu_workers = any("GPU" in (w.get("resources") or {}) for w in workers)
         gpu = [c for c in todo if has_gpu_workers and _needs_gpu(c, ctx)]
         cpu = [c for c in todo if c not in gpu]
-        for cells, resources in ((cpu, {}), (gpu, {"resources": {"GPU": 1}})):
+        # --cells-per-gpu K: each deep cell asks for 1/K of a worker's GPU, so K run at once
+        share = {"resources": {"GPU": 1.0 / ctx.cells_per_gpu}}
+        for cells, resources, batch in ((cpu, {}, "auto"), (gpu, share, 1)):
             if not cells:
                 continue
             with parallel_config(backend="dask", wait_for_workers_timeout=60, **resources):
-                yield from Parallel(n_jobs=-1, return_as="generator_unordered")(
+                yield from Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=batch)(
                     delayed(run_and_store)(cell, sources[cell.dataset_name], ctx) for cell in cells
                 )
     finally:
         client.close()
+
+
+def _watching(bar: tqdm, ctx: RunContext, todo: list[Cell]) -> AbstractContextManager:
+    """Show the progress running cells report (epoch, loss) in the bar while it is shown."""
+    if bar.disable:
+        return nullcontext()
+    return ProgressWatcher(bar, ctx.out, {c.key: c.label for c in todo})
+
+
+def worker_count(jobs: int, cells: int) -> int:
+    """``--jobs`` capped at the number of cells and of cores (-1 = all cores), with a note:
+    more workers than either only costs start-up time and memory."""
+    cores = os.cpu_count() or 1
+    asked = cores if jobs == -1 else jobs
+    workers = max(1, min(asked, cells, cores))
+    if jobs != -1 and workers < asked and cells:
+        limit = "cells to compute" if cells <= cores else "CPU cores"
+        logger.warning("note: --jobs %d capped to %d (the number of %s)", jobs, workers, limit)
+    return workers
 
 
 def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext, *,
@@ -163,14 +144,14 @@ def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunC
     todo, skipped = plan(cells, ctx.out, ctx.force)
     summary = RunSummary(total=len(todo) + skipped, skipped=skipped)
     with tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress or not todo,
-              dynamic_ncols=True) as bar:
+              dynamic_ncols=True) as bar, _watching(bar, ctx, todo):
         outcomes: Iterable[CellOutcome]
         if backend == "dask":
             outcomes = _dask(longest_first(todo), sources, ctx, scheduler)
-        elif jobs == 1:
-            outcomes = _serial(todo, sources, ctx, bar)
         else:
-            outcomes = _loky(longest_first(todo), sources, ctx, jobs)
+            workers = worker_count(jobs, len(todo))
+            order = todo if workers == 1 else longest_first(todo)
+            outcomes = run_in_workers(order, sources, ctx, workers)
         for outcome in outcomes:
             summary.outcomes.append(outcome)
             if outcome.status == "failed":

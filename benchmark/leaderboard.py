@@ -1,22 +1,39 @@
 """Leaderboards built only from stored records (never by re-running a method).
 
-Per dataset, protocol, feature preprocessing, database coding and direction: rows are methods, columns bit
-lengths, entries the mean ± standard deviation over seeds.  An entry is shown only when
-every seed of that table finished: a failed or missing seed makes it "—", never a mean
-over a partial set.  The best mean per column is marked; methods whose fidelity is
-``reconstructed`` carry a dagger.
+Per dataset, protocol, features, database coding and direction: rows are configurations
+of methods, columns bit lengths, entries the mean ± standard deviation over the seeds
+that finished.  Rules, each chosen so that a finished result is never hidden and never
+flattered:
+
+- **One row per configuration.**  When a table holds a method under more than one set of
+  resolved hyper-parameters (two presets, a ``--param``, folders merged from several
+  runs), each gets its own row, labelled by what differs (:func:`config_labels`).
+- **Partial seeds are shown, with n.**  An entry whose seeds did not all finish (failed,
+  or absent from a merged folder) shows the mean over the seeds it has and ``(n=k)``.
+  ``—`` means no seed of that entry finished.
+- **Bold and ranks compare like with like.**  Each seed is a different split, so the best
+  of a column is chosen on the means over the seeds *every* entry of the column shares
+  (:attr:`Table.shared`); an entry with none of them is not ranked.  A column with a
+  single ranked entry has no bold.
+- **Collapse is flagged, never bold.**  An entry some of whose cells coded the database
+  with fewer than :data:`COLLAPSE_BELOW` distinct codes is marked and left out of the
+  ranking for bold: its score is close to the chance level whatever the column.
+- **Chance level.**  Every table states the score a random ranking would get in
+  expectation, from the stored labels (:mod:`cmhbench.chance`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from cmhbench.chance import chance_level
 from cmhbench.conventions import (
     DIRECTIONS,
     INTERVAL_RULE,
@@ -27,16 +44,26 @@ from cmhbench.conventions import (
     TUNED_MARK,
 )
 from cmhbench.evaluation import check_metric
-from cmhbench.store import load_results, long_results, write_text_atomic
+from cmhbench.store import DEFAULT_FEATURES, config_digest, load_results, long_results, write_text_atomic
 
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
+COLLAPSE_MARK = "⚠"
+#: An entry is flagged as collapsed when a cell coded a database with fewer distinct codes
+#: than this (or than the database has items).  Healthy models on Wikipedia's 2,173 items
+#: use 100+ codes from 16 bits on; the collapsed 16-bit cells of docs/deep-baselines.md use 4–8.
+COLLAPSE_BELOW = 16
 GROUP = ["dataset", "protocol", "features", "database_coding"]
-
-LEGEND = (f"Mean ± std over seeds; **bold** = best per column; {MISSING} = a seed failed or is missing; "
-          f"{NOT_APPLICABLE} = not applicable (no pair encoder); {RECONSTRUCTED_MARK} = fidelity '{RECONSTRUCTED}'; "
-          f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults.")
-STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over seeds", f"Mean over seeds [95% interval: {INTERVAL_RULE}]")
+LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the table's seeds finished (a seed "
+          f"failed or is absent from a merged folder); **bold** = best of its column, compared over the seeds "
+          f"that every entry of the column shares (none when a column has one entry); {MISSING} = no seed "
+          f"finished; {NOT_APPLICABLE} = not applicable (no pair encoder); {COLLAPSE_MARK} = collapsed: fewer "
+          f"than {COLLAPSE_BELOW} distinct database codes in a cell (never bold); {RECONSTRUCTED_MARK} = fidelity "
+          f"'{RECONSTRUCTED}'; "
+          f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults; "
+          "[...] = configuration (preset, and the parameters that differ between them) when a method has several.")
+STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
+                                    f"Mean over the seeds that finished [95% interval: {INTERVAL_RULE}]")
                      + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
 
 
@@ -46,7 +73,7 @@ class LeaderboardError(ValueError):
 
 @dataclass
 class Table:
-    """One leaderboard: methods × bit lengths, mean and std over seeds (NaN where missing)."""
+    """One leaderboard: rows (configurations) × bit lengths."""
 
     title: str
     dataset: str
@@ -54,32 +81,72 @@ class Table:
     database_coding: str
     metric: str
     direction: str
-    means: pd.DataFrame
+    means: pd.DataFrame  # mean over the finished seeds of each entry (NaN: none finished)
     stds: pd.DataFrame
-    not_applicable: pd.DataFrame  # bool, methods × bits
-    seeds: list[int]
-    features: str = "raw"
+    not_applicable: pd.DataFrame  # bool, rows × bits
+    seeds: list[int]  # every seed of the table
+    features: str = DEFAULT_FEATURES
+    counts: pd.DataFrame = field(default_factory=pd.DataFrame)  # finished seeds per entry
+    collapsed: pd.DataFrame = field(default_factory=pd.DataFrame)  # bool
+    comparable: pd.DataFrame = field(default_factory=pd.DataFrame)  # mean over the column's shared seeds
+    shared: dict[int, list[int]] = field(default_factory=dict)  # bits -> seeds every entry of the column has
+    methods: dict[str, str] = field(default_factory=dict)  # row -> method (or variant) name
+    reconstructed: set[str] = field(default_factory=set)  # rows whose method's fidelity is 'reconstructed'
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # the table's ok cells, with a 'row' column
+    chance: float | None = None
+    presets: list[str] = field(default_factory=list)
 
-    def text(self, method: str, bits: int) -> str:
-        """'0.6123 ± 0.0100', '—' or 'n/a' (no emphasis)."""
-        if self.not_applicable.loc[method, bits]:
+    def text(self, row: str, bits: int) -> str:
+        """'0.6123 ± 0.0100', '0.6123 (n=1)', '—' or 'n/a', plus the collapse mark (no emphasis)."""
+        if self.not_applicable.loc[row, bits]:
             return NOT_APPLICABLE
-        mean = self.means.loc[method, bits]
+        mean = self.means.loc[row, bits]
         if np.isnan(mean):
             return MISSING
-        std = self.stds.loc[method, bits]
-        return f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+        std = self.stds.loc[row, bits]
+        text = f"{mean:.4f}" if np.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+        return text + self.marks(row, bits)
 
-    def key(self, method: str, bits: int) -> tuple:
+    def marks(self, row: str, bits: int) -> str:
+        """' (n=1)' for a partial entry and ' ⚠' for a collapsed one ('' otherwise)."""
+        n = int(self.counts.loc[row, bits]) if not self.counts.empty else len(self.seeds)
+        partial = f" (n={n})" if 0 < n < len(self.seeds) else ""
+        collapsed = f" {COLLAPSE_MARK}" if not self.collapsed.empty and self.collapsed.loc[row, bits] else ""
+        return partial + collapsed
+
+    def key(self, row: str, bits: int) -> tuple:
         """The entry's key in :func:`cmhbench.stats.leaderboard_statistics`."""
-        return (self.dataset, self.protocol, self.features, self.database_coding, self.direction, method, bits)
+        return (self.dataset, self.protocol, self.features, self.database_coding, self.direction, row, bits)
 
-    def rank(self, method: str, bits: int) -> int | None:
-        """1 for the best mean of its column, 2 for the second best, ...; None if missing."""
-        column = self.means[bits].dropna()
-        if method not in column.index:
+    def ranked(self, bits: int) -> pd.Series:
+        """The column's entries that take part in bold and ranks: over shared seeds, not collapsed."""
+        column = (self.comparable if not self.comparable.empty else self.means)[bits]
+        if not self.collapsed.empty:
+            column = column[~self.collapsed[bits].astype(bool)]
+        return column.dropna()
+
+    def rank(self, row: str, bits: int) -> int | None:
+        """1 for the best of its column, 2 for the second, ...; None if not ranked."""
+        column = self.ranked(bits)
+        if row not in column.index:
             return None
-        return int((column > column[method] + 1e-12).sum()) + 1
+        return int((column > column[row] + 1e-12).sum()) + 1
+
+    def bold(self, row: str, bits: int) -> bool:
+        """Best of a column that has something to be best against."""
+        return len(self.ranked(bits)) > 1 and self.rank(row, bits) == 1
+
+    def label(self, row: str) -> str:
+        """The row's name, with a dagger when its method's fidelity is ``reconstructed``."""
+        return f"{row} {RECONSTRUCTED_MARK}" if row in self.reconstructed else row
+
+    def seeds_note(self) -> str:
+        """'seed: 0' or 'seeds: 0, 1, 2', plus the chance level."""
+        seeds = f"seed: {self.seeds[0]}" if len(self.seeds) == 1 else f"seeds: {', '.join(map(str, self.seeds))}"
+        if self.chance is not None:
+            seeds += (f" · chance level (expected {self.metric} of a random ranking, from the labels): "
+                      f"{self.chance:.4f}")
+        return seeds
 
 
 def stored_metrics(frame: pd.DataFrame) -> list[str]:
@@ -87,41 +154,106 @@ def stored_metrics(frame: pd.DataFrame) -> list[str]:
     return sorted({c.split("/", 1)[1] for c in frame.columns if c.split("/", 1)[0] in DIRECTIONS and "/" in c})
 
 
-def build_tables(frame: pd.DataFrame, metric: str = "map@all") -> list[Table]:
-    """One table per dataset × protocol × database coding × direction."""
+def _column(frame: pd.DataFrame, name: str, default: Any) -> pd.Series:
+    return frame[name].fillna(default) if name in frame else pd.Series(default, index=frame.index)
+
+
+def config_labels(method: str, configs: dict[str, tuple[str | None, dict[str, Any]]]) -> dict[str, str]:
+    """Row labels for several configurations of one method (params JSON -> (preset, params)):
+    'djsrh [quick, epochs=10, hidden=256]' — the preset, then the parameters whose values
+    differ between the configurations (an 8-digit digest of the parameters when more than two
+    do, or when that alone does not tell them apart)."""
+    names = sorted({k for _, params in configs.values() for k in params})
+    differing = [k for k in names
+                 if len({json.dumps(p.get(k), sort_keys=True, default=str) for _, p in configs.values()}) > 1]
+    labels = {}
+    for text, (preset, params) in configs.items():
+        parts = [preset or "preset unknown"]
+        if len(differing) <= 2:
+            parts += [f"{k}={params.get(k, '—')}" for k in differing]
+        else:
+            parts.append(config_digest(params))
+        labels[text] = f"{method} [{', '.join(parts)}]"
+    if len(set(labels.values())) < len(labels):
+        labels = {t: f"{label[:-1]}, {config_digest(configs[t][1])}]" for t, label in labels.items()}
+    return labels
+
+
+def with_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``row`` column: the method name, or a labelled configuration where a
+    table holds the method under several sets of hyper-parameters."""
+    frame = frame.copy()
+    frame["features"] = _column(frame, "features", DEFAULT_FEATURES)
+    params = _column(frame, "params", "{}")
+    frame["row"] = frame["method"]
+    for (*_, method), cells in frame.groupby([*GROUP, "method"], sort=False):
+        texts = params[cells.index]
+        if texts.nunique() < 2:
+            continue
+        configs = {}
+        for text in texts.unique():
+            first = cells[texts == text].iloc[0]
+            configs[text] = (first.get("preset"), json.loads(text))
+        frame.loc[cells.index, "row"] = texts.map(config_labels(method, configs))
+    return frame
+
+
+def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = True) -> list[Table]:
+    """One table per dataset × protocol × database coding × features × direction."""
     check_metric(metric)
     frame = test_cells(frame)
     if frame.empty:
         raise LeaderboardError("no stored test cells to build a leaderboard from")
     columns = {d: f"{d}/{metric}" for d in DIRECTIONS}
     if (frame["status"] == "ok").any() and not any(c in frame.columns for c in columns.values()):
-        raise LeaderboardError(f"metric {metric!r} is not in the stored records "
-                               f"(stored: {', '.join(stored_metrics(frame))})")
-    if "features" not in frame.columns:
-        frame = frame.assign(features="raw")
+        outs = " ".join(sorted(set(frame["out"]))) if "out" in frame else "OUT"
+        raise LeaderboardError(f"metric {metric!r} is not in the stored records (stored: "
+                               f"{', '.join(stored_metrics(frame))}); add it from the stored codes without "
+                               f"refitting: cmhbench evaluate {outs} --metrics {metric}")
+    frame = with_rows(frame)
     tables = []
     for (dataset, protocol, features, coding), cells in frame.groupby(GROUP, sort=True):
         seeds = sorted(cells["seed"].unique().tolist())
         bits = sorted(cells["bits"].unique().tolist())
-        methods = sorted(cells["method"].unique().tolist())
+        rows = sorted(cells["row"].unique().tolist())
+        ok = cells[cells["status"] == "ok"]
+        level = chance_level(ok, metric) if chance else None
+        presets = sorted(p for p in cells["preset"].dropna().unique()) if "preset" in cells else []
+        methods = dict(zip(cells["row"], cells["method"]))
+        reconstructed = set(cells.loc[_column(cells, "fidelity", "") == RECONSTRUCTED, "row"])
         for direction, label in DIRECTIONS.items():
             column = columns[direction]
-            means = pd.DataFrame(np.nan, index=methods, columns=bits)
-            stds = means.copy()
-            not_applicable = pd.DataFrame(False, index=methods, columns=bits)
-            for (method, b), runs in cells.groupby(["method", "bits"]):
+            means = pd.DataFrame(np.nan, index=rows, columns=bits)
+            stds, comparable = means.copy(), means.copy()
+            counts = pd.DataFrame(0, index=rows, columns=bits)
+            not_applicable = pd.DataFrame(False, index=rows, columns=bits)
+            collapsed = not_applicable.copy()
+            values_of: dict[tuple[str, int], pd.Series] = {}
+            for (row, b), runs in cells.groupby(["row", "bits"]):
                 if (runs["status"] == "not-applicable").all():
-                    not_applicable.loc[method, b] = True
+                    not_applicable.loc[row, b] = True
                     continue
                 done = runs[runs["status"] == "ok"]
-                values = done[column] if column in done else pd.Series(dtype=float)
-                if sorted(done["seed"].tolist()) != seeds or values.isna().any():
+                values = (done.set_index("seed")[column] if column in done else pd.Series(dtype=float)).dropna()
+                if values.empty:
                     continue
-                means.loc[method, b] = values.mean()
-                stds.loc[method, b] = values.std(ddof=1) if len(values) > 1 else np.nan
-            title = f"{dataset} · protocol {protocol} · features {features} · database {coding} · {label} · {metric}"
-            tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds,
-                                not_applicable, seeds, features))
+                values_of[(row, b)] = values
+                means.loc[row, b] = values.mean()
+                stds.loc[row, b] = values.std(ddof=1) if len(values) > 1 else np.nan
+                counts.loc[row, b] = len(values)
+                collapsed.loc[row, b] = _collapsed(done)
+            shared = {}
+            for b in bits:
+                present = [set(v.index) for (r, bb), v in values_of.items() if bb == b]
+                shared[b] = sorted(set.intersection(*present)) if present else []
+                for (r, bb), v in values_of.items():
+                    if bb == b and shared[b]:
+                        comparable.loc[r, b] = v.loc[shared[b]].mean()
+            title = _title(dataset, protocol, coding, features, presets, label, metric)
+            tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds, not_applicable,
+                                seeds, features=features, counts=counts, collapsed=collapsed, comparable=comparable,
+                                shared=shared, methods=methods, reconstructed=reconstructed, cells=ok,
+                                chance=level, presets=presets))
     return tables
 
 
@@ -133,27 +265,75 @@ def test_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def is_tuned(frame: pd.DataFrame, method: str | None = None) -> bool:
-    """Whether ``method``'s (or any row's) values came from ``cmhbench tune`` (its records name a study)."""
+    """Whether ``method``'s (a method, or a row: one configuration of it), or any row's, values
+    came from ``cmhbench tune`` (its records name a study)."""
     if "tuned" not in frame:
         return False
-    rows = frame if method is None else frame[frame["method"] == method]
+    if method is None:
+        rows = frame
+    else:
+        named = frame["method"] == method
+        rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
     return bool(rows["tuned"].notna().any())
 
 
+def _collapsed(done: pd.DataFrame) -> bool:
+    if "distinct_db_codes" not in done:
+        return False
+    distinct = done["distinct_db_codes"].dropna()
+    limit = np.minimum(COLLAPSE_BELOW, _column(done, "n_database", COLLAPSE_BELOW).loc[distinct.index])
+    return bool((distinct < limit).any())
+
+
+def _title(dataset: str, protocol: str, coding: str, features: str, presets: list[str], direction: str,
+           metric: str) -> str:
+    preset = (f"preset {presets[0]}" if len(presets) == 1
+              else f"presets {', '.join(presets)}" if presets else "preset unknown")
+    return (f"{dataset} · protocol {protocol} · features {features} · database {coding} · {preset} · "
+            f"{direction} · {metric}")
+
+
+def collapsed_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ok cells that coded a database with fewer than :data:`COLLAPSE_BELOW` distinct codes."""
+    if frame.empty or "distinct_db_codes" not in frame:
+        return frame.iloc[0:0]
+    ok = frame[frame["status"] == "ok"]
+    limit = np.minimum(COLLAPSE_BELOW, _column(ok, "n_database", COLLAPSE_BELOW))
+    return ok[ok["distinct_db_codes"] < limit]
+
+
+def collapse_warning(frame: pd.DataFrame, keys: set[str] | None = None) -> str | None:
+    """One line for the run summary naming the collapsed cells (of ``keys`` if given), or None."""
+    if keys is not None and not frame.empty:
+        frame = frame[frame["key"].isin(keys)]
+    bad = collapsed_cells(frame)
+    if bad.empty:
+        return None
+    names = [f"{r.method}/{r.dataset}/{r.bits}b/s{r.seed} ({int(r.distinct_db_codes)} codes)"
+             for r in bad.itertuples()]
+    return (f"{len(bad)} cell(s) collapsed — fewer than {COLLAPSE_BELOW} distinct database codes, scores near "
+            f"the chance level; marked {COLLAPSE_MARK} and never bold: {', '.join(names)}")
+
+
 def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
-    """Whether ``method`` (or any method of ``frame``) has fidelity ``reconstructed``: the one
-    rule behind the dagger of the Markdown, LaTeX and HTML leaderboards."""
+    """Whether ``method`` (a method, or a row: one configuration of it), or any method of
+    ``frame``, has fidelity ``reconstructed``: the one rule behind the dagger of the
+    Markdown, LaTeX and HTML leaderboards."""
     if "fidelity" not in frame:
         return False
-    rows = frame if method is None else frame[frame["method"] == method]
+    if method is None:
+        rows = frame
+    else:
+        named = frame["method"] == method
+        rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
     return bool((rows["fidelity"] == RECONSTRUCTED).any())
 
 
-def method_label(frame: pd.DataFrame, method: str) -> str:
-    """The method's name, with a dagger when its fidelity is ``reconstructed`` and a double
-    dagger when its hyper-parameters were tuned rather than the paper's defaults."""
-    label = f"{method} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, method) else method
-    return f"{label} {TUNED_MARK}" if is_tuned(frame, method) else label
+def method_label(frame: pd.DataFrame, row: str) -> str:
+    """A row's name (method or configuration), with a dagger when its fidelity is ``reconstructed``
+    and a double dagger when its hyper-parameters were tuned rather than the paper's defaults."""
+    label = f"{row} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, row) else row
+    return f"{label} {TUNED_MARK}" if is_tuned(frame, row) else label
 
 
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:
@@ -163,20 +343,25 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
     parts = []
     for table in build_tables(frame, metric):
         rows = []
-        for method in table.means.index:
+        for row in table.means.index:
             cells = []
             for b in table.means.columns:
-                text = table.text(method, b)
-                entry = (statistics or {}).get(table.key(method, b))
+                text = table.text(row, b)
+                entry = (statistics or {}).get(table.key(row, b))
                 if entry is not None:
-                    text = entry.interval.text() + (f" {TIED_MARK}" if entry.tied_with_best and not entry.best else "")
-                cells.append(f"**{text}**" if table.rank(method, b) == 1 else text)
-            rows.append([method_label(frame, method), *cells])
+                    text = (entry.interval.text() + table.marks(row, b)
+                            + (f" {TIED_MARK}" if entry.tied_with_best and not entry.best else ""))
+                cells.append(f"**{text}**" if table.bold(row, b) else text)
+            rows.append([table.label(row), *cells])
         headers = ["method"] + [f"{b} bits" for b in table.means.columns]
-        seeds = ", ".join(map(str, table.seeds))
-        parts.append(f"### {table.title}\n\nseeds: {seeds}\n\n"
+        parts.append(f"### {table.title}\n\n{table.seeds_note()}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    """The tidy long table: one row per cell × direction × metric (columns: README's data dictionary)."""
+    return long_results(frame).to_csv(index=False)
 
 
 def write_tables(out: Path, metrics: Sequence[str]) -> str:
@@ -191,8 +376,3 @@ def write_tables(out: Path, metrics: Sequence[str]) -> str:
     write_text_atomic(Path(out) / "leaderboard.md", markdown)
     write_text_atomic(Path(out) / "results.csv", to_csv(frame))
     return markdown
-
-
-def to_csv(frame: pd.DataFrame) -> str:
-    """The tidy long table: one row per cell × direction × metric."""
-    return long_results(frame).to_csv(index=False)

@@ -16,14 +16,14 @@ import sys
 import threading
 import time
 import traceback
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cmhbench import store
+from cmhbench import gpu_slots, store
 from cmhbench.datasets import Dataset, DatasetSource, Split
 from cmhbench.datasets.features import DEFAULT_FEATURES, preprocess
 from cmhbench.datasets.validation import split_for_role
@@ -32,6 +32,7 @@ from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
 from cmhbench.evaluation.scoring import score_cell
 from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
+from cmhbench.methods.base import Progress
 from cmhbench.provenance import PeakMemory, environment
 
 
@@ -46,6 +47,7 @@ class RunContext:
     timeout: float | None = None
     force: bool = False
     metrics: tuple[str, ...] = DEFAULT_METRICS
+    cells_per_gpu: int = 1
     argv: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -66,7 +68,6 @@ log = logging.getLogger(__name__)
 _loaded: dict[str, Dataset] = {}
 _preprocessed: dict[str, Dataset] = {}
 _warned: set[str] = set()
-_gpu_lock: dict[str, Any] = {}
 
 
 def load_dataset(source: DatasetSource) -> Dataset:
@@ -133,35 +134,13 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-def _own_gpu(count: int) -> int:
-    """The GPU this worker process owns: the first whose lock file it can take (held for the
-    process's life, released by the OS when it exits); round-robin by pid if all are taken."""
-    if "index" in _gpu_lock:
-        return _gpu_lock["index"]
-    import fcntl
-    import tempfile
-
-    folder = os.path.join(tempfile.gettempdir(), "cmhbench-gpu-locks")
-    os.makedirs(folder, exist_ok=True)
-    for index in range(count):
-        fh = open(os.path.join(folder, f"gpu{index}.lock"), "w")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            continue
-        _gpu_lock.update(index=index, handle=fh)
-        return index
-    _gpu_lock["index"] = os.getpid() % count
-    return _gpu_lock["index"]
-
-
 def cell_device(requested: str, deep: bool) -> tuple[str, str | None]:
     """The device a cell runs on, and a warning when it is not the one asked for.
 
-    Shallow methods run on the CPU.  ``auto`` takes a GPU when torch sees one; with several
-    GPUs each worker process owns one.  A GPU asked for where there is none falls back to
-    the CPU with a warning (and the record says so).
+    Shallow methods run on the CPU.  ``auto`` takes a GPU when torch sees one (``cuda``:
+    which one is settled by the GPU slot the cell gets, :mod:`cmhbench.gpu_slots`).  A GPU
+    asked for where there is none falls back to the CPU with a warning (and the record
+    says so).
     """
     if not deep or requested == "cpu":
         return "cpu", None
@@ -177,7 +156,16 @@ def cell_device(requested: str, deep: bool) -> tuple[str, str | None]:
         if index >= count:
             return "cpu", f"device {requested} does not exist ({count} GPU(s)); the cell ran on the CPU"
         return requested, None
-    return (f"cuda:{_own_gpu(count)}" if count > 1 else "cuda"), None
+    return "cuda", None
+
+
+def _slot_for(device: str, cell: Cell, train_rows: int, dataset: Dataset, ctx: RunContext) -> AbstractContextManager:
+    """A GPU slot for a deep cell (``device`` is ``cuda`` or ``cuda:K``), with room for it."""
+    import torch
+
+    gpus = [int(device.split(":", 1)[1])] if ":" in device else list(range(torch.cuda.device_count()))
+    need = gpu_slots.estimate_bytes(cell.params, train_rows, dataset.image.shape[1], dataset.text.shape[1], cell.bits)
+    return gpu_slots.gpu_slot(gpus, ctx.cells_per_gpu, need)
 
 
 def _inside_import(frame) -> bool:
@@ -244,7 +232,7 @@ def failed_record(cell: Cell, ctx: RunContext, error: str) -> dict[str, Any]:
     return record
 
 
-def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def compute_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Compute one cell; never raises for a method's failure (it is recorded instead)."""
     record = base_record(cell, ctx)
     arrays = None
@@ -264,9 +252,12 @@ def run_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[s
             return record, None
         with _limit_threads(ctx.threads), time_limit(ctx.timeout):
             record, arrays = _compute(cell, cls, source, ctx, record)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a method calling sys.exit fails its cell, not the run
         record["status"] = "failed"
-        record["error"] = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):
+            record["error"] = f"SystemExit: the method tried to end the process (exit code {exc.code!r})"
+        else:
+            record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc()
     finally:
         record.setdefault("timings", {})["total_s"] = round(time.perf_counter() - start, 4)
@@ -285,16 +276,17 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         import joblib
 
         memory = joblib.Memory(str(ctx.cache_dir), verbose=0)
-    model = cls(**cell.params, seed=cell.seed, device=record["device"], cache=memory)
     gpu = record["device"].startswith("cuda")
-    if gpu:
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
     q, db = split.query, split.database
-    with PeakMemory() as peak:
+    with ExitStack() as on_gpu, PeakMemory() as peak:
+        if gpu:  # a GPU slot, held until the codes are made (scoring needs no GPU)
+            import torch
+
+            record["device"] = on_gpu.enter_context(_slot_for(record["device"], cell, len(split.train), dataset, ctx))
+            torch.cuda.reset_peak_memory_stats(record["device"])
+        model = cls(**cell.params, seed=cell.seed, device=record["device"], cache=memory)
         t0 = time.perf_counter()
-        model.fit(dataset.paired(split.train), cell.bits)
+        model.fit(dataset.paired(split.train), cell.bits, progress=ProgressFile(ctx.out, cell.key))
         t1 = time.perf_counter()
         record["fit"] = model.fit_report()
         query_image = model.encode_image(dataset.image[q])
@@ -305,6 +297,8 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
             db_for_i2t = model.encode_text(dataset.text[db])
             db_for_t2i = model.encode_image(dataset.image[db])
         t2 = time.perf_counter()
+        if gpu:
+            peak_gpu_mb = round(torch.cuda.max_memory_allocated(record["device"]) / 2**20, 1)
     ql, dl = dataset.labels[q], dataset.labels[db]
     arrays = {
         "i2t_query": _pack(query_image),
@@ -325,13 +319,31 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
     record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}
     record["memory"] = {"peak_rss_mb": peak.peak_mb}
     if gpu:
-        import torch
-
-        record["memory"]["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        record["memory"]["peak_gpu_mb"] = peak_gpu_mb
     record["status"] = "ok"
     for name, values in getattr(model, "loss_history_", {}).items():
         arrays[f"loss_{name}"] = np.asarray(values, dtype=np.float64)
     return record, arrays
+
+
+class ProgressFile:
+    """The progress callback a cell hands to ``fit``: it writes the latest report to the
+    cell's progress file beside its claim (:func:`cmhbench.store.write_progress`), which the
+    scheduling process polls for its bar.  A file rather than a queue, so that it works
+    the same from the calling process, a joblib worker, a Dask worker or a child process.
+    Throttled to one write per ``interval`` seconds; the last step is always written."""
+
+    def __init__(self, out: Path, key: str, interval: float = 0.5) -> None:
+        self.out, self.key, self.interval = out, key, interval
+        self._last = -float("inf")
+
+    def __call__(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval and progress.done < progress.total:
+            return
+        self._last = now
+        store.write_progress(self.out, self.key, {"done": progress.done, "total": progress.total,
+                                                  "values": progress.values, "at": time.time()})
 
 
 def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOutcome:
@@ -346,6 +358,9 @@ def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOut
     with claim:
         if not ctx.force and store.is_done(ctx.out, cell.key):
             return CellOutcome(cell.key, cell.label, "skipped")
-        record, arrays = run_cell(cell, source, ctx)
+        try:
+            record, arrays = compute_cell(cell, source, ctx)
+        finally:
+            store.clear_progress(ctx.out, cell.key)
         store.write_cell(ctx.out, cell.key, record, arrays)
     return CellOutcome(cell.key, cell.label, record["status"], record.get("error"))

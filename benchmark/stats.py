@@ -33,7 +33,7 @@ from scipy import stats
 
 from cmhbench import store
 from cmhbench.conventions import DIRECTIONS, PER_QUERY_METRICS, per_query_array
-from cmhbench.leaderboard import GROUP, build_tables
+from cmhbench.leaderboard import GROUP, build_tables, with_rows
 
 CONFIDENCE = 0.95  # the reports' legends state these rules: cmhbench.conventions.INTERVAL_RULE, SIGNIFICANCE_RULE
 N_RESAMPLES = 2000
@@ -148,7 +148,8 @@ class Ranking:
             lines.append(f"No Friedman test: it needs three or more datasets and three or more ranked methods "
                          f"(here {self.n_datasets} dataset(s), {len(self.mean_ranks)} method(s)).")
         if self.excluded:
-            lines.append(f"No aggregate (an entry is missing, failed or not applicable): {', '.join(self.excluded)}.")
+            lines.append("No aggregate (in some column: not run, every seed failed, not applicable, or none of "
+                         f"the seeds the column's other entries share): {', '.join(self.excluded)}.")
         return lines
 
     def to_markdown(self, metric: str) -> str:
@@ -198,7 +199,7 @@ def per_query_key(direction: str, metric: str) -> str:
     return per_query_array(direction, metric)
 
 
-def _per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def _stored_per_query(cells: pd.DataFrame, direction: str, metric: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """seed -> (query rows, per-query scores) of the ok cells given (one method, one bit length)."""
     out = {}
     for row in cells.itertuples():
@@ -219,62 +220,68 @@ class EntryStatistics:
 
 
 def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: float = 0.05,
-                           n_resamples: int = N_RESAMPLES) -> dict[tuple, EntryStatistics]:
-    """(dataset, protocol, features, coding, direction, method, bits) -> interval and significance mark.
+                           n_resamples: int = N_RESAMPLES, progress: bool = True) -> dict[tuple, EntryStatistics]:
+    """(dataset, protocol, features, coding, direction, row, bits) -> interval and significance mark.
 
-    For every leaderboard column (one table, one bit length) each complete entry gets its
-    seed-stratified interval, and every method is compared with the column's best mean by
-    the paired test of :func:`paired_comparison`; the column's p-values are Holm-corrected
-    together, and an entry whose adjusted p is at least ``alpha`` is marked as not
-    significantly different from the best.  Needs the per-query scores of ``metric``.
+    For every leaderboard column (one table, one bit length) each entry gets its
+    seed-stratified interval over the seeds it has, and every ranked entry is compared with
+    the column's best by the paired test of :func:`paired_comparison` over the seeds the
+    column shares (the seeds that choose the best, :attr:`cmhbench.leaderboard.Table.shared`);
+    the column's p-values are Holm-corrected together, and an entry whose adjusted p is at
+    least ``alpha`` is marked as not significantly different from the best.  Collapsed
+    entries are never the best.  Needs the per-query scores of ``metric``; shows a progress
+    bar on a terminal.
     """
+    from tqdm.auto import tqdm
+
     per_query_key("i2t", metric)  # fails early, naming the metrics that have per-query scores
     if "features" not in frame.columns:
         frame = frame.assign(features="raw")
     result = {}
-    ok = frame[frame["status"] == "ok"]
-    for table in build_tables(frame, metric):
-        group = ok.loc[(ok[GROUP] == [getattr(table, column) for column in GROUP]).all(axis=1)]
-        for bits in table.means.columns:
-            column = table.means[bits].dropna()
-            if column.empty:
-                continue
-            scores = {m: _per_query(group[(group["method"] == m) & (group["bits"] == bits)], table.direction, metric)
-                      for m in column.index}
-            best = str(column.idxmax())
-            seeds = sorted(scores[best])
-            others = [m for m in column.index if m != best]
-            p_values = []
-            for method in others:
-                for seed in seeds:
-                    if not np.array_equal(scores[method][seed][0], scores[best][seed][0]):
-                        raise ValueError(f"{table.dataset} seed {seed}: {method} and {best} were scored on "
-                                         "different queries")
-                p_values.append(paired_comparison([scores[best][s][1] for s in seeds],
-                                                  [scores[method][s][1] for s in seeds],
-                                                  n_resamples=n_resamples).p_value)
-            adjusted = dict(zip(others, holm(p_values))) if others else {}
-            for method in column.index:
-                interval = entry_interval([scores[method][s][1] for s in seeds], n_resamples=n_resamples)
-                p = adjusted.get(method)
-                result[table.key(method, bits)] = EntryStatistics(interval, method == best, method == best or p >= alpha, p)
+    tables = build_tables(frame, metric)
+    columns = [(table, bits) for table in tables for bits in table.means.columns]
+    for table, bits in tqdm(columns, desc=f"intervals and tests ({metric})", unit="column", leave=False,
+                            disable=None if progress else True):
+        present = table.means[bits].dropna()
+        if present.empty:
+            continue
+        cells = table.cells[table.cells["bits"] == bits]
+        scores = {row: _stored_per_query(cells[cells["row"] == row], table.direction, metric) for row in present.index}
+        ranked = table.ranked(bits)
+        seeds = table.shared.get(bits, [])
+        best = str(ranked.idxmax()) if len(ranked) else None
+        others = [r for r in ranked.index if r != best]
+        p_values = []
+        for row in others:
+            for seed in seeds:
+                if not np.array_equal(scores[row][seed][0], scores[best][seed][0]):
+                    raise ValueError(f"{table.dataset} seed {seed}: {row} and {best} were scored on "
+                                     "different queries")
+            p_values.append(paired_comparison([scores[best][s][1] for s in seeds],
+                                              [scores[row][s][1] for s in seeds],
+                                              n_resamples=n_resamples).p_value)
+        adjusted = dict(zip(others, holm(p_values))) if others else {}
+        for row in present.index:
+            interval = entry_interval([v for _, v in (scores[row][s] for s in sorted(scores[row]))],
+                                      n_resamples=n_resamples)
+            p = adjusted.get(row)
+            tied = row == best or (p is not None and p >= alpha)
+            result[table.key(row, bits)] = EntryStatistics(interval, row == best, tied, p)
     return result
 
 
 def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all") -> pd.DataFrame:
     """Paired A − B per dataset, protocol, coding, direction and bits, Holm-corrected."""
     rows = []
-    ok = frame[frame["status"] == "ok"]
-    if "features" not in ok.columns:
-        ok = ok.assign(features="raw")
+    ok = with_rows(frame[frame["status"] == "ok"])
     for (dataset, protocol, features, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
         cells_a, cells_b = cells[cells["method"] == a], cells[cells["method"] == b]
         seeds = sorted(set(cells_a["seed"]) & set(cells_b["seed"]))
         if not seeds:
             continue
         for direction in DIRECTIONS:
-            sa = _per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
-            sb = _per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
+            sa = _stored_per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
+            sb = _stored_per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
             for seed in seeds:
                 if not np.array_equal(sa[seed][0], sb[seed][0]):
                     raise ValueError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
@@ -291,13 +298,14 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
 
 def ranking_entries(frame: pd.DataFrame, metric: str = "map@all") -> pd.DataFrame:
     """One row per leaderboard column (dataset, protocol, features, coding, direction, bits), one column
-    per method with its mean over seeds (NaN where missing, failed or not applicable)."""
+    per leaderboard row (method or configuration) with its mean over the seeds the column
+    shares (NaN where not run, failed, not applicable, or without a shared seed)."""
     rows = []
-    for table in build_tables(frame, metric):
+    for table in build_tables(frame, metric, chance=False):
         for bits in table.means.columns:
             row = dict(zip(ENTRY_COLUMNS, (table.dataset, table.protocol, table.features, table.database_coding,
                                            table.direction, int(bits))))
-            row.update(table.means[bits].to_dict())
+            row.update(table.comparable[bits].to_dict())
             rows.append(row)
     entries = pd.DataFrame(rows)
     methods = sorted(c for c in entries.columns if c not in ENTRY_COLUMNS)

@@ -48,6 +48,7 @@ CLAIMS = "claims"
 RECORD = "record.json"
 ARRAYS = "arrays.npz"
 DONE_STATUSES = ("ok", "not-applicable")  # failed cells are tried again
+DEFAULT_FEATURES = "raw"  # records written before feature preprocessing was a cell field
 STATUSES = (*DONE_STATUSES, "failed")
 CHECKSUM = "arrays_sha256"
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -364,9 +365,17 @@ def load_results(*outs: str | Path) -> pd.DataFrame:
     return frame.drop(columns="_done").sort_values(["dataset", "method", "bits", "seed"]).reset_index(drop=True)
 
 
+def config_digest(params: Mapping[str, Any]) -> str:
+    """Eight hex digits naming a method's resolved hyper-parameters: two rows of one method
+    with different digests are different configurations (a preset, a ``--param``)."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
     cell = record["cell"]
     info = record.get("method_info", {})
+    sizes = (record.get("split") or {}).get("sizes") or {}
     row = {
         "key": record["key"],
         "out": str(out),
@@ -382,12 +391,18 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "split": cell.get("split", "test"),
         "tuned": (record.get("tuned") or {}).get("study"),
         "status": record["status"],
-        "error": record.get("error"),
+        "error": record.get("error") or "",
         "fidelity": info.get("fidelity"),
         "kind": info.get("kind"),
         "device": record.get("device"),
         "finished_at": record.get("finished_at"),
+        "features": cell.get("features", DEFAULT_FEATURES),
+        "variant": cell["method"] if cell["method"] != cell.get("base", cell["method"]) else "",
         "params": json.dumps(cell.get("params", {}), sort_keys=True),
+        "config_digest": config_digest(cell.get("params", {})),
+        "n_queries": sizes.get("query"),
+        "n_database": sizes.get("database"),
+        "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),
         "split_hash": (record.get("split") or {}).get("hash"),
         "commit": (record.get("environment") or {}).get("commit"),
         "versions": json.dumps((record.get("environment") or {}).get("versions", {}), sort_keys=True),
@@ -521,3 +536,45 @@ def is_done(out: str | Path, key: str) -> bool:
         return read_record(out, key)["status"] in DONE_STATUSES and verify_cell(out, key) is None
     except (OSError, ValueError):
         return False
+
+
+# --- progress of running cells --------------------------------------------------------------
+PROGRESS_SUFFIX = ".progress"
+
+
+def progress_path(out: str | Path, key: str) -> Path:
+    """``OUT/claims/.<key>.progress``: the latest progress a running cell reported (hidden, so
+    that claim scans skip it; removed when the cell ends)."""
+    return claims_dir(out) / f".{key}{PROGRESS_SUFFIX}"
+
+
+def write_progress(out: str | Path, key: str, values: Mapping[str, Any]) -> None:
+    """Replace a running cell's progress file (atomic rename, no fsync: it is advisory)."""
+    path = progress_path(out, key)
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(values, default=_json_default))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # progress is never worth failing a cell for
+
+
+def read_progress(out: str | Path) -> dict[str, dict[str, Any]]:
+    """key -> the latest progress of every cell that is reporting one."""
+    root = claims_dir(out)
+    found = {}
+    try:
+        paths = list(root.glob(f".*{PROGRESS_SUFFIX}"))
+    except OSError:
+        return found
+    for path in paths:
+        try:
+            found[path.name[1:-len(PROGRESS_SUFFIX)]] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # replaced or removed while reading
+    return found
+
+
+def clear_progress(out: str | Path, key: str) -> None:
+    progress_path(out, key).unlink(missing_ok=True)

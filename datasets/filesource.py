@@ -302,7 +302,9 @@ class FileSource(DatasetSource):
         protocol = super().check_protocol(protocol)
         problem = P.fit_problem(protocol, self.n, self.n_labelled, self.sizes)
         if problem:
-            raise DatasetError(f"{self.spec}: protocol {protocol!r} does not fit: {problem}")
+            raise DatasetError(f"{self.spec}: protocol {protocol!r} does not fit: {problem}; store your own "
+                               "split in the file (query_idx, optionally train_idx and database_idx) and run "
+                               "with --protocol given, or pick a protocol that fits with --protocol")
         return protocol
 
     def split(self, dataset: Dataset, protocol: str, seed: int) -> Split:

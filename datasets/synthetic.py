@@ -17,6 +17,16 @@ So neither modality is a linear function of the other, nuisance directions compe
 semantic ones, and retrieval is far from trivial — yet learnable: ``cca-itq`` sits well
 above ``random`` and well below 1.0 mAP.  The ``synthetic`` protocol draws ``n_query``
 queries per seed; the rest is the database, and ``n_train`` training pairs come from it.
+
+**Sizes.**  ``synthetic`` alone is the small default above.  ``synthetic:KEY=VALUE+...``
+sets sizes (``n_items``, ``n_query``, ``n_train``, ``n_labels``, ``image_dim``,
+``text_dim``), and ``shape=NAME`` starts from the sizes of a public dataset (:data:`SHAPES`),
+so that timing and GPU runs can use, say, MIRFlickr-shaped features without its files:
+``synthetic:shape=mirflickr25k`` or ``synthetic:shape=mirflickr25k+n_items=8000`` (``+``
+separates the items because ``--datasets`` is a comma-separated list).  Given ``n_items``,
+a shape's queries and training pairs (those not given) scale in proportion.  Only the
+shapes are the public dataset's; the contents are still this generator's (its memory is
+about 3 × n_items × (image_dim + text_dim) × 8 bytes while generating).
 """
 
 from __future__ import annotations
@@ -54,6 +64,52 @@ class SyntheticConfig:
                 raise DatasetError(f"synthetic: {name} must be positive, got {value}")
         if not self.n_query + self.n_train <= self.n_items:
             raise DatasetError("synthetic: n_query + n_train must not exceed n_items")
+
+
+#: Sizes of public datasets (items, queries and training pairs of the protocol most deep
+#: papers use, classes, feature widths), for synthetic features of the same shape.
+SHAPES: dict[str, dict[str, int]] = {
+    # 2,866 pairs: the official 693 test pairs as queries, 2,173 training pairs; 128-d SIFT, 10-d LDA
+    "wikipedia": {"n_items": 2866, "n_query": 693, "n_train": 2173, "n_labels": 10, "image_dim": 128,
+                  "text_dim": 10},
+    # 20,015 pairs, 2,000 queries, 5,000 training pairs (DJSRH's protocol); 4,096-d fc7, 1,386-d tags
+    "mirflickr25k": {"n_items": 20015, "n_query": 2000, "n_train": 5000, "n_labels": 24, "image_dim": 4096,
+                     "text_dim": 1386},
+    # 186,577 pairs of the 10 largest classes, 2,000 queries, 5,000 training pairs; 1,000-d tags
+    "nuswide": {"n_items": 186577, "n_query": 2000, "n_train": 5000, "n_labels": 10, "image_dim": 4096,
+                "text_dim": 1000},
+}
+SIZE_FIELDS = ("n_items", "n_query", "n_train", "n_labels", "image_dim", "text_dim")
+
+
+def sized_config(text: str = "") -> SyntheticConfig:
+    """The configuration named by the options of ``synthetic:OPTIONS`` (``""``: the default):
+    ``shape=NAME`` and ``SIZE=INTEGER`` items joined by ``+``, sizes overriding the shape's."""
+    sizes: dict[str, int] = {}
+    shape: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split("+"))):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not value:
+            raise DatasetError(f"synthetic: options must look like KEY=VALUE, got {item!r}")
+        if key == "shape":
+            if value not in SHAPES:
+                raise DatasetError(f"synthetic: unknown shape {value!r} (known: {', '.join(SHAPES)})")
+            shape = SHAPES[value]
+        elif key in SIZE_FIELDS:
+            try:
+                sizes[key] = int(value)
+            except ValueError:
+                raise DatasetError(f"synthetic: {key} must be an integer, got {value!r}") from None
+        else:
+            raise DatasetError(f"synthetic: unknown option {key!r} (known: shape, {', '.join(SIZE_FIELDS)})")
+    merged = {**shape, **sizes}
+    if shape and "n_items" in sizes:
+        # a resized shape keeps its proportions of queries and training pairs, unless given
+        scale = sizes["n_items"] / shape["n_items"]
+        for key in ("n_query", "n_train"):
+            if key not in sizes:
+                merged[key] = max(1, round(shape[key] * scale))
+    return SyntheticConfig(**merged)
 
 
 def _softplus(z: np.ndarray) -> np.ndarray:
@@ -102,8 +158,9 @@ class SyntheticSource(DatasetSource):
     default_protocol = "synthetic"
     protocols = ("synthetic",)
 
-    def __init__(self, config: SyntheticConfig | None = None) -> None:
+    def __init__(self, config: SyntheticConfig | None = None, name: str = "synthetic") -> None:
         self.config = config or SyntheticConfig()
+        self.name = name
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "generator": GENERATOR_VERSION, "params": asdict(self.config)}
@@ -117,6 +174,10 @@ class SyntheticSource(DatasetSource):
         return random_split(dataset.n, cfg.n_query, cfg.n_train, seed, protocol)
 
 
-@register_dataset("synthetic", "built-in multi-label paired data (default; no download)")
-def resolve_synthetic(data_dir: Path | None = None) -> SyntheticSource:
-    return SyntheticSource()
+@register_dataset("synthetic", "built-in multi-label paired data (default; no download); "
+                                "synthetic:shape=mirflickr25k+n_items=8000 (shape, n_items, n_query, n_train, "
+                                "n_labels, image_dim, text_dim) sets its sizes")
+def resolve_synthetic(data_dir: Path | None = None, options: dict[str, str] | None = None,
+                      spec: str = "synthetic") -> SyntheticSource:
+    _, _, text = spec.partition(":")  # the whole option list (``options`` holds only its first item)
+    return SyntheticSource(sized_config(text), name=spec)

@@ -7,6 +7,7 @@ registry lookup.
 from cmhbench.methods.base import (
     Hasher,
     InputError,
+    OutputError,
     MethodInfo,
     NotFittedError,
     PairedFeatures,
@@ -26,6 +27,7 @@ from cmhbench.methods.registry import (
 __all__ = [
     "Hasher",
     "InputError",
+    "OutputError",
     "MethodInfo",
     "NotFittedError",
     "PairedFeatures",

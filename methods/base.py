@@ -86,11 +86,36 @@ def check_bits(n_bits: Any) -> int:
     return int(n_bits)
 
 
-def to_codes(values: Any, n_bits: int, what: str = "codes") -> np.ndarray:
-    """Binarise real values to int8 {-1, +1} (zero goes to +1) and check the shape."""
+class OutputError(RuntimeError):
+    """A method returned values that cannot be binarised into trustworthy codes."""
+
+
+def to_codes(values: Any, n_bits: int, what: str = "codes", zero_one: bool = False) -> np.ndarray:
+    """Binarise real values to int8 {-1, +1} by sign (zero goes to +1), after checking them.
+
+    Refused with :class:`OutputError`, because each would be scored as a silent wrong
+    result: a wrong shape; values that are not real numbers (strings, objects, complex);
+    NaN or infinite values (their sign means nothing); boolean or integer output that is all
+    0/1, which sign maps to all +1, unless the method declares ``zero_one_codes`` — then
+    1 maps to +1 and 0 to -1, and anything else is refused.
+    """
     values = np.asarray(values)
     if values.ndim != 2 or values.shape[1] != n_bits:
-        raise RuntimeError(f"{what}: method produced shape {values.shape}, expected (n, {n_bits})")
+        raise OutputError(f"{what}: method produced shape {values.shape}, expected (n, {n_bits})")
+    if values.dtype.kind not in "biuf":
+        raise OutputError(f"{what}: method produced {values.dtype} values; codes must be real numbers "
+                          "(binarised by sign) or {-1, +1}")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+        raise OutputError(f"{what}: method produced {bad} NaN or infinite values")
+    if zero_one:
+        if not np.isin(values, (0, 1)).all():
+            raise OutputError(f"{what}: the method declares {{0, 1}} codes but produced other values")
+        return np.where(values > 0, 1, -1).astype(np.int8)
+    if values.dtype.kind == "b" or (values.dtype.kind in "iu" and np.isin(values, (0, 1)).all()
+                                    and (values == 0).any()):
+        raise OutputError(f"{what}: method produced {{0, 1}} codes, which sign maps to all +1; return real "
+                          "values or {-1, +1}, or declare zero_one_codes = True on the class")
     return np.where(values >= 0, 1, -1).astype(np.int8)
 
 
@@ -227,6 +252,8 @@ class Hasher:
     """
 
     info: ClassVar[MethodInfo]
+    #: True for a method whose encoders return {0, 1} codes; the harness maps 0 to -1.
+    zero_one_codes: ClassVar[bool] = False
     #: Valid values of each hyper-parameter and the range worth searching (see
     #: :mod:`cmhbench.methods.domains`); declared beside the constructor's defaults.
     param_domains: ClassVar[Mapping[str, Domain]] = {}
@@ -305,13 +332,15 @@ class Hasher:
         """Codes for images alone: int8 {-1, +1}, shape (n, n_bits)."""
         self._check_fitted()
         X = as_features(image, "image", self.image_dim_)
-        return to_codes(self._encode_image(X), self.n_bits_, f"{self._name()}.encode_image")
+        return to_codes(self._encode_image(X), self.n_bits_, f"{self._name()}.encode_image",
+                        self.zero_one_codes)
 
     def encode_text(self, text: Any) -> np.ndarray:
         """Codes for texts alone: int8 {-1, +1}, shape (n, n_bits)."""
         self._check_fitted()
         Y = as_features(text, "text", self.text_dim_)
-        return to_codes(self._encode_text(Y), self.n_bits_, f"{self._name()}.encode_text")
+        return to_codes(self._encode_text(Y), self.n_bits_, f"{self._name()}.encode_text",
+                        self.zero_one_codes)
 
     def encode_pair(self, image: Any, text: Any) -> np.ndarray:
         """One unified code per image–text pair, for methods that learn one (out of sample)."""
@@ -322,7 +351,8 @@ class Hasher:
         Y = as_features(text, "text", self.text_dim_)
         if X.shape[0] != Y.shape[0]:
             raise InputError(f"image has {X.shape[0]} rows but text has {Y.shape[0]}; pairs must align")
-        return to_codes(self._encode_pair(X, Y), self.n_bits_, f"{self._name()}.encode_pair")
+        return to_codes(self._encode_pair(X, Y), self.n_bits_, f"{self._name()}.encode_pair",
+                        self.zero_one_codes)
 
     def fit_report(self) -> dict[str, Any]:
         """What the record should say about this fit (e.g. epochs, estimated constants)."""

@@ -27,7 +27,7 @@ from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
 PRESETS = ("paper", "quick")
-HELPER_MODULES = {"base", "registry", "deep", "domains"}
+HELPER_MODULES = {"base", "catalog", "deep", "domains", "registry"}
 """Modules of this package that register no method (as does any module whose name starts
 with ``_``).  Every other module registers the one method named after it, ``-`` written
 ``_`` (``cca_itq.py`` registers ``cca-itq``): the registry finds a method's module by its

@@ -105,3 +105,49 @@ def test_find_cycle_reports_a_cycle():
 def test_no_import_cycle_among_cmhbench_modules():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " → ".join(cycle)
+
+
+def _under(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+# (modules the rule is about, what they may import from cmhbench: None = anything but the forbidden)
+ALLOWED = [
+    (("cmhbench.conventions", "cmhbench.logs", "cmhbench.methods.domains"), ()),
+    (("cmhbench.methods",), ("cmhbench.methods",)),
+    (("cmhbench.datasets",), ("cmhbench.datasets", "cmhbench.methods.base")),
+    (("cmhbench.evaluation",), ("cmhbench.evaluation", "cmhbench.conventions")),
+    (("cmhbench.store",), ("cmhbench.conventions",)),
+]
+FORBIDDEN = [
+    (("cmhbench.leaderboard", "cmhbench.stats", "cmhbench.report"),
+     ("cmhbench.runner", "cmhbench.executor", "cmhbench.methods")),
+]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """'a imports b' for every edge that docs/architecture.md's import table forbids."""
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            if target == "cmhbench.cli" and module != "cmhbench.__main__":
+                wrong.append(f"{module} imports {target}")
+            for subjects, allowed in ALLOWED:
+                if _under(module, *subjects) and not _under(target, *allowed):
+                    wrong.append(f"{module} imports {target}")
+            for subjects, banned in FORBIDDEN:
+                if _under(module, *subjects) and _under(target, *banned):
+                    wrong.append(f"{module} imports {target}")
+    return wrong
+
+
+def test_imports_follow_the_documented_layers():
+    wrong = layer_violations(import_graph())
+    assert not wrong, "against docs/architecture.md: " + "; ".join(wrong)
+
+
+def test_a_layer_violation_is_named():
+    graph = {"cmhbench.methods.cvh": {"cmhbench.store"}, "cmhbench.stats": {"cmhbench.runner"},
+             "cmhbench.store": {"cmhbench.conventions"}}
+    assert layer_violations(graph) == ["cmhbench.methods.cvh imports cmhbench.store",
+                                       "cmhbench.stats imports cmhbench.runner"]

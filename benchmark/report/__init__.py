@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from cmhbench import store
 from cmhbench.leaderboard import stored_metrics
 from cmhbench.report.html import to_html
@@ -27,13 +29,26 @@ def build_report(outs: list[Path], dest: Path, metric: str = "map@all") -> Repor
     frame = store.load_results(*outs)
     dest.mkdir(parents=True, exist_ok=True)
     metrics = stored_metrics(frame) or [metric]
+    tested = [m for m in metrics if m in PER_QUERY_METRICS]
     figures: list[Figure] = []
-    for m in metrics:
-        figures += map_vs_bits(frame, dest / "figures", m)
-    figures += curves(frame, dest / "figures")
-    latex = dest / "leaderboard.tex"
-    store.write_text_atomic(latex, to_latex(frame, metric))
-    index = dest / "index.html"
-    statistics = {m: leaderboard_statistics(frame, m) for m in metrics if m in PER_QUERY_METRICS}
-    store.write_text_atomic(index, to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics))
+    statistics = {}
+    # one step per stage, so that a report of many cells (minutes of bootstrap) shows where it is
+    with tqdm(total=len(metrics) + 2 + len(tested), desc="report", unit="step", disable=None) as bar:
+        for m in metrics:
+            bar.set_postfix_str(f"figures of {m}")
+            figures += map_vs_bits(frame, dest / "figures", m)
+            bar.update()
+        bar.set_postfix_str("precision-recall and P@K curves")
+        figures += curves(frame, dest / "figures")
+        bar.update()
+        latex = dest / "leaderboard.tex"
+        store.write_text_atomic(latex, to_latex(frame, metric))
+        for m in tested:
+            bar.set_postfix_str(f"intervals and tests of {m}")
+            statistics[m] = leaderboard_statistics(frame, m, progress=False)
+            bar.update()
+        bar.set_postfix_str("HTML page")
+        index = dest / "index.html"
+        store.write_text_atomic(index, to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics))
+        bar.update()
     return Report(dest, index, latex, figures)

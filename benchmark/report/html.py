@@ -27,14 +27,17 @@ from cmhbench.conventions import (
     TUNED_MARK,
 )
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
-from cmhbench.leaderboard import build_tables, is_reconstructed, is_tuned, method_label, stored_metrics
+from cmhbench.leaderboard import (COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, is_reconstructed, is_tuned,
+                                  method_label,
+                                  stored_metrics)
 from cmhbench.stats import rank_methods, ranking_entries
 
 STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
                    f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")
 
-PROVENANCE = ["method", "base", "dataset", "protocol", "features", "database_coding", "bits", "seed", "status",
-              "fidelity", "kind", "device", "distinct_db_codes", "fit_s", "total_s", "split_hash", "tuned", "params", "versions", "commit", "error", "key"]
+PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "features", "preset", "bits", "seed",
+              "status", "fidelity", "kind", "device", "distinct_db_codes", "fit_s", "total_s", "peak_rss_mb",
+              "split_hash", "tuned", "config_digest", "params", "versions", "commit", "error", "key"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -48,7 +51,7 @@ td.best{font-weight:700}td.second{text-decoration:underline}.recon{color:#9a3412
 .figures{display:flex;flex-wrap:wrap;gap:1rem}.figures img{max-width:560px;width:100%;border:1px solid #e3e6ec}
 #provenance td{font-size:.8rem;max-width:22rem;overflow:hidden;text-overflow:ellipsis}
 select{font-size:1rem;padding:.15rem .4rem}.controls{display:flex;gap:1.5rem;align-items:center}
-td.tied::after{content:" ≈";color:#5a6272}#ranking table{margin-top:.5rem}
+td.tied::after{content:" ≈";color:#5a6272}td.collapsed{color:#9a3412;font-style:italic}#ranking table{margin-top:.5rem}
 """
 
 _JS = r"""
@@ -73,7 +76,7 @@ function renderTables(metric){
   const host=document.getElementById('tables');host.innerHTML='';
   DATA.tables[metric].forEach(t=>{
     host.appendChild(el('h3',{},t.title));
-    host.appendChild(el('div',{className:'note'},'seeds: '+t.seeds.join(', ')));
+    host.appendChild(el('div',{className:'note'},t.note));
     const table=el('table',{className:'leaderboard'});const thead=table.createTHead();const hr=thead.insertRow();
     hr.appendChild(el('th',{},'method'));t.bits.forEach(b=>hr.appendChild(el('th',{},b+' bits')));
     const body=table.createTBody();
@@ -82,7 +85,8 @@ function renderTables(metric){
       r.cells.forEach(c=>{const text=showIntervals()&&c.interval?c.interval:c.text;
         const td=el('td',{},text);td.dataset.value=c.value===null?'':c.value;
         if(c.rank===1)td.classList.add('best');else if(c.rank===2)td.classList.add('second');
-        if(c.tied)td.classList.add('tied');if(c.interval)td.title='95% interval '+c.interval;
+        if(c.tied)td.classList.add('tied');if(c.collapsed){td.classList.add('collapsed');
+          td.title='collapsed: fewer than '+DATA.collapse_below+' distinct database codes';}if(c.interval)td.title='95% interval '+c.interval;
         tr.appendChild(td);});});
     host.appendChild(table);makeSortable(table);});
   renderRanking(metric);
@@ -116,19 +120,22 @@ def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> l
     out = []
     for table in build_tables(frame, metric):
         rows = []
-        for method in table.means.index:
+        for row in table.means.index:
             cells = []
             for b in table.means.columns:
-                mean = table.means.loc[method, b]
-                entry = (statistics or {}).get(table.key(method, b))
-                cells.append({"text": table.text(method, b), "value": None if np.isnan(mean) else float(mean),
-                              "rank": table.rank(method, b),
-                              "interval": entry.interval.text() if entry else None,
+                mean = table.means.loc[row, b]
+                entry = (statistics or {}).get(table.key(row, b))
+                rank = table.rank(row, b)
+                cells.append({"text": table.text(row, b), "value": None if np.isnan(mean) else float(mean),
+                              "rank": 1 if table.bold(row, b) else (2 if rank == 2 and len(table.ranked(b)) > 2
+                                                                    else None),
+                              "collapsed": bool(table.collapsed.loc[row, b]),
+                              "interval": entry.interval.text() + table.marks(row, b) if entry else None,
                               "tied": bool(entry and entry.tied_with_best and not entry.best)})
-            rows.append({"method": method, "label": method_label(frame, method),
-                         "reconstructed": is_reconstructed(frame, method), "cells": cells})
+            rows.append({"method": row, "label": table.label(row), "reconstructed": row in table.reconstructed,
+                         "cells": cells})
         out.append({"title": table.title, "direction": DIRECTIONS[table.direction], "seeds": table.seeds,
-                    "bits": [int(b) for b in table.means.columns], "rows": rows})
+                    "note": table.seeds_note(), "bits": [int(b) for b in table.means.columns], "rows": rows})
     return out
 
 
@@ -157,6 +164,7 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
         "rankings": {m: _ranking_json(frame, m) for m in metrics},
         "cells": _cells_json(frame),
         "provenance_columns": [c for c in PROVENANCE if c in frame.columns],
+        "collapse_below": COLLAPSE_BELOW,
     }
     payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
     figures = "".join(
@@ -174,10 +182,11 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
 <body>
 <h1>{html.escape(title)}</h1>
 <p class="note">cmhbench {html.escape(cmhbench.__version__)} · {len(frame)} stored cells · {html.escape(RELEVANCE)} ·
-ties: {html.escape(TIE_RULE)} · mean ± std over seeds; bold = best, underlined = second; — = a seed failed or
-is missing; n/a = no pair encoder{f' · <span class="recon">{RECONSTRUCTED_MARK}</span> = {RECONSTRUCTED} from partial information'
- if recon else ''}{f' · {TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper defaults'
- if tuned else ''}. Click a column header to sort.</p>
+ties: {html.escape(TIE_RULE)} · mean ± std over the seeds that finished, (n=k) = only k of the table's seeds;
+bold = best, underlined = second, both over the seeds a column shares; — = no seed finished; n/a = no pair
+encoder; {COLLAPSE_MARK} = collapsed (fewer than {COLLAPSE_BELOW} distinct database codes; never bold){
+f' · <span class="recon">{RECONSTRUCTED_MARK}</span> = {RECONSTRUCTED} from partial information' if recon else ''};
+{f'{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper defaults; ' if tuned else ''}[...] = a method's configuration when it has several. Click a column header to sort.</p>
 <div class="controls"><label>metric <select id="metric"></select></label>{intervals_control}</div>
 {statistics_note}
 <div id="tables"></div>

@@ -2,16 +2,20 @@
 
 One table per dataset, protocol, feature preprocessing and database coding: methods as rows, an I→T block and
 a T→I block of bit-length columns; the best mean per column in bold, the second
-underlined; the caption states the metric, tie rule, protocol, features and database coding.
+underlined (both over the seeds a column shares); collapsed entries carry a ×, never bold; the
+caption states the metric, tie rule, protocol, database coding, features, preset and chance level.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from cmhbench.conventions import DIRECTIONS
 from cmhbench.evaluation import TIE_RULE
-from cmhbench.leaderboard import Table, build_tables, is_reconstructed
+from cmhbench.leaderboard import COLLAPSE_BELOW, Table, build_tables
+
+COLLAPSE_LATEX = r"$^{\times}$"
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -21,18 +25,22 @@ def escape(text: str) -> str:
     return "".join(_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-def _entry(table: Table, method: str, bits: int) -> str:
-    text = table.text(method, bits)
-    if text in ("—", "n/a"):
-        return "--" if text == "—" else "n/a"
-    mean, _, std = text.partition(" ± ")
-    value = f"{mean}" + (rf"{{\scriptsize$\pm${std}}}" if std else "")
-    rank = table.rank(method, bits)
-    if rank == 1:
-        return rf"\textbf{{{value}}}"
-    if rank == 2:
-        return rf"\underline{{{value}}}"
-    return value
+def _entry(table: Table, row: str, bits: int) -> str:
+    if table.not_applicable.loc[row, bits]:
+        return "n/a"
+    mean, std = table.means.loc[row, bits], table.stds.loc[row, bits]
+    if np.isnan(mean):
+        return "--"
+    value = f"{mean:.4f}" + (rf"{{\scriptsize$\pm${std:.4f}}}" if not np.isnan(std) else "")
+    n = int(table.counts.loc[row, bits])
+    marks = (rf"{{\scriptsize{{}} (n={n})}}" if n < len(table.seeds) else "")
+    if table.collapsed.loc[row, bits]:
+        return value + marks + COLLAPSE_LATEX
+    if table.bold(row, bits):
+        return rf"\textbf{{{value}}}" + marks
+    if table.rank(row, bits) == 2 and len(table.ranked(bits)) > 2:
+        return rf"\underline{{{value}}}" + marks
+    return value + marks
 
 
 def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
@@ -40,13 +48,20 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
     tables = build_tables(frame, metric)
     groups: dict[tuple[str, str, str, str], dict[str, Table]] = {}
     for table in tables:
-        group = (table.dataset, table.protocol, table.features, table.database_coding)
-        groups.setdefault(group, {})[table.direction] = table
+        groups.setdefault((table.dataset, table.protocol, table.database_coding, table.features),
+                          {})[table.direction] = table
     out = []
-    for (dataset, protocol, features, coding), by_direction in groups.items():
+    for (dataset, protocol, coding, _features), by_direction in groups.items():
         first = next(iter(by_direction.values()))
         bits = list(first.means.columns)
         methods = list(first.means.index)
+        seeds = (f"seed {first.seeds[0]}" if len(first.seeds) == 1
+                 else f"mean over seeds {', '.join(map(str, first.seeds))}; (n=k): only k of them finished")
+        chance = (f" Chance level (expected {escape(metric)} of a random ranking, from the labels): "
+                  f"{first.chance:.4f}." if first.chance is not None else "")
+        collapsed = any(t.collapsed.to_numpy().any() for t in by_direction.values())
+        collapse_note = (rf" $^{{\times}}$: collapsed, fewer than {COLLAPSE_BELOW} distinct database codes "
+                         "(never bold)." if collapsed else "")
         spec = "l" + "c" * len(bits) * len(by_direction)
         header_blocks = " & ".join(rf"\multicolumn{{{len(bits)}}}{{c}}{{{DIRECTIONS[d]}}}".replace("→", r"$\rightarrow$")
                                    for d in by_direction)
@@ -56,10 +71,11 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
         lines = [
             r"\begin{table}[t]",
             r"\centering",
-            rf"\caption{{{escape(metric)} on {escape(dataset)} (protocol {escape(protocol)}, {escape(features)} features, "
-            rf"database coded by "
-            rf"{escape(coding)}); mean over seeds {escape(', '.join(map(str, first.seeds)))}. Ties: "
-            rf"{escape(TIE_RULE)}. Best in bold, second underlined; $\dagger$: reconstructed method.}}",
+            rf"\caption{{{escape(metric)} on {escape(dataset)} (protocol {escape(protocol)}, database coded by "
+            rf"{escape(coding)}, features {escape(first.features)}, "
+            rf"preset{'s' if len(first.presets) > 1 else ''} {escape(', '.join(first.presets) or 'unknown')}); "
+            rf"{escape(seeds)}. Ties: {escape(TIE_RULE)}. Best in bold (over the seeds a column shares), second "
+            rf"underlined; $\dagger$: reconstructed method.{chance}{collapse_note}}}",
             rf"\begin{{tabular}}{{{spec}}}",
             r"\toprule",
             rf"Method & {header_blocks} \\",
@@ -69,7 +85,7 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
         ]
         for method in methods:
             label = escape(method)
-            if is_reconstructed(frame, method):
+            if method in first.reconstructed:
                 label += r"$^\dagger$"
             entries = [_entry(by_direction[d], method, b) for d in by_direction for b in bits]
             lines.append(f"{label} & " + " & ".join(entries) + r" \\")

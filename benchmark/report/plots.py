@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmhbench.conventions import DIRECTIONS  # noqa: E402
-from cmhbench.leaderboard import build_tables  # noqa: E402
+from cmhbench.leaderboard import build_tables, with_rows  # noqa: E402
 
 
 @dataclass
@@ -68,7 +68,7 @@ def map_vs_bits(frame: pd.DataFrame, dest: Path, metric: str = "map@all") -> lis
     """One figure per dataset, protocol, features, coding and direction: a line per method over bit
     lengths, with a band of ± one standard deviation over seeds where there are several."""
     figures = []
-    styles = method_styles(frame["method"])
+    styles = method_styles(with_rows(frame)["row"])  # a row is a method, or one configuration of it
     for table in build_tables(frame, metric):
         fig, ax = plt.subplots(figsize=(5.2, 3.6))
         series = {}
@@ -107,7 +107,8 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
     from cmhbench import store
 
     figures = []
-    styles = method_styles(frame["method"])
+    frame = with_rows(frame)
+    styles = method_styles(frame["row"])
     ok = frame[frame["status"] == "ok"]
     if "features" not in ok.columns:
         ok = ok.assign(features="raw")
@@ -119,7 +120,7 @@ def curves(frame: pd.DataFrame, dest: Path) -> list[Figure]:
                 xname, yname = f"{direction}_{xkey}", f"{direction}_{ykey}"
                 fig, ax = plt.subplots(figsize=(5.2, 3.6))
                 series = {}
-                for method, runs in cells.groupby("method"):
+                for method, runs in cells.groupby("row"):
                     arrays = [stored[k] for k in runs["key"] if xname in stored[k] and yname in stored[k]]
                     if not arrays or len({a[xname].shape for a in arrays}) != 1:
                         continue

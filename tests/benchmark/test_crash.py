@@ -6,7 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from cmhbench import store
+
+pytestmark = pytest.mark.slow  # installs a plugin, kills a running command
 
 BITS = ",".join(str(b) for b in range(1, 13))
 

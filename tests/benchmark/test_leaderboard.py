@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmhbench.leaderboard import LeaderboardError, build_tables, to_csv, to_markdown
+from cmhbench.leaderboard import LeaderboardError, build_tables, collapse_warning, to_csv, to_markdown
 
 
 def _frame(rows):
@@ -25,16 +25,57 @@ def test_mean_and_std_over_seeds_and_best_marked():
     assert "| **0.6000 ± 0.1414** |" in to_markdown(frame)
 
 
-def test_a_failed_or_missing_seed_shows_as_missing_not_a_partial_mean():
+def test_a_partial_entry_shows_its_mean_with_n_and_bold_uses_only_the_shared_seeds():
     frame = _frame([
-        _ok("a", 16, 0, 0.5), _ok("a", 16, 1, 0.7),
-        _ok("b", 16, 0, 0.9), dict(method="b", bits=16, seed=1, status="failed"),
-        _ok("c", 16, 0, 0.9),  # seed 1 never ran
+        _ok("a", 16, 0, 0.5), _ok("a", 16, 1, 0.95),  # mean 0.725, but 0.5 on the shared seed 0
+        _ok("b", 16, 0, 0.6), dict(method="b", bits=16, seed=1, status="failed"),
+        dict(method="c", bits=16, seed=0, status="failed"),
     ])
     table = build_tables(frame)[0]
-    assert table.text("b", 16) == "—" and np.isnan(table.means.loc["b", 16])
+    assert table.text("b", 16) == "0.6000 (n=1)"
+    assert table.text("a", 16) == f"0.7250 ± {np.std([0.5, 0.95], ddof=1):.4f}"
     assert table.text("c", 16) == "—" and table.rank("c", 16) is None
-    assert table.rank("a", 16) == 1  # best among complete entries
+    assert table.shared[16] == [0]
+    assert (table.rank("b", 16), table.rank("a", 16)) == (1, 2)  # compared on seed 0 alone
+    text = to_markdown(frame)
+    assert "| **0.6000 (n=1)** |" in text and "**0.7250" not in text
+
+
+def test_disjoint_seeds_show_every_entry_and_bold_nothing():
+    frame = _frame([_ok("a", 16, 0, 0.5), _ok("b", 16, 1, 0.7)])  # two folders, different seeds
+    table = build_tables(frame)[0]
+    assert (table.text("a", 16), table.text("b", 16)) == ("0.5000 (n=1)", "0.7000 (n=1)")
+    assert table.shared[16] == [] and "| **" not in to_markdown(frame)
+
+
+def test_one_entry_in_a_column_is_not_bold():
+    assert "| **" not in to_markdown(_frame([_ok("a", 16, 0, 0.5)]))
+
+
+def test_each_configuration_of_a_method_gets_its_own_labelled_row():
+    quick = '{"epochs": 5}'
+    frame = _frame([_ok("djsrh", 16, 0, 0.4, params=quick, preset="quick", base="djsrh"),
+                    _ok("djsrh", 16, 0, 0.5, params='{"epochs": 2}', preset="paper", base="djsrh"),
+                    _ok("random", 16, 0, 0.1, params="{}", preset="paper", base="random")])
+    table = build_tables(frame)[0]
+    rows = list(table.means.index)
+    assert len(rows) == 3 and "random" in rows
+    assert sorted(r for r in rows if r != "random") == ["djsrh [paper, epochs=2]", "djsrh [quick, epochs=5]"]
+    assert not table.means.isna().any().any()
+    assert "| —" not in to_markdown(frame)
+
+
+def test_collapsed_entry_is_marked_and_never_bold():
+    frame = _frame([_ok("a", 16, 0, 0.9, distinct_db_codes=1, n_database=500),
+                    _ok("b", 16, 0, 0.5, distinct_db_codes=400, n_database=500),
+                    _ok("c", 16, 0, 0.4, distinct_db_codes=300, n_database=500)])
+    table = build_tables(frame)[0]
+    assert table.text("a", 16) == "0.9000 ⚠" and table.rank("a", 16) is None
+    assert table.bold("b", 16)
+    text = to_markdown(frame)
+    assert "0.9000 ⚠" in text and "**0.9000" not in text and "**0.5000**" in text
+    assert collapse_warning(frame).startswith("1 cell(s) collapsed")
+    assert collapse_warning(frame[frame["method"] != "a"]) is None
 
 
 def test_not_applicable_and_reconstructed_are_marked():
@@ -47,7 +88,7 @@ def test_not_applicable_and_reconstructed_are_marked():
 
 def test_unknown_and_unstored_metrics():
     frame = _frame([_ok("a", 16, 0, 0.5)])
-    with pytest.raises(LeaderboardError, match="not in the stored records"):
+    with pytest.raises(LeaderboardError, match="not in the stored records.*cmhbench evaluate .* --metrics map@50"):
         build_tables(frame, "map@50")
     with pytest.raises(Exception, match="unknown metric"):
         build_tables(frame, "ndcg")
@@ -58,3 +99,10 @@ def test_csv_is_long():
     lines = to_csv(frame).strip().splitlines()
     assert len(lines) == 1 + 4
     assert "direction" in lines[0] and "metric" in lines[0] and "value" in lines[0]
+
+
+def test_configurations_differing_in_many_parameters_are_told_apart_by_digest():
+    a, b = '{"x": 1, "y": 1, "z": 1}', '{"x": 2, "y": 2, "z": 2}'
+    frame = _frame([_ok("m", 16, 0, 0.4, params=a, preset="paper"), _ok("m", 16, 0, 0.5, params=b, preset="paper")])
+    rows = sorted(build_tables(frame)[0].means.index)
+    assert len(rows) == 2 and all(r.startswith("m [paper, ") and len(r) == len("m [paper, 12345678]") for r in rows)

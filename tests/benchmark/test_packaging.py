@@ -6,6 +6,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import cmhbench
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,6 +17,7 @@ def test_version_is_importable():
     assert cmhbench.__version__.count(".") == 2
 
 
+@pytest.mark.slow
 def test_wheel_contains_only_the_cmhbench_tree(tmp_path):
     source = tmp_path / "src"
     source.mkdir()

@@ -1,6 +1,10 @@
 """Third-party methods arrive through the ``cmhbench.methods`` entry point group."""
 
+import pytest
+
 from cmhbench import store
+
+pytestmark = pytest.mark.slow  # installs a plugin package, runs the command in subprocesses
 
 
 def test_an_installed_plugin_is_listed_and_a_broken_one_reported(plugin_env, cmhbench_cli):

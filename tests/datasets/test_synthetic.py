@@ -50,3 +50,31 @@ def test_not_trivial_cca_itq_between_chance_and_perfect():
         scores[name] = evaluate(q, db, ds.labels[split.query], ds.labels[split.database])["map@all"]
     assert scores["cca-itq"] > scores["random"] + 0.05
     assert scores["cca-itq"] < 0.8
+
+
+def test_sizes_give_mirflickr_shaped_features_without_files():
+    source = datasets.resolve("synthetic:shape=mirflickr25k+n_items=600")
+    assert source.identity()["name"] == "synthetic:shape=mirflickr25k+n_items=600"  # cells find it by name
+    ds = source.load()
+    assert ds.image.shape == (600, 4096) and ds.text.shape == (600, 1386) and ds.labels.shape == (600, 24)
+    # the shape's 2,000 queries and 5,000 training pairs of 20,015 scale with n_items
+    assert source.split(ds, "synthetic", 0).sizes() == {"query": 60, "train": 150, "database": 540}
+    sized = datasets.resolve("synthetic:n_items=500+n_query=50+n_train=100+image_dim=33+text_dim=7").load()
+    assert sized.image.shape == (500, 33) and sized.text.shape == (500, 7)
+
+
+def test_plain_synthetic_is_unchanged_by_the_sizes_option():
+    default = datasets.resolve("synthetic")
+    assert default.identity()["name"] == "synthetic"
+    assert default.identity()["params"] == datasets.resolve("synthetic:n_items=3000").identity()["params"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("synthetic:shape=cifar", "unknown shape 'cifar'"),
+    ("synthetic:image_dim=wide", "image_dim must be an integer"),
+    ("synthetic:colour=red", "unknown option 'colour'"),
+    ("synthetic:n_items=100+n_query=90+n_train=20", "must not exceed n_items"),
+])
+def test_bad_sizes_are_named(spec, message):
+    with pytest.raises(datasets.DatasetError, match=message):
+        datasets.resolve(spec)

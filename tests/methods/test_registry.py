@@ -104,6 +104,7 @@ def test_pair_encoder_is_derived_from_the_class():
         methods.create("cca-itq").encode_pair(np.ones((2, 2)), np.ones((2, 2)))
 
 
+@pytest.mark.slow
 def test_getting_a_shallow_method_does_not_import_torch():
     # A worker process running shallow cells must not pay for torch's import (~1.3 s each).
     import subprocess

@@ -9,6 +9,8 @@ import pytest
 
 from cmhbench.cli import main
 
+pytestmark = pytest.mark.slow  # drives a real browser
+
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage"]
 
