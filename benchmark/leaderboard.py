@@ -92,6 +92,7 @@ class Table:
     shared: dict[int, list[int]] = field(default_factory=dict)  # bits -> seeds every entry of the column has
     methods: dict[str, str] = field(default_factory=dict)  # row -> method (or variant) name
     reconstructed: set[str] = field(default_factory=set)  # rows whose method's fidelity is 'reconstructed'
+    tuned: set[str] = field(default_factory=set)  # rows whose values came from cmhbench tune
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # the table's ok cells, with a 'row' column
     chance: float | None = None
     presets: list[str] = field(default_factory=list)
@@ -137,8 +138,10 @@ class Table:
         return len(self.ranked(bits)) > 1 and self.rank(row, bits) == 1
 
     def label(self, row: str) -> str:
-        """The row's name, with a dagger when its method's fidelity is ``reconstructed``."""
-        return f"{row} {RECONSTRUCTED_MARK}" if row in self.reconstructed else row
+        """The row's name, with a dagger when its method's fidelity is ``reconstructed`` and a
+        double dagger when its values were tuned on a validation split."""
+        label = f"{row} {RECONSTRUCTED_MARK}" if row in self.reconstructed else row
+        return f"{label} {TUNED_MARK}" if row in self.tuned else label
 
     def seeds_note(self) -> str:
         """'seed: 0' or 'seeds: 0, 1, 2', plus the chance level."""
@@ -221,6 +224,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
         presets = sorted(p for p in cells["preset"].dropna().unique()) if "preset" in cells else []
         methods = dict(zip(cells["row"], cells["method"]))
         reconstructed = set(cells.loc[_column(cells, "fidelity", "") == RECONSTRUCTED, "row"])
+        tuned = set(cells.loc[_column(cells, "tuned", "") != "", "row"])
         for direction, label in DIRECTIONS.items():
             column = columns[direction]
             means = pd.DataFrame(np.nan, index=rows, columns=bits)
@@ -252,7 +256,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
             title = _title(dataset, protocol, coding, features, presets, label, metric)
             tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds, not_applicable,
                                 seeds, features=features, counts=counts, collapsed=collapsed, comparable=comparable,
-                                shared=shared, methods=methods, reconstructed=reconstructed, cells=ok,
+                                shared=shared, methods=methods, reconstructed=reconstructed, tuned=tuned, cells=ok,
                                 chance=level, presets=presets))
     return tables
 
