@@ -208,6 +208,8 @@ def tune(settings: RunSettings, sources: Mapping[str, DatasetSource], ctx: RunCo
     if trials < 1:
         raise TuneError(f"--trials must be at least 1, got {trials}")
     check_tunable(settings.grid.methods)
+    settings.grid.validate()
+    settings.grid.check_methods()  # a bad fixed value fails here, before a study exists
     settings.out.mkdir(parents=True, exist_ok=True)
     trial_ctx = replace(ctx, out=settings.out / TRIALS_DIR, metrics=(metric,))
     results = [tune_method(m, settings, sources, trial_ctx, trials=trials, metric=metric,

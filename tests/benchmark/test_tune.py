@@ -113,3 +113,14 @@ def test_a_study_killed_mid_way_continues_without_recomputing_finished_trials(tm
     assert len(after) == 6
     assert _tuned(out)["variants"]["cmfh-tuned"]["tuned"]["trials"] == 6
     assert "study cmfh-" in result.stderr and "complete trials" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "cca-itq", "--trials", "0"], "--trials must be at least 1, got 0"),
+    (["--methods", "cca-itq", "--trials", "2", "--param", "cca-itq.n_iter=-5"],
+     "cca-itq.n_iter=-5 is outside its domain: an integer ≥ 1"),
+])
+def test_bad_tune_requests_are_refused_before_a_study_exists(tmp_path, capsys, args, message):
+    assert main(["tune", *args, "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip() == f"cmhbench: error: {message}"
+    assert not (tmp_path / "x").exists()
