@@ -380,14 +380,17 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from cmhbench.datasets.cache import cache_usage, clear_cache, default_cache_dir
+    from cmhbench.datasets.cache import CacheError, cache_usage, clear_cache, default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    if args.action == "clear":
-        clear_cache(folder)
-        print(f"cleared {folder}")
-        return 0
-    usage = cache_usage(folder)
+    try:
+        if args.action == "clear":
+            clear_cache(folder)
+            print(f"cleared {folder}")
+            return 0
+        usage = cache_usage(folder)
+    except CacheError as exc:
+        raise UsageError(str(exc)) from None
     if not usage:
         print(f"{folder}: empty (nothing cached yet)")
         return 0

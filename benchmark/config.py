@@ -20,7 +20,9 @@ variants, so that an ablation is a set of ordinary cells::
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     unknown = sorted(set(config) - RUN_KEYS)
@@ -119,13 +125,57 @@ class RunSettings:
 
 
 def _as_list(value: Any, what: str, kind: type = str) -> list[Any]:
+    """A list option from a comma-separated string or a TOML array, each item of ``kind``."""
     if isinstance(value, str):
         return parse_list(value, what, kind)
-    if isinstance(value, int) and kind is int:
+    if isinstance(value, int) and not isinstance(value, bool) and kind is int:
         return [value]
-    if isinstance(value, list):
-        return value
-    raise ConfigError(f"{what} must be a list or a comma-separated string, got {value!r}")
+    if not isinstance(value, list):
+        raise ConfigError(f"{what} must be a list or a comma-separated string, got {value!r}")
+    if not value:
+        raise ConfigError(f"{what} is empty")
+    for item in value:
+        if not isinstance(item, kind) or isinstance(item, bool) or (kind is str and not item.strip()):
+            raise ConfigError(f"{what} must be a list of {'integers' if kind is int else 'names'}, got {item!r}")
+    return value
+
+
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def _integer(value: Any, what: str, minimum: int) -> int:
+    """An integer option from the CLI or a grid file, at least ``minimum``."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{what} must be an integer, got {value!r}") from None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{what} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{what} must be at least {minimum}, got {value}")
+    return value
+
+
+def _seconds(value: Any, what: str) -> float:
+    """A positive, finite number of seconds (0 is refused: leave the option out for no limit)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{what} must be a number of seconds, got {value!r}") from None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{what} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{what} must be a positive, finite number of seconds (leave it out for no limit), "
+                          f"got {value!r}")
+    return float(value)
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{what} must be a non-empty string, got {value!r}")
+    return value
 
 
 def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSettings:
@@ -153,20 +203,23 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         params=params,
         variants={name: dict(v) for name, v in config.get("variants", {}).items()},
     )
-    data_dir = merged.get("data_dir")
-    cache_dir = merged.get("cache_dir")
+    data_dir = _name(merged["data_dir"], "data_dir") if "data_dir" in merged else None
+    cache_dir = _name(merged["cache_dir"], "cache_dir") if "cache_dir" in merged else None
+    device = _name(merged.get("device", "auto"), "device")
+    if not DEVICE.fullmatch(device):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:K, got {device!r}")
     settings = RunSettings(
         grid=grid,
-        out=Path(merged.get("out", DEFAULT_OUT)),
+        out=Path(_name(str(merged["out"]), "out") if "out" in merged else DEFAULT_OUT),
         data_dir=Path(data_dir) if data_dir else default_data_dir(),
         cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-        device=merged.get("device", "auto"),
-        jobs=int(merged.get("jobs", 1)),
-        cells_per_gpu=int(merged.get("cells_per_gpu", 1)),
-        threads=int(merged["threads"]) if merged.get("threads") else 1,
-        backend=merged.get("backend", "dask" if merged.get("scheduler") else "loky"),
-        scheduler=merged.get("scheduler"),
-        timeout=float(merged["timeout"]) if merged.get("timeout") else None,
+        device=device,
+        jobs=_integer(merged.get("jobs", 1), "jobs", -1),
+        cells_per_gpu=_integer(merged.get("cells_per_gpu", 1), "cells_per_gpu", 1),
+        threads=_integer(merged.get("threads", 1), "threads", 1),
+        backend=_name(merged.get("backend", "dask" if merged.get("scheduler") else "loky"), "backend"),
+        scheduler=_name(merged["scheduler"], "scheduler") if merged.get("scheduler") is not None else None,
+        timeout=_seconds(merged["timeout"], "timeout") if "timeout" in merged else None,
         metrics=_as_list(merged.get("metrics", list(DEFAULT_METRICS)), "metrics"),
         config={**config, **{k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}},
     )
@@ -176,8 +229,6 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         raise ConfigError(f"cells_per_gpu must be at least 1, got {settings.cells_per_gpu}")
     if settings.backend not in ("loky", "dask"):
         raise ConfigError(f"backend must be loky or dask, got {settings.backend!r}")
-    if settings.timeout is not None and settings.timeout <= 0:
-        raise ConfigError(f"timeout must be a positive number of seconds, got {settings.timeout:g}")
     cores = os.cpu_count() or 1
     workers = cores if settings.jobs == -1 else settings.jobs
     if settings.threads and workers * settings.threads > cores:

@@ -25,6 +25,8 @@ from cmhbench.datasets.features import DEFAULT_FEATURES, FEATURES
 from cmhbench.methods import registry
 
 SCHEMA_VERSION = 1
+MAX_BITS = 4096
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
 DATABASE_CODINGS = ("modality", "unified")
 
 
@@ -111,9 +113,13 @@ class GridSpec:
         for b in self.bits:
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
                 raise GridError(f"bits must be positive integers, got {b!r}")
+            if b > MAX_BITS:
+                raise GridError(f"bits must be at most {MAX_BITS}, got {b}")
         for s in self.seeds:
             if isinstance(s, bool) or not isinstance(s, int) or s < 0:
                 raise GridError(f"seeds must be non-negative integers, got {s!r}")
+            if s > MAX_SEED:
+                raise GridError(f"seeds must be at most {MAX_SEED} (numpy and torch seeds are 32-bit), got {s}")
         for coding in self.database_coding:
             if coding not in DATABASE_CODINGS:
                 raise GridError(f"database coding must be one of {', '.join(DATABASE_CODINGS)}, got {coding!r}")

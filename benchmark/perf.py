@@ -11,7 +11,8 @@ the engine's peak extra memory (resident memory above what the process held befo
     python -m cmhbench.perf eval --queries 200 --database 20000    # quick
     python -m cmhbench.perf eval --backend numpy --workers 1       # one path, one thread
 
-``python -m cmhbench.perf train`` times deep training steps (see :mod:`cmhbench.perf_train`).
+``python -m cmhbench.perf train`` times deep training steps (see :mod:`cmhbench.perf_train`);
+``python -m cmhbench.perf gpu`` is the GPU check (see :mod:`cmhbench.perf_gpu`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cmhbench import perf_train
+from cmhbench import perf_gpu, perf_train
 from cmhbench.evaluation import engine, evaluate
 from cmhbench.provenance import PeakMemory
 
@@ -171,9 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "seconds each, so that worker start-up does not dominate)")
     jobs.add_argument("--bits", default="16,32,64,128", help="bit lengths (default 16,32,64,128: 8 cells)")
     perf_train.add_parser(sub)
+    perf_gpu.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "train":
         return perf_train.run(args, parser)
+    if args.command == "gpu":
+        return perf_gpu.run(args, parser)
     if args.command == "jobs":
         return bench_jobs(args)
     for name in ("queries", "database", "labels", "repeat"):

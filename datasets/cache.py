@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+
+class CacheError(OSError):
+    """A cache folder that cannot be read, written or cleared; the message names it."""
 
 FINGERPRINTS = "fingerprints"
 META = "meta.json"
@@ -62,6 +67,8 @@ def cache_usage(folder: Path) -> list[CacheUsage]:
     empty when the folder does not exist."""
     if not folder.exists():
         return []
+    if not folder.is_dir():
+        raise CacheError(f"cache folder {folder} is a file, not a folder")
     usage = []
     for part in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
         files = [f for f in part.rglob("*") if f.is_file()]
@@ -71,8 +78,13 @@ def cache_usage(folder: Path) -> list[CacheUsage]:
 
 def clear_cache(folder: Path) -> None:
     """Delete the cache folder and everything in it (safe: all of it can be recomputed)."""
+    if folder.exists() and not folder.is_dir():
+        raise CacheError(f"cache folder {folder} is a file, not a folder; nothing was cleared")
     if folder.exists():
-        shutil.rmtree(folder)
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise CacheError(f"cannot clear the cache folder {folder}: {exc.strerror or exc}") from None
 
 
 def cache_root(cache_dir: str | Path | None) -> Path:
@@ -191,6 +203,24 @@ class Prepared:
             pass
 
 
+def _host() -> str:
+    return socket.gethostname().replace("-", "_")
+
+
+def remove_dead_preparations(root: Path) -> None:
+    """Remove the temporary folders of preparations killed on this host (their pid is gone),
+    so that a killed run leaves nothing that fills the disk for the next one."""
+    for tmp in root.glob(".tmp-*"):
+        parts = tmp.name.split("-", 3)  # .tmp-<host>-<pid>-<random>
+        if len(parts) == 4 and parts[1] == _host() and parts[2].isdigit() and tmp.is_dir():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:
+                pass
+
+
 class PreparedWriter:
     """Assemble a prepared folder in a temporary sibling, then rename it into place."""
 
@@ -199,7 +229,8 @@ class PreparedWriter:
         self.tmp: Path | None = None
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
+            remove_dead_preparations(folder.parent)
+            self.tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{_host()}-{os.getpid()}-"))
         except OSError as exc:
             log.warning("dataset cache %s is not writable (%s); the dataset is prepared in memory on every load",
                         folder.parent, exc.strerror)
@@ -207,6 +238,12 @@ class PreparedWriter:
     @property
     def active(self) -> bool:
         return self.tmp is not None
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.tmp or self.folder.parent).free
+        except OSError:
+            return None
 
     def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         """A writable array: a .npy memory map in the cache, or plain memory without one."""

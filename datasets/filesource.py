@@ -27,6 +27,9 @@ from cmhbench.datasets import protocols as P
 from cmhbench.datasets.base import Dataset, DatasetError, DatasetSource, Split
 from cmhbench.datasets.cache import Prepared, PreparedWriter, cache_root, content_id, file_fingerprint
 from cmhbench.datasets.files import ArrayFile, one_line, where
+from cmhbench.methods.base import available_memory_bytes
+
+MAX_CLASSES = 100_000  # class ids are one-hot coded: a stray huge id would ask for terabytes
 
 LOADER_VERSION = 1  # bump when preparation changes: identities, keys and cache folders change with it
 MODALITIES = ("image", "text", "labels")
@@ -71,6 +74,7 @@ class FileSource(DatasetSource):
         self.protocols = protocols
         self.default_protocol = default_protocol
         self.sizes = sizes or P.Sizes()
+        self._checked: dict[str, str | None] = {}  # fixed protocol -> why its split cannot be scored
         self.cache_root: Path | None = cache_root(cache_dir) if cache_dir is not False else None
         digests: list[str] = []
         arrays: dict[str, list[str]] = {}
@@ -144,6 +148,7 @@ class FileSource(DatasetSource):
         folder = self.folder
         writer = PreparedWriter(folder) if folder is not None else None
         try:
+            self._check_room(opened, n, writer)
             arrays = {m: self._read_features(m, opened, writer, n) for m in ("image", "text")}
             labels = self._read_labels(opened)
             if writer is not None and writer.active:
@@ -174,6 +179,25 @@ class FileSource(DatasetSource):
         _memory[self.content] = (meta, arrays, given)
         return meta, arrays, given
 
+    def _check_room(self, opened: Any, n: int, writer: PreparedWriter | None) -> None:
+        """Refuse, before anything is allocated, a dataset whose declared shapes do not fit
+        the cache folder's free space (a memory map on a full disk ends in a bus error) or,
+        without a cache, the free memory."""
+        widths = 0
+        for modality in ("image", "text"):
+            part = getattr(self.layout, modality)[0]
+            shape = opened(part).shapes[part.key]
+            widths += shape[1] if len(shape) == 2 else 1
+        need = n * widths * np.dtype(np.float32).itemsize
+        if writer is not None and writer.active:
+            free, where_ = writer.free_bytes(), f"the cache folder {writer.folder.parent}"
+            hint = "free space there or give another --cache-dir"
+        else:
+            free, where_, hint = available_memory_bytes(), "memory", "use a smaller file"
+        if free is not None and need > free:
+            raise DatasetError(f"{self.name}: its declared shapes ({n:,} rows, {widths:,} feature columns) need "
+                               f"{need / 2**30:,.1f} GiB in {where_}, but only {free / 2**30:,.1f} GiB are free; {hint}")
+
     def _describe(self, modality: str) -> str:
         parts = getattr(self.layout, modality)
         keys = "+".join(p.key for p in parts)
@@ -202,6 +226,9 @@ class FileSource(DatasetSource):
                     raise DatasetError(f"{self.name}: {where(part.path)}: {part.key} has shape {shape}; labels "
                                        "must be rows × labels (0/1) or one class id per row")
                 cols = shape[1] if len(shape) == 2 else 1
+                if modality != "labels" and cols == 0:
+                    raise DatasetError(f"{self.name}: {where(part.path)}: {part.key} has shape {shape}; "
+                                       f"{modality} features need at least one column")
                 if width is not None and cols != width:
                     raise DatasetError(f"{self.name}: {modality} parts differ in width: {self._describe(modality)} "
                                        f"have {width} and {cols} columns")
@@ -273,7 +300,11 @@ class FileSource(DatasetSource):
         base = self.layout.class_base if self.layout.class_base is not None else 0
         if int(ids.min()) < base:
             raise DatasetError(f"{self.name}: labels ({desc}): class ids must be ≥ {base}, found {int(ids.min())}")
-        onehot = np.zeros((ids.size, int(ids.max()) - base + 1), dtype=np.uint8)
+        classes = int(ids.max()) - base + 1
+        if classes > MAX_CLASSES:
+            raise DatasetError(f"{self.name}: labels ({desc}): class id {int(ids.max()):,} would make {classes:,} "
+                               f"classes (at most {MAX_CLASSES:,}); number the classes from {base}")
+        onehot = np.zeros((ids.size, classes), dtype=np.uint8)
         onehot[np.arange(ids.size), ids - base] = 1
         return onehot
 
@@ -301,11 +332,28 @@ class FileSource(DatasetSource):
     def check_protocol(self, protocol: str | None) -> str:
         protocol = super().check_protocol(protocol)
         problem = P.fit_problem(protocol, self.n, self.n_labelled, self.sizes)
+        if problem is None and protocol in P.FIXED:  # fixed rows: check the split itself, once
+            problem = self._fixed_split_problem(protocol)
         if problem:
             raise DatasetError(f"{self.spec}: protocol {protocol!r} does not fit: {problem}; store your own "
                                "split in the file (query_idx, optionally train_idx and database_idx) and run "
                                "with --protocol given, or pick a protocol that fits with --protocol")
         return protocol
+
+    def _fixed_split_problem(self, protocol: str) -> str | None:
+        """Why a fixed split cannot be scored (no labelled query, too few training pairs)."""
+        if protocol in self._checked:
+            return self._checked[protocol]
+        split = self._compute_split(self.load(), protocol, 0)
+        problem = None
+        if split.query.size == 0:
+            problem = "none of its query rows has a label, so no query can be scored"
+        elif split.train.size < 2:
+            problem = f"it leaves {split.train.size} training pairs (at least 2 are needed)"
+        elif split.database.size == 0:
+            problem = "its database is empty"
+        self._checked[protocol] = problem
+        return problem
 
     def split(self, dataset: Dataset, protocol: str, seed: int) -> Split:
         protocol = self.check_protocol(protocol)

@@ -454,7 +454,7 @@ class UCHM(DeepHasher):
         self.encode_alpha_ = relaxation(self.epochs - 1)
         if self.selector_ is not None:
             self.selector_ = self.selector_.eval()
-            self._selector64 = copy.deepcopy(self.selector_).to("cpu", torch.float64).eval()
+            self._selector64 = copy.deepcopy(self.selector_).to("cpu", torch.float64).eval()  # tiny: CPU
 
     def fit_report(self) -> dict[str, Any]:
         report = {**super().fit_report(), "calibration": self.calibration_, "mie": self.mie,

@@ -1,0 +1,74 @@
+"""Bad input is refused before any cell runs: one line naming the option, field or file, exit code 2."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from cmhbench import store
+from cmhbench.cli import main
+
+RUN = ["run", "--methods", "random", "--bits", "8", "--no-progress"]
+
+
+def _refused(capsys, argv, *words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cmhbench: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+@pytest.mark.parametrize("content, words", [
+    ('jobs = "two"\n', ["jobs", "'two'"]),
+    ('threads = "x"\n', ["threads", "'x'"]),
+    ('timeout = "soon"\n', ["timeout", "'soon'"]),
+    ('methods = [1, 2]\n', ["methods", "1"]),
+    ('seeds = [1e20]\n', ["seeds"]),
+    ('out = ""\n', ["out"]),
+    (b'methods = ["r\xff"]\n', ["not UTF-8"]),
+])
+def test_bad_grid_file_values(tmp_path, capsys, monkeypatch, content, words):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "grid.toml"
+    config.write_bytes(content if isinstance(content, bytes) else content.encode())
+    _refused(capsys, ["run", "--config", str(config), "--bits", "8", "--no-progress"], *words)
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.toml"]  # nothing written, not even results/
+
+
+@pytest.mark.parametrize("option, words", [
+    (["--seeds", "1e20"], ["seeds"]),
+    (["--seeds", str(2**40)], ["seeds"]),
+    (["--timeout", "nan"], ["timeout"]),
+    (["--timeout", "0"], ["timeout", "leave it out for no limit"]),
+    (["--threads", "-3"], ["threads"]),
+    (["--device", "tpu"], ["device", "tpu"]),
+    (["--bits", "0"], ["bits"]),
+    (["--param", "cca-itq.n_iter=-5", "--methods", "cca-itq"], ["cca-itq.n_iter"]),
+    (["--param", "cvh.reg=nan", "--methods", "cvh"], ["cvh.reg"]),
+])
+def test_bad_command_line_values(tmp_path, capsys, option, words):
+    _refused(capsys, RUN + ["--out", str(tmp_path / "o")] + option, *words)
+    assert not store.cells_dir(tmp_path / "o").exists()
+
+
+def test_an_empty_out_is_refused_not_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _refused(capsys, RUN + ["--out", ""], "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_jobs_above_cells_or_cores_is_capped_with_a_note(tmp_path, capsys, caplog):
+    with caplog.at_level(logging.WARNING):
+        assert main(RUN + ["--out", str(tmp_path / "o"), "--jobs", "1000"]) == 0
+    assert "--jobs 1000 capped to 1" in capsys.readouterr().err + caplog.text
+
+
+def test_cache_clear_on_a_file(tmp_path, capsys):
+    target = tmp_path / "not-a-folder"
+    target.write_text("x")
+    _refused(capsys, ["cache", "clear", "--cache-dir", str(target)], str(target))
+    assert target.read_text() == "x"
