@@ -25,6 +25,7 @@ flattered:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -311,6 +312,16 @@ def method_label(frame: pd.DataFrame, row: str) -> str:
     return f"{row} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, row) else row
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_|<>]|(?<=\])\()")
+
+
+def markdown_text(name: str) -> str:
+    """A name from a record as literal Markdown text: one line, its ``|`` unable to open a
+    column and its ``*``, ``_``, ``<``, backquotes or ``](`` unable to fake emphasis, HTML, code
+    or a link."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(name).split()))
+
+
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:
     """All tables as Markdown, with a legend.  ``statistics`` (from
     :func:`cmhbench.stats.leaderboard_statistics`) replaces the seed spread by 95% intervals
@@ -327,9 +338,9 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
                     text = (entry.interval.text() + table.marks(row, b)
                             + (f" {TIED_MARK}" if entry.tied_with_best and not entry.best else ""))
                 cells.append(f"**{text}**" if table.bold(row, b) else text)
-            rows.append([table.label(row), *cells])
+            rows.append([markdown_text(table.label(row)), *cells])
         headers = ["method"] + [f"{b} bits" for b in table.means.columns]
-        parts.append(f"### {table.title}\n\n{table.seeds_note()}\n\n"
+        parts.append(f"### {markdown_text(table.title)}\n\n{table.seeds_note()}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
 

@@ -8,6 +8,7 @@ need the other.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import cmhbench
@@ -21,6 +22,7 @@ ROOTS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def package_modules() -> dict[str, Path]:
     """Every module of the installed cmhbench tree, by dotted name."""
     modules = {}
@@ -42,6 +44,12 @@ def _target(name: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
+@functools.lru_cache(maxsize=1)
+def parsed() -> dict[str, ast.Module]:
+    """Every module's syntax tree (parsed once per test session)."""
+    return {name: ast.parse(path.read_text(), str(path)) for name, path in package_modules().items()}
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the cmhbench modules it imports (explicitly; parents are not implied)."""
     modules = package_modules()
@@ -49,7 +57,7 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         edges = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parsed()[name]):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):

@@ -164,7 +164,10 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
         "provenance_columns": [c for c in PROVENANCE if c in frame.columns],
         "collapse_below": COLLAPSE_BELOW,
     }
-    payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")
+    # inside <script>, "<!--" and "</script" change how the HTML parser reads the block:
+    # JSON's own escapes keep every <, > and & out of it (a name like "<!--<script>" stays data)
+    payload = json.dumps(data, allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace(
+        "&", "\\u0026")
     figures = "".join(
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(Path(p).read_bytes()).decode()}"></figure>' for p in images)

@@ -12,6 +12,7 @@ GRID = ["run", "--methods", "random,cca-itq", "--bits", "16,32", "--seeds", "0,1
         "--no-progress"]
 
 
+@pytest.mark.slow  # three runs of an eight-cell grid (multi-second)
 def test_second_run_computes_nothing_and_a_deleted_cell_is_recomputed(tmp_path, capsys):
     out = str(tmp_path / "X")
     assert main(GRID + ["--out", out]) == 0

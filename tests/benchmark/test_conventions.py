@@ -15,15 +15,14 @@ import pytest
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS, RESCORE_METRICS, per_query_array
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_architecture import package_modules  # noqa: E402
+from test_architecture import parsed  # noqa: E402
 
 SHARED = ("DIRECTIONS", "DEFAULT_METRICS", "RESCORE_METRICS", "PER_QUERY_METRICS", "INTERVAL_RULE",
           "SIGNIFICANCE_RULE", "TIED_MARK", "RECONSTRUCTED_MARK")
 
 
 def _sources() -> list[tuple[str, ast.Module]]:
-    return [(name, ast.parse(path.read_text(), str(path))) for name, path in sorted(package_modules().items())
-            if name != "cmhbench.conventions"]
+    return [(name, tree) for name, tree in sorted(parsed().items()) if name != "cmhbench.conventions"]
 
 
 def _strings(node: ast.AST) -> tuple[str, ...] | None:

@@ -76,6 +76,7 @@ def test_no_friedman_with_fewer_than_three_datasets():
     assert ranking.friedman_p is None and ranking.mean_ranks["a"] == 1.0
 
 
+@pytest.mark.slow  # a stored two-seed run, then bootstrap and permutation tests (multi-second)
 def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
     from cmhbench import store
     from cmhbench.cli import main

@@ -9,6 +9,12 @@ from cmhbench.testing import method_checks
 BUILTINS = [name for name in methods.available() if is_builtin(methods.get(name))]
 
 
-@pytest.mark.parametrize("check", [c for name in BUILTINS for c in method_checks(name)], ids=str)
+def _param(name: str, check):
+    """A deep method's shape check fits it at five bit lengths (multi-second): slow tier."""
+    slow = methods.get(name).info.kind == "deep" and str(check).endswith(":codes_shape_and_dtype")
+    return pytest.param(check, marks=pytest.mark.slow) if slow else check
+
+
+@pytest.mark.parametrize("check", [_param(name, c) for name in BUILTINS for c in method_checks(name)], ids=str)
 def test_conformance(check):
     check()

@@ -56,6 +56,7 @@ def test_write_cell_refuses_a_key_that_is_a_path(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # end to end through the command, several runs (multi-second)
 @pytest.mark.parametrize("content", ["[1, 2]", '{"key": "K", "status": "ok"}', "{not json", b"\xff\xfe"])
 def test_malformed_records_are_reported_not_crashed_on(finished, tmp_path, capsys, content):
     out = _copy(finished, tmp_path / "o")
@@ -76,6 +77,7 @@ def test_malformed_records_are_reported_not_crashed_on(finished, tmp_path, capsy
     assert main(["check", str(out)]) == 0
 
 
+@pytest.mark.slow  # end to end through the command, several runs (multi-second)
 def test_truncated_arrays_are_named_by_check_and_recomputed_by_run(finished, tmp_path, capsys):
     out = _copy(finished, tmp_path / "o")
     key = sorted(store.done_keys(out))[0]

@@ -41,6 +41,7 @@ def test_map_vs_bits_plots_one_series_per_method(tmp_path):
     assert first.series["a_b"]["spread"][0] > 0
 
 
+@pytest.mark.slow  # end to end: a grid, then the whole report (multi-second)
 def test_report_command_writes_every_file(tmp_path, capsys):
     out = tmp_path / "o"
     assert main(["run", "--methods", "random,cca-itq", "--bits", "8,16", "--preset", "quick", "--out", str(out),
@@ -64,6 +65,7 @@ def test_report_command_writes_every_file(tmp_path, capsys):
     assert "<table id=\"provenance\">" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # end to end: a grid, then the whole report (multi-second)
 def test_curves_hold_one_series_per_method(tmp_path):
     from cmhbench import store
     from cmhbench.report.plots import curves
