@@ -11,7 +11,7 @@ the training pairs and scored under both database codings:
 
 Usage (from the repository root):
 
-    python docs/reproduce_wikipedia_shallow.py [--data /work/shared/data/wikipedia/wikiData.mat]
+    python docs/reproduce_wikipedia_shallow.py [--data $CMHBENCH_DATA/wikipedia/wikiData.mat]
         [--methods cvh,imh,cmfh,lssh,fsh] [--bits 16,32,64,128] [--seeds 0,1,2,3,4] [--out results.csv]
 
 It prints a markdown table (mean ± std over seeds) and writes one CSV row per
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import time
 from pathlib import Path
 
@@ -84,7 +85,9 @@ def score(model, query, database, metrics=("map@50", "map@all")):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="/work/shared/data/wikipedia/wikiData.mat")
+    parser.add_argument("--data", default=os.path.join(os.environ.get("CMHBENCH_DATA", "data"), "wikipedia",
+                                                       "wikiData.mat"),
+                        help="wikiData.mat (default: $CMHBENCH_DATA/wikipedia/wikiData.mat)")
     parser.add_argument("--methods", default="cvh,imh,cmfh,lssh,fsh")
     parser.add_argument("--bits", default="16,32,64,128")
     parser.add_argument("--seeds", default="0,1,2,3,4")

@@ -7,7 +7,10 @@ undirected asymmetric graph between items and anchors), learns item codes B and 
 B̄ whose inner products reproduce it, and fits one linear hash function per modality; the
 unified code of a pair uses both modalities.  The authors' original code is not public;
 their released re-implementation (github.com/Lyn-L/FSH, ``trainFSH.m``) settled the details
-below that the paper leaves open.
+below that the paper leaves open.  Fidelity: **reconstructed** — that re-implementation is a
+third party's, not the authors', and several details are our own choices (the kernel widths
+σ², the mapping of the similarity to the code range, the n/40 anchor count, the exponent r),
+so this is FSH as we rebuilt it, not as its authors ran it.
 
 Equations as implemented (X: n x d_x, Y: n x d_y centred; c bits; m anchors):
 
@@ -113,7 +116,7 @@ def sgn(M: np.ndarray) -> np.ndarray:
     venue="CVPR",
     year=2017,
     kind="shallow",
-    fidelity="paper",
+    fidelity="reconstructed",
     deterministic=False,
     memory="O(n·(m+d_x+d_y+c) + m²), m anchors",
     presets={"quick": {"n_iter": 3}},
