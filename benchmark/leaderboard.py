@@ -224,7 +224,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
         level = chance_level(ok, metric) if chance else None
         presets = sorted(p for p in cells["preset"].dropna().unique()) if "preset" in cells else []
         methods = dict(zip(cells["row"], cells["method"]))
-        reconstructed = set(cells.loc[_column(cells, "fidelity", "") == RECONSTRUCTED, "row"])
+        reconstructed = set(cells.loc[_reconstructed(cells), "row"])
         tuned = set(cells.loc[_column(cells, "tuned", "") != "", "row"])
         for direction, label in DIRECTIONS.items():
             column = columns[direction]
@@ -320,6 +320,11 @@ def collapse_warning(frame: pd.DataFrame, keys: set[str] | None = None) -> str |
             f"the chance level; marked {COLLAPSE_MARK} and never bold: {', '.join(names)}")
 
 
+def _reconstructed(frame: pd.DataFrame) -> pd.Series:
+    """Which cells' methods have fidelity ``reconstructed``: the one rule behind every dagger."""
+    return _column(frame, "fidelity", "") == RECONSTRUCTED
+
+
 def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
     """Whether ``method`` (a method, or a row: one configuration of it), or any method of
     ``frame``, has fidelity ``reconstructed``: the one rule behind the dagger of the
@@ -331,7 +336,7 @@ def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
     else:
         named = frame["method"] == method
         rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
-    return bool((rows["fidelity"] == RECONSTRUCTED).any())
+    return bool(_reconstructed(rows).any())
 
 
 def method_label(frame: pd.DataFrame, row: str) -> str:
