@@ -99,6 +99,7 @@ def _log_to_parent(conn: Any) -> None:
 def _serve(conn: Any, sources: Mapping[str, DatasetSource], ctx: RunContext, parent: int) -> None:
     """A worker's life: run the cells the parent sends until it sends None or goes away."""
     _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops the workers
     _log_to_parent(conn)
     while True:
         try:
@@ -173,8 +174,15 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
     deaths: Counter = Counter()
     idle: list[_Worker] = []
     busy: list[_Worker] = []
+    interrupted: list[int] = []
+    # Ctrl-C is noted and acted on here, between two waits: raised anywhere (inside a fork,
+    # inside logging) it can be swallowed as an "exception ignored" and the run goes on
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if main else None
     try:
         while pending or busy:
+            if interrupted:
+                raise KeyboardInterrupt
             while pending and len(busy) < workers:
                 worker = idle.pop() if idle else _Worker(context, sources, ctx)
                 worker.submit(pending.popleft(), ctx.timeout)
@@ -182,7 +190,9 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
             now = time.monotonic()
             timeout = max(0.0, min(w.deadline for w in busy) - now)
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
-                             timeout=min(timeout, 1.0)))
+                             timeout=min(timeout, 0.5)))
+            if interrupted:
+                raise KeyboardInterrupt
             for worker in list(busy):
                 cell = worker.cell
                 if worker.conn in ready:
@@ -209,9 +219,12 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
                     _release_claim(ctx, cell.key)
                     yield _store_failure(cell, ctx, f"the cell ran longer than --timeout {ctx.timeout:g} s and its "
                                                     f"worker was killed ({KILL_GRACE_S:g} s later)")
-    finally:
+    finally:  # normal end, Ctrl-C or an error of ours: no worker outlives the run
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
         for worker in busy:
             worker.kill()
+            _release_claim(ctx, worker.cell.key)
         for worker in idle:
             worker.stop()
 
