@@ -63,7 +63,9 @@ def test_a_native_call_is_stopped_within_seconds_of_the_timeout(plugin_env, cmhb
                           "--param", "dummy-bad.mode=native-sleep", "--out", str(out), "--no-progress")
     elapsed = time.monotonic() - start
     assert result.returncode == 1, result.stderr
-    assert elapsed < 50, f"the stuck cell held the run for {elapsed:.0f} s"  # the method sleeps for 60 s
+    # the method sleeps for 600 s; start-up and the other cells take well under a minute even on a
+    # busy machine, so the bound separates "killed after 10 + 3 s" from "waited for the sleep"
+    assert elapsed < 200, f"the stuck cell held the run for {elapsed:.0f} s"
     records = {(r["cell"]["method"], r["cell"]["bits"]): r for r in store.iter_records(out)}
     assert "longer than --timeout 10 s" in records[("dummy-bad", 16)]["error"]
     assert [r["status"] for k, r in sorted(records.items()) if k != ("dummy-bad", 16)] == ["ok", "ok", "ok"]
