@@ -388,6 +388,8 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "bits": cell["bits"],
         "seed": cell["seed"],
         "preset": cell.get("preset"),
+        "split": cell.get("split", "test"),
+        "tuned": (record.get("tuned") or {}).get("study"),
         "status": record["status"],
         "error": record.get("error") or "",
         "fidelity": info.get("fidelity"),
