@@ -316,8 +316,9 @@ def collapse_warning(frame: pd.DataFrame, keys: set[str] | None = None) -> str |
         return None
     names = [f"{r.method}/{r.dataset}/{r.bits}b/s{r.seed} ({int(r.distinct_db_codes)} codes)"
              for r in bad.itertuples()]
-    return (f"{len(bad)} cell(s) collapsed — fewer than {COLLAPSE_BELOW} distinct database codes, scores near "
-            f"the chance level; marked {COLLAPSE_MARK} and never bold: {', '.join(names)}")
+    return (f"{len(bad)} cell(s) collapsed — fewer than {COLLAPSE_BELOW} distinct database codes, so the ranking "
+            f"is coarse and scores drift toward the chance level; marked {COLLAPSE_MARK} and never bold: "
+            f"{', '.join(names)}")
 
 
 def _reconstructed(frame: pd.DataFrame) -> pd.Series:

@@ -517,17 +517,13 @@ def claim(out: str | Path, key: str) -> Claim | None:
     return None
 
 
-def dead_claims(out: str | Path) -> set[str]:
-    """Keys whose claim belongs to a dead process on this host (a worker that was killed)."""
-    root = claims_dir(out)
-    if not root.is_dir():
-        return set()
-    dead = set()
-    for path in root.iterdir():
-        owner = _claim_owner(path)
-        if not path.name.startswith(".") and owner.get("host") == _host() and not _alive(owner.get("pid", -1)):
-            dead.add(path.name)
-    return dead
+def drop_claim(out: str | Path, key: str, pid: int) -> None:
+    """Remove the claim on ``key`` if process ``pid`` of this host holds it (a worker that was
+    killed cannot release its own)."""
+    path = claims_dir(out) / key
+    owner = _claim_owner(path)
+    if owner.get("host") == _host() and owner.get("pid") == pid:
+        path.unlink(missing_ok=True)
 
 
 def is_done(out: str | Path, key: str) -> bool:
