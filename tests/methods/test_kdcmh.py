@@ -281,3 +281,16 @@ def test_codes_of_a_small_training_set_stay_distinct(train, distill):
     for codes in (model.encode_image(train.image), model.encode_text(train.text)):
         # not collapsed onto a few codes (version 2's failure: F, G shrank towards 0)
         assert len({row.tobytes() for row in codes}) > 0.4 * train.n
+
+
+def test_the_ablation_grid_loads_and_every_variant_is_a_valid_kdcmh():
+    from pathlib import Path
+
+    from cmhbench.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "docs" / "ablations" / "kdcmh.toml")
+    assert {"jdsh", "djsrh", "kdcmh"} <= set(config["methods"])
+    for name, variant in config["variants"].items():
+        assert name in config["methods"] and variant["base"] == "kdcmh"
+        values = {k: v for k, v in variant.items() if k != "base"}
+        assert resolve_params(get("kdcmh"), params=values)  # in-domain values of real parameters
