@@ -61,6 +61,38 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
+    tune = sub.add_parser("tune", help="tune each method's hyper-parameters on a validation split (Optuna TPE)",
+                          description="One seeded TPE study per method over the search ranges it declares; every "
+                                      "trial is a set of cells scored on a validation split carved from the "
+                                      "training/database rows (never the test queries). Writes OUT/tuned.toml; "
+                                      "run again to continue an interrupted study.")
+    tune.add_argument("--methods", required=True, help="comma-separated registered methods")
+    tune.add_argument("--datasets", help="comma-separated datasets (default: synthetic)")
+    tune.add_argument("--protocol", help="split protocol (default: each dataset's own)")
+    tune.add_argument("--preset", choices=["paper", "quick"], help="values of the parameters not searched "
+                                                                    "(default: paper)")
+    tune.add_argument("--bits", help="comma-separated bit lengths; the objective averages over them (default: 32)")
+    tune.add_argument("--seeds", help="comma-separated seeds; the objective averages over them (default: 0)")
+    tune.add_argument("--features", help="feature preprocessing: raw (default), zscore or l2 (statistics from the "
+                                         "trial's own training rows)")
+    tune.add_argument("--trials", type=int, required=True, help="completed trials per method")
+    tune.add_argument("--metric", default="map@all", help="objective: mean of I→T and T→I of this metric on the "
+                                                          "validation split (default: map@all)")
+    tune.add_argument("--sampler-seed", dest="sampler_seed", type=int, default=0, help="TPE sampler seed (default: 0)")
+    tune.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
+                      help="fix a hyper-parameter (repeatable); a searched parameter given here is still searched")
+    tune.add_argument("--config", help="TOML grid file (options given here override it)")
+    tune.add_argument("--out", required=True, help="study folder: study.journal, trials/, tuned.toml")
+    tune.add_argument("--data-dir", dest="data_dir", help="folder of dataset files (default: $CMHBENCH_DATA)")
+    tune.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or "
+                                                             "~/.cache/cmhbench)")
+    tune.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
+    tune.add_argument("--jobs", type=int, help="parallel worker processes for a trial's cells (default: 1)")
+    tune.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1)")
+    tune.add_argument("--backend", choices=["loky", "dask"], help="loky (default) or dask")
+    tune.add_argument("--scheduler", help="dask scheduler address (implies --backend dask)")
+    tune.add_argument("--timeout", type=float, help="seconds a cell may run before it is stored as failed")
+
     board = sub.add_parser("leaderboard", help="tables from stored results",
                            description="Build leaderboards from one or more results folders (merged).")
     board.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
@@ -137,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run_command(args, argv)
+        if args.command == "tune":
+            return _tune(args, argv)
         if args.command == "leaderboard":
             return _leaderboard(args)
         if args.command == "cache":
@@ -229,6 +263,39 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
           file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _tune(args: argparse.Namespace, argv: list[str]) -> int:
+    from cmhbench import datasets
+    from cmhbench.config import run_settings
+    from cmhbench.evaluation import check_metric
+    from cmhbench.methods import registry
+    from cmhbench.runner import RunContext
+    from cmhbench.tune import TUNED_FILE, TuneError, check_tunable, tune
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("command", "trials", "metric", "sampler_seed")}
+    options["bits"] = options.get("bits") or "32"
+    try:
+        settings = run_settings(options, [])
+        check_metric(args.metric)
+        check_tunable(settings.grid.methods)
+        sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
+                   for name in settings.grid.datasets}
+        ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
+                         cells_per_gpu=settings.cells_per_gpu, threads=settings.threads,
+                         timeout=settings.timeout, argv=("cmhbench", *argv),
+                         config=settings.config)
+        results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
+                       sampler_seed=args.sampler_seed, report=lambda line: print(line, file=sys.stderr))
+    except (*_usage_errors(), TuneError) as exc:
+        raise UsageError(str(exc)) from None
+    for r in results:
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.best_params.items())
+        print(f"{r.variant}: validation {args.metric} {r.best_value:.4f} after {r.completed} trials ({values})")
+    print(f"wrote {settings.out / TUNED_FILE}; run it with: cmhbench run --config {settings.out / TUNED_FILE} "
+          "--out RESULTS", file=sys.stderr)
+    return 0
 
 
 def _preset_note(settings) -> str:

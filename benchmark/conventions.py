@@ -64,3 +64,7 @@ RECONSTRUCTED = "reconstructed"
 
 RECONSTRUCTED_MARK = "†"
 """The mark reports put after a reconstructed method's name."""
+
+TUNED_MARK = "‡"
+"""The mark reports put after a row whose hyper-parameters came from ``cmhbench tune``
+(chosen on a validation split) rather than the paper's defaults."""

@@ -28,6 +28,8 @@ SCHEMA_VERSION = 1
 MAX_BITS = 4096
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding and torch.manual_seed both take it
 DATABASE_CODINGS = ("modality", "unified")
+SPLIT_ROLES = ("test", "validation")
+VARIANT_KEYS = ("base", "tuned")  # a variant's table entries that are not hyper-parameters
 
 
 class GridError(ValueError):
@@ -51,6 +53,12 @@ class Cell:
     preset: str = field(default="paper", compare=False)  # recorded, not keyed: params say it all
     versions: Mapping[str, int] = field(default_factory=dict)  # the method's and its teachers' versions
     features: str = DEFAULT_FEATURES  # preprocessing of the features (cmhbench.datasets.features)
+    split: str = "test"  # "validation": scored on the validation split (tuning trials)
+    tuned: Mapping[str, Any] | None = field(default=None, compare=False)  # where tuned values came from
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLIT_ROLES:
+            raise GridError(f"split must be one of {', '.join(SPLIT_ROLES)}, got {self.split!r}")
 
     @property
     def dataset_name(self) -> str:
@@ -59,6 +67,9 @@ class Cell:
     def key_fields(self) -> dict[str, Any]:
         fields = asdict(self)
         fields.pop("preset")
+        fields.pop("tuned")
+        if fields["split"] == "test":  # test cells keep the keys they had before validation splits existed
+            fields.pop("split")
         if all(v == 1 for v in self.versions.values()):
             fields.pop("versions")  # keys of the time before method versions
         if self.features == DEFAULT_FEATURES:
@@ -74,10 +85,14 @@ class Cell:
     def label(self) -> str:
         coding = "" if self.database_coding == "modality" else f"/{self.database_coding}"
         features = "" if self.features == DEFAULT_FEATURES else f"/{self.features}"
-        return f"{self.method}/{self.dataset_name}{features}/{self.bits}b/s{self.seed}{coding}"
+        role = "" if self.split == "test" else f"/{self.split}"
+        return f"{self.method}/{self.dataset_name}{features}/{self.bits}b/s{self.seed}{coding}{role}"
 
     def command(self) -> str:
-        """A ``cmhbench run`` command line that recomputes this cell's numbers."""
+        """A ``cmhbench run`` command line that recomputes this cell's numbers ("" for a
+        validation-split cell: those come from ``cmhbench tune``, whose argv the record keeps)."""
+        if self.split != "test":
+            return ""
         params = " ".join(f"--param {self.base}.{k}={canonical_json(v)}" for k, v in sorted(self.params.items()))
         parts = [
             f"cmhbench run --methods {self.base} --datasets {self.dataset_name} --protocol {self.protocol}",
@@ -130,6 +145,8 @@ class GridSpec:
                 raise GridError(f"variant {name!r} needs a 'base' method")
             if name in registry.available():
                 raise GridError(f"variant {name!r} has the name of a registered method; choose another")
+            if not isinstance(variant.get("tuned", {}), dict):
+                raise GridError(f"variant {name!r}: 'tuned' must be a table (where its values came from)")
         known = set(self.methods) | set(self.variants) | {self.base_of(m) for m in self.methods}
         unused = sorted(set(self.params) - known)
         if unused:
@@ -143,7 +160,7 @@ class GridSpec:
         base = self.base_of(method)
         values = dict(self.params.get(base, {}))
         if method in self.variants:
-            values.update({k: v for k, v in self.variants[method].items() if k != "base"})
+            values.update({k: v for k, v in self.variants[method].items() if k not in VARIANT_KEYS})
             values.update(self.params.get(method, {}))
         return values
 
@@ -158,8 +175,9 @@ class GridSpec:
         return asdict(self)
 
 
-def build_cells(spec: GridSpec, sources: Mapping[str, DatasetSource]) -> list[Cell]:
-    """Every cell of the grid, in a stable order (datasets, methods, bits, seeds, codings)."""
+def build_cells(spec: GridSpec, sources: Mapping[str, DatasetSource], split: str = "test") -> list[Cell]:
+    """Every cell of the grid, in a stable order (datasets, methods, bits, seeds, codings);
+    ``split="validation"`` gives the tuning trials' cells, scored on the validation split."""
     spec.validate()
     spec.check_methods()
     cells = []
@@ -171,10 +189,12 @@ def build_cells(spec: GridSpec, sources: Mapping[str, DatasetSource]) -> list[Ce
             base = spec.base_of(method)
             params = registry.resolve_params(base, dataset=source.name, preset=spec.preset,
                                              params=spec.user_params(method))
+            tuned = spec.variants.get(method, {}).get("tuned")
             versions = registry.versions(base)
             for bits in spec.bits:
                 for seed in spec.seeds:
                     for coding in spec.database_coding:
                         cells.append(Cell(method, base, params, identity, protocol, bits, seed, coding, spec.preset,
-                                          versions=versions, features=spec.features))
+                                          versions=versions, features=spec.features, split=split,
+                                          tuned=tuned))
     return cells

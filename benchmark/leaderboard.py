@@ -25,6 +25,7 @@ flattered:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,6 +42,7 @@ from cmhbench.conventions import (
     RECONSTRUCTED_MARK,
     SIGNIFICANCE_RULE,
     TIED_MARK,
+    TUNED_MARK,
 )
 from cmhbench.evaluation import check_metric
 from cmhbench.store import DEFAULT_FEATURES, config_digest, load_results, long_results, write_text_atomic
@@ -59,6 +61,7 @@ LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the tabl
           f"finished; {NOT_APPLICABLE} = not applicable (no pair encoder); {COLLAPSE_MARK} = collapsed: fewer "
           f"than {COLLAPSE_BELOW} distinct database codes in a cell (never bold); {RECONSTRUCTED_MARK} = fidelity "
           f"'{RECONSTRUCTED}'; "
+          f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults; "
           "[...] = configuration (preset, and the parameters that differ between them) when a method has several.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
                                     f"Mean over the seeds that finished [95% interval: {INTERVAL_RULE}]")
@@ -90,6 +93,7 @@ class Table:
     shared: dict[int, list[int]] = field(default_factory=dict)  # bits -> seeds every entry of the column has
     methods: dict[str, str] = field(default_factory=dict)  # row -> method (or variant) name
     reconstructed: set[str] = field(default_factory=set)  # rows whose method's fidelity is 'reconstructed'
+    tuned: set[str] = field(default_factory=set)  # rows whose values came from cmhbench tune
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # the table's ok cells, with a 'row' column
     chance: float | None = None
     presets: list[str] = field(default_factory=list)
@@ -135,8 +139,10 @@ class Table:
         return len(self.ranked(bits)) > 1 and self.rank(row, bits) == 1
 
     def label(self, row: str) -> str:
-        """The row's name, with a dagger when its method's fidelity is ``reconstructed``."""
-        return f"{row} {RECONSTRUCTED_MARK}" if row in self.reconstructed else row
+        """The row's name, with a dagger when its method's fidelity is ``reconstructed`` and a
+        double dagger when its values were tuned on a validation split."""
+        label = f"{row} {RECONSTRUCTED_MARK}" if row in self.reconstructed else row
+        return f"{label} {TUNED_MARK}" if row in self.tuned else label
 
     def seeds_note(self) -> str:
         """'seed: 0' or 'seeds: 0, 1, 2', plus the chance level."""
@@ -199,8 +205,9 @@ def with_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = True) -> list[Table]:
     """One table per dataset × protocol × database coding × features × direction."""
     check_metric(metric)
+    frame = test_cells(frame)
     if frame.empty:
-        raise LeaderboardError("no stored cells to build a leaderboard from")
+        raise LeaderboardError("no stored test cells to build a leaderboard from")
     columns = {d: f"{d}/{metric}" for d in DIRECTIONS}
     if (frame["status"] == "ok").any() and not any(c in frame.columns for c in columns.values()):
         outs = " ".join(sorted(set(frame["out"]))) if "out" in frame else "OUT"
@@ -217,7 +224,8 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
         level = chance_level(ok, metric) if chance else None
         presets = sorted(p for p in cells["preset"].dropna().unique()) if "preset" in cells else []
         methods = dict(zip(cells["row"], cells["method"]))
-        reconstructed = set(cells.loc[_column(cells, "fidelity", "") == RECONSTRUCTED, "row"])
+        reconstructed = set(cells.loc[_reconstructed(cells), "row"])
+        tuned = set(cells.loc[_column(cells, "tuned", "") != "", "row"])
         for direction, label in DIRECTIONS.items():
             column = columns[direction]
             means = pd.DataFrame(np.nan, index=rows, columns=bits)
@@ -249,9 +257,29 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
             title = _title(dataset, protocol, coding, features, presets, label, metric)
             tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds, not_applicable,
                                 seeds, features=features, counts=counts, collapsed=collapsed, comparable=comparable,
-                                shared=shared, methods=methods, reconstructed=reconstructed, cells=ok,
+                                shared=shared, methods=methods, reconstructed=reconstructed, tuned=tuned, cells=ok,
                                 chance=level, presets=presets))
     return tables
+
+
+def test_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Only cells scored on a test split: tuning trials (validation split) never enter a leaderboard."""
+    if frame.empty or "split" not in frame:
+        return frame
+    return frame[frame["split"].fillna("test") == "test"]
+
+
+def is_tuned(frame: pd.DataFrame, method: str | None = None) -> bool:
+    """Whether ``method``'s (a method, or a row: one configuration of it), or any row's, values
+    came from ``cmhbench tune`` (its records name a study)."""
+    if "tuned" not in frame:
+        return False
+    if method is None:
+        rows = frame
+    else:
+        named = frame["method"] == method
+        rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
+    return bool(rows["tuned"].notna().any())
 
 
 def _collapsed(done: pd.DataFrame) -> bool:
@@ -288,8 +316,14 @@ def collapse_warning(frame: pd.DataFrame, keys: set[str] | None = None) -> str |
         return None
     names = [f"{r.method}/{r.dataset}/{r.bits}b/s{r.seed} ({int(r.distinct_db_codes)} codes)"
              for r in bad.itertuples()]
-    return (f"{len(bad)} cell(s) collapsed — fewer than {COLLAPSE_BELOW} distinct database codes, scores near "
-            f"the chance level; marked {COLLAPSE_MARK} and never bold: {', '.join(names)}")
+    return (f"{len(bad)} cell(s) collapsed — fewer than {COLLAPSE_BELOW} distinct database codes, so the ranking "
+            f"is coarse and scores drift toward the chance level; marked {COLLAPSE_MARK} and never bold: "
+            f"{', '.join(names)}")
+
+
+def _reconstructed(frame: pd.DataFrame) -> pd.Series:
+    """Which cells' methods have fidelity ``reconstructed``: the one rule behind every dagger."""
+    return _column(frame, "fidelity", "") == RECONSTRUCTED
 
 
 def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
@@ -303,12 +337,24 @@ def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
     else:
         named = frame["method"] == method
         rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
-    return bool((rows["fidelity"] == RECONSTRUCTED).any())
+    return bool(_reconstructed(rows).any())
 
 
 def method_label(frame: pd.DataFrame, row: str) -> str:
-    """A row's name (method or configuration), with a dagger when its fidelity is ``reconstructed``."""
-    return f"{row} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, row) else row
+    """A row's name (method or configuration), with a dagger when its fidelity is ``reconstructed``
+    and a double dagger when its hyper-parameters were tuned rather than the paper's defaults."""
+    label = f"{row} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, row) else row
+    return f"{label} {TUNED_MARK}" if is_tuned(frame, row) else label
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_|<>]|(?<=\])\()")
+
+
+def markdown_text(name: str) -> str:
+    """A name from a record as literal Markdown text: one line, its ``|`` unable to open a
+    column and its ``*``, ``_``, ``<``, backquotes or ``](`` unable to fake emphasis, HTML, code
+    or a link."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(name).split()))
 
 
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:
@@ -327,9 +373,9 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
                     text = (entry.interval.text() + table.marks(row, b)
                             + (f" {TIED_MARK}" if entry.tied_with_best and not entry.best else ""))
                 cells.append(f"**{text}**" if table.bold(row, b) else text)
-            rows.append([table.label(row), *cells])
+            rows.append([markdown_text(table.label(row)), *cells])
         headers = ["method"] + [f"{b} bits" for b in table.means.columns]
-        parts.append(f"### {table.title}\n\n{table.seeds_note()}\n\n"
+        parts.append(f"### {markdown_text(table.title)}\n\n{table.seeds_note()}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
 

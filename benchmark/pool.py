@@ -99,6 +99,7 @@ def _log_to_parent(conn: Any) -> None:
 def _serve(conn: Any, sources: Mapping[str, DatasetSource], ctx: RunContext, parent: int) -> None:
     """A worker's life: run the cells the parent sends until it sends None or goes away."""
     _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops the workers
     _log_to_parent(conn)
     while True:
         try:
@@ -155,9 +156,10 @@ class _Worker:
         self.kill()
 
 
-def _release_claim(ctx: RunContext, key: str) -> None:
-    """Remove the claim a dead or killed worker left on its cell."""
-    (store.claims_dir(ctx.out) / key).unlink(missing_ok=True)
+def _release_claim(ctx: RunContext, key: str, worker: _Worker) -> None:
+    """Remove the claim a dead or killed worker left on its cell (only its own: the worker
+    may have died before claiming, while another run holds the cell)."""
+    store.drop_claim(ctx.out, key, worker.process.pid)
 
 
 def _store_failure(cell: Cell, ctx: RunContext, error: str) -> CellOutcome:
@@ -173,16 +175,32 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
     deaths: Counter = Counter()
     idle: list[_Worker] = []
     busy: list[_Worker] = []
+    interrupted: list[int] = []
+    # Ctrl-C is noted and acted on here, between two waits: raised anywhere (inside a fork,
+    # inside logging) it can be swallowed as an "exception ignored" and the run goes on
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if main else None
     try:
         while pending or busy:
+            if interrupted:
+                raise KeyboardInterrupt
             while pending and len(busy) < workers:
-                worker = idle.pop() if idle else _Worker(context, sources, ctx)
-                worker.submit(pending.popleft(), ctx.timeout)
+                cell = pending.popleft()
+                worker = idle.pop() if idle else None
+                try:
+                    worker = worker if worker is not None and worker.process.is_alive() else _Worker(context, sources,
+                                                                                                     ctx)
+                    worker.submit(cell, ctx.timeout)
+                except OSError:  # an idle worker that died meanwhile: a fresh one takes the cell
+                    worker = _Worker(context, sources, ctx)
+                    worker.submit(cell, ctx.timeout)
                 busy.append(worker)
             now = time.monotonic()
             timeout = max(0.0, min(w.deadline for w in busy) - now)
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
-                             timeout=min(timeout, 1.0)))
+                             timeout=min(timeout, 0.5)))
+            if interrupted:
+                raise KeyboardInterrupt
             for worker in list(busy):
                 cell = worker.cell
                 if worker.conn in ready:
@@ -202,23 +220,26 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
                 if worker.process.sentinel in ready or worker.conn in ready:
                     busy.remove(worker)
                     worker.kill()
+                    _release_claim(ctx, cell.key, worker)
                     yield from _after_death(cell, ctx, describe_exit(worker.process.exitcode), deaths, pending)
                 elif time.monotonic() > worker.deadline:
                     busy.remove(worker)
                     worker.kill()
-                    _release_claim(ctx, cell.key)
+                    _release_claim(ctx, cell.key, worker)
                     yield _store_failure(cell, ctx, f"the cell ran longer than --timeout {ctx.timeout:g} s and its "
                                                     f"worker was killed ({KILL_GRACE_S:g} s later)")
-    finally:
+    finally:  # normal end, Ctrl-C or an error of ours: no worker outlives the run
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
         for worker in busy:
             worker.kill()
+            _release_claim(ctx, worker.cell.key, worker)
         for worker in idle:
             worker.stop()
 
 
 def _after_death(cell: Cell, ctx: RunContext, how: str, deaths: Counter,
                  pending: deque) -> Iterator[CellOutcome]:
-    _release_claim(ctx, cell.key)
     if not ctx.force and store.is_done(ctx.out, cell.key):  # it died after storing its cell
         record = store.read_record(ctx.out, cell.key)
         yield CellOutcome(cell.key, cell.label, record["status"], record.get("error"))

@@ -26,6 +26,7 @@ import numpy as np
 from cmhbench import gpu_slots, store
 from cmhbench.datasets import Dataset, DatasetSource, Split
 from cmhbench.datasets.features import DEFAULT_FEATURES, preprocess
+from cmhbench.datasets.validation import split_for_role
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
 from cmhbench.evaluation.scoring import score_cell
@@ -206,10 +207,11 @@ def time_limit(seconds: float | None):
 def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
     """The part of a record known before the cell runs (status ``failed`` until it succeeds)."""
     cell_fields = {k: v for k, v in cell.key_fields().items() if k != "schema_version"}
-    return {
+    record = {
         "schema_version": SCHEMA_VERSION,
         "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features},
+        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features,
+                 "split": cell.split},
         "status": "failed",
         "error": None,
         "metrics": {},
@@ -218,6 +220,9 @@ def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
         "reproduce": {"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
         "started_at": utc_now(),
     }
+    if cell.tuned:
+        record["tuned"] = dict(cell.tuned)
+    return record
 
 
 def failed_record(cell: Cell, ctx: RunContext, error: str) -> dict[str, Any]:
@@ -263,8 +268,8 @@ def compute_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[di
 def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
              record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     dataset = load_dataset(source)
-    split = source.split(dataset, cell.protocol, cell.seed)
-    record["split"] = {"hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+    split = split_for_role(source.split(dataset, cell.protocol, cell.seed), dataset.labels, cell.seed, cell.split)
+    record["split"] = {"role": cell.split, "hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
     dataset = prepared_features(dataset, source, cell, split)
     memory = None
     if ctx.cache_dir is not None:

@@ -388,6 +388,8 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "bits": cell["bits"],
         "seed": cell["seed"],
         "preset": cell.get("preset"),
+        "split": cell.get("split", "test"),
+        "tuned": (record.get("tuned") or {}).get("study"),
         "status": record["status"],
         "error": record.get("error") or "",
         "fidelity": info.get("fidelity"),
@@ -515,17 +517,13 @@ def claim(out: str | Path, key: str) -> Claim | None:
     return None
 
 
-def dead_claims(out: str | Path) -> set[str]:
-    """Keys whose claim belongs to a dead process on this host (a worker that was killed)."""
-    root = claims_dir(out)
-    if not root.is_dir():
-        return set()
-    dead = set()
-    for path in root.iterdir():
-        owner = _claim_owner(path)
-        if not path.name.startswith(".") and owner.get("host") == _host() and not _alive(owner.get("pid", -1)):
-            dead.add(path.name)
-    return dead
+def drop_claim(out: str | Path, key: str, pid: int) -> None:
+    """Remove the claim on ``key`` if process ``pid`` of this host holds it (a worker that was
+    killed cannot release its own)."""
+    path = claims_dir(out) / key
+    owner = _claim_owner(path)
+    if owner.get("host") == _host() and owner.get("pid") == pid:
+        path.unlink(missing_ok=True)
 
 
 def is_done(out: str | Path, key: str) -> bool:
@@ -559,7 +557,7 @@ def write_progress(out: str | Path, key: str, values: Mapping[str, Any]) -> None
 
 
 def read_progress(out: str | Path) -> dict[str, dict[str, Any]]:
-    """key -> the latest progress of every cell that is reporting one."""
+    """key -> the latest progress of every running cell (one whose claim is held) reporting one."""
     root = claims_dir(out)
     found = {}
     try:
@@ -567,8 +565,11 @@ def read_progress(out: str | Path) -> dict[str, dict[str, Any]]:
     except OSError:
         return found
     for path in paths:
+        key = path.name[1:-len(PROGRESS_SUFFIX)]
+        if not (root / key).exists():  # left by a worker that was killed: its cell is not running
+            continue
         try:
-            found[path.name[1:-len(PROGRESS_SUFFIX)]] = json.loads(path.read_text())
+            found[key] = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # replaced or removed while reading
     return found

@@ -28,7 +28,7 @@ def default_data_dir() -> Path | None:
 Resolver = Callable[..., DatasetSource]
 _resolvers: dict[str, tuple[Resolver, str]] = {}
 _loaded = {"builtins": False}
-HELPER_MODULES = {"base", "cache", "catalog", "features", "filesource", "files", "generic", "protocols", "registry"}
+HELPER_MODULES = {"base", "cache", "catalog", "features", "filesource", "files", "generic", "protocols", "registry", "validation"}
 FILE_SUFFIXES = (".npz", ".mat", ".h5", ".hdf5", ".h5py")  # --datasets path/to/own-features.npz
 
 

@@ -53,6 +53,9 @@ Deviations and choices, and why:
   positive, and when n − 1 ≤ K we use each other pair exactly once (a full softmax over
   the training set), which keeps the method well defined on small training sets.
 - Logits: the code divides ⟨k, b⟩ by τ·√c; that is cos(k, b)/τ as written above.
+- On a GPU the negatives are drawn on the GPU by a generator seeded from ``seed`` (on the
+  CPU, from the batch-order generator): a GPU fit is reproducible but its draws differ from
+  a CPU fit's, as its float rounding does anyway.
 - Number of epochs: the authors' script evaluates after every epoch on labelled data
   (the first 2,000 retrieval items as queries and database) and restores the best epoch.
   An unsupervised benchmark selects nothing on labels: we train 20 epochs and keep the
@@ -128,13 +131,15 @@ class MemoryBank:
 
 def sample_negatives(rows: torch.Tensor, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     """Negatives of each row (m × K'): all n − 1 other pairs when n − 1 ≤ k, else k uniform
-    draws with replacement from the other n − 1 pairs.  The row's own index never appears."""
-    rows = rows.cpu()
+    draws with replacement from the other n − 1 pairs.  The row's own index never appears.
+    They are made on the generator's device, so a GPU fit never copies them per step."""
+    device = generator.device
+    rows = rows.to(device)
     m = rows.shape[0]
     if n - 1 <= k:
-        others = torch.arange(n - 1).expand(m, n - 1)
+        others = torch.arange(n - 1, device=device).expand(m, n - 1)
     else:
-        others = torch.randint(0, n - 1, (m, k), generator=generator)
+        others = torch.randint(0, n - 1, (m, k), generator=generator, device=device)
     # map 0..n-2 onto 0..n-1 without the row itself: values at or above it move up by one
     return others + (others >= rows[:, None]).long()
 
@@ -268,13 +273,13 @@ class UCCH(DeepHasher):
         if epoch < self.warmup_epochs:
             keys = signs((b_img + b_txt).detach() / 2.0)            # the batch's own fused signs
             m = rows.shape[0]
-            local = torch.arange(m)
+            local = torch.arange(m, device=generator.device)
             candidates = torch.cat([local[:, None], sample_negatives(local, m, m, generator)], dim=1)
             momentum = 0.0
         else:
             keys = bank.keys()
             negatives = sample_negatives(rows, bank.n, self.negatives, generator)
-            candidates = torch.cat([rows.cpu()[:, None], negatives], dim=1)
+            candidates = torch.cat([rows.to(negatives.device)[:, None], negatives], dim=1)
             momentum = self.bank_momentum
         candidates = candidates.to(b_img.device)
         l_img = contrastive_loss(contrastive_logits(b_img, keys, candidates, self.temperature))
@@ -295,6 +300,10 @@ class UCCH(DeepHasher):
 
     def _prepare(self, run, train):
         run.state["bank"] = MemoryBank(train.n, self.n_bits_, run.generator, run.device)
+        # negatives: the CPU fit draws them from the batch-order generator, a GPU fit on the GPU
+        # from its own generator seeded from ``seed`` (no per-step copy to the device)
+        run.state["negatives"] = (run.generator if run.device.type == "cpu"
+                                  else torch.Generator(device=run.device).manual_seed(int(self.seed)))
         self.negatives_used_ = min(self.negatives, train.n - 1)
         self.negative_rule_ = "all other pairs" if train.n - 1 <= self.negatives else "sampled with replacement"
 
@@ -303,7 +312,7 @@ class UCCH(DeepHasher):
         return [torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)]
 
     def _step(self, epoch, rows, image, text, run):
-        loss, terms = self._batch_loss(epoch, rows, image, text, run.state["bank"], run.generator)
+        loss, terms = self._batch_loss(epoch, rows, image, text, run.state["bank"], run.state["negatives"])
         optimizer, = run.optimizers
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

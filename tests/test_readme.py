@@ -27,3 +27,10 @@ def test_the_listing_shows_every_builtin_with_its_registered_fidelity():
     for row in rows:
         name = row.split("`")[1]
         assert f"| {registry.get(name).info.fidelity} |" in row
+
+
+def test_the_command_prints_the_table_readme_holds(capsys):
+    from cmhbench.cli import main
+
+    assert main(["list", "methods", "--format", "md"]) == 0
+    assert capsys.readouterr().out == catalog.markdown()

@@ -146,9 +146,13 @@ def _hypergeometric(nb: np.ndarray, rb: np.ndarray, kp: np.ndarray, x: np.ndarra
 
 
 def _support(g: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """x = lo, lo + 1, ... per query row, padded to the chunk's widest support with copies of
+    hi (so padding stays a possible count and every formula stays in range), and the mask
+    of the real support."""
     width = int((g["hi"] - g["lo"]).max()) + 1
     x = g["lo"][:, None] + np.arange(width)[None, :]
-    return x, x <= g["hi"][:, None]
+    valid = x <= g["hi"][:, None]
+    return np.minimum(x, g["hi"][:, None]), valid
 
 
 def _chunks(n_rows: int, width: int) -> list[slice]:

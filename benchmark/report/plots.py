@@ -6,6 +6,7 @@ so tests can check what was drawn without comparing pixels.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,17 @@ class Figure:
     series: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # label -> {"x","y","spread"}
 
 
+SLUG_CHARS = 120  # figure names stay far below the 255-byte file-name limit, with .png/.svg
+
+
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower()
+    """A file name for ``text``: its readable part (lower case, at most ``SLUG_CHARS``) plus a
+    short hash of the exact text, so names that differ only in case or in dropped
+    characters (``bad/good.npz``, ``bad/Good.npz``) never share a file, and long dataset
+    paths still fit the file-name limit."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.").lower()[:SLUG_CHARS].rstrip("-.")
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest
 
 
 def _save(fig: plt.Figure, dest: Path, name: str) -> tuple[Path, Path]:

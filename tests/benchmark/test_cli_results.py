@@ -90,6 +90,7 @@ def test_identical_codes_are_flagged_in_the_summary_and_the_leaderboard_and_neve
     assert (csv["error"] == "").all() and (csv["features"] == "raw").all()
 
 
+@pytest.mark.slow
 def test_a_metric_not_stored_names_cmhbench_evaluate(tmp_path, capsys):
     out = str(tmp_path / "R")
     assert main(["run", "--methods", "random", "--preset", "quick", "--out", out, *QUICK]) == 0

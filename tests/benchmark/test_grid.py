@@ -80,7 +80,7 @@ def test_cells_carry_their_method_and_teacher_versions(sources):
     plain, student = build_cells(spec, sources)
     assert plain.versions == {"cca-itq": 1}
     assert plain.key == _cell(params=plain.params, dataset=plain.dataset, preset="quick").key
-    assert student.versions == {"kdcmh": 2, "jdsh": 2}
+    assert student.versions == {"kdcmh": 3, "jdsh": 2}
 
 
 def test_raw_version_one_cells_keep_the_keys_stored_before_versions_and_features_existed():

@@ -67,6 +67,8 @@ def test_a_progress_file_becomes_the_bar_text(tmp_path):
 
     callback = ProgressFile(tmp_path, "k1", interval=0.0)
     callback(Progress(3, 50, {"loss": 0.12345}))
+    assert running_text(tmp_path, {"k1": "x"}) is None  # no claim held: a dead worker's leftover
+    (store.claims_dir(tmp_path) / "k1").write_text("{}")
     assert running_text(tmp_path, {"k1": "djsrh/wiki/16b/s0"}) == "djsrh/wiki/16b/s0 epoch 3/50 loss 0.1235"
     assert running_text(tmp_path, {"other": "x"}) is None  # only this run's cells
     store.clear_progress(tmp_path, "k1")
@@ -77,6 +79,8 @@ def test_progress_writes_are_throttled_but_the_last_epoch_is_written(tmp_path):
     from cmhbench.methods.base import Progress
 
     callback = ProgressFile(tmp_path, "k", interval=60.0)
+    store.claims_dir(tmp_path).mkdir(parents=True)
+    (store.claims_dir(tmp_path) / "k").write_text("{}")
     for done in range(1, 6):
         callback(Progress(done, 10, {}))
     assert store.read_progress(tmp_path)["k"]["done"] == 1  # later reports within the interval skipped
@@ -96,3 +100,12 @@ def test_the_run_bar_shows_epoch_and_loss_of_running_cells(epochs_method, tmp_pa
         assert f"test-epochs/synthetic/{bits}b/s0 epoch " in err
     assert "/4 loss 0." in err
     assert store.read_progress(tmp_path) == {}  # removed when the cell ended
+
+
+@pytest.mark.slow
+def test_a_deep_cell_shows_its_epochs_in_the_run_bar(tmp_path, capfd):
+    from cmhbench.cli import main
+
+    assert main(["run", "--methods", "djsrh", "--bits", "16", "--preset", "quick", "--out", str(tmp_path)]) == 0
+    err = capfd.readouterr().err
+    assert "djsrh/synthetic/16b/s0 epoch " in err and "/10 loss " in err

@@ -29,7 +29,8 @@ def test_own_file_in_each_container(tmp_path, cache, make, suffix):
     assert source.default_protocol == "dcmh" and "given" not in source.protocols
     ds = source.load()
     assert np.allclose(ds.image, data["image"]) and np.array_equal(ds.labels, data["labels"])
-    with pytest.raises(DatasetError, match="protocol 'dcmh' does not fit: .*12,000 items.*3,000 items"):
+    with pytest.raises(DatasetError, match="protocol 'dcmh' does not fit: .*12,000 items.*3,000 items.*query_idx.*"
+                                           "--protocol given"):
         source.check_protocol(None)
     split = source.split(ds, "ucch", 0)
     assert split.sizes() == {"query": 2000, "train": 1000, "database": 1000}

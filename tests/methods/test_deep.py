@@ -1,3 +1,6 @@
+import os
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -76,3 +79,29 @@ def test_a_deep_method_reports_progress_once_per_epoch(name):
     assert [(r.done, r.total) for r in reports] == [(1, 3), (2, 3), (3, 3)]
     # the loss shown is the epoch's mean loss, the one kept in the history
     assert [r.values["loss"] for r in reports] == pytest.approx(list(model.loss_history_["loss"]), rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_training_reads_the_device_per_epoch_not_per_batch(name, monkeypatch):
+    """A GPU step must not wait for the host: the number of reads of values (``item``,
+    ``tolist``, ``float``) by cmhbench's code during a fit does not grow with the number of
+    batches.  (torch's own optimisers read their step counters, which live on the CPU.)"""
+    reads = []
+    for n_train in (192, 384):  # twice the batches per epoch, same epochs
+        ds = generate(SyntheticConfig(n_items=n_train + 50, n_query=50, n_train=n_train))
+        count = {"reads": 0}
+        with monkeypatch.context() as patch:
+            for attr in ("item", "tolist", "__float__"):
+                real = getattr(torch.Tensor, attr)
+
+                def counting(self, *args, _real=real, **kwargs):
+                    caller = sys._getframe(1).f_code.co_filename
+                    count["reads"] += f"{os.sep}torch{os.sep}" not in caller
+                    return _real(self, *args, **kwargs)
+
+                patch.setattr(torch.Tensor, attr, counting)
+            create(name, params={"epochs": 3, "hidden": 16, **SMALL[name]}, device="cpu").fit(
+                ds.paired(np.arange(n_train)), 8)
+        reads.append(count["reads"])
+    assert reads[0] == reads[1], reads

@@ -84,7 +84,7 @@ class _FixedTrial:
 
 def test_suggest_draws_only_searchable_parameters_within_their_range():
     values = suggest(registry.get("kdcmh").param_domains, _FixedTrial())
-    assert values["distill"] == "soft" and values["knn_fraction"] == 0.01
+    assert values["distill"] == "knn" and values["knn_fraction"] == 0.01
     assert "epochs" not in values and "teacher_bits" not in values
     assert registry.resolve_params("kdcmh", params=values)  # every suggestion is valid
 

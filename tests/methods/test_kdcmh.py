@@ -6,13 +6,17 @@ import torch
 from cmhbench.datasets.synthetic import SyntheticConfig, generate
 from cmhbench.methods import create, get, resolve_params
 from cmhbench.methods.jdsh import JDSH
+from cmhbench.methods.deep import cosine_matrix, signs
 from cmhbench.methods.kdcmh import (
     TEACHER_FIELDS,
-    dcmh_step_loss,
-    distilled_similarity,
+    feature_fusion,
     fuse,
     knn_count,
     knn_thresholds,
+    pair_weights,
+    student_step_loss,
+    target_rows,
+    teacher_fusion,
 )
 
 TINY = {"epochs": 2, "hidden": 16, "teacher_epochs": 2, "teacher_hidden": 16, "teacher_bits": 16}
@@ -27,38 +31,98 @@ def train():
 
 # --- the student's objective -------------------------------------------------------------
 
-def test_dcmh_step_loss_matches_the_direct_formula_and_its_gradient():
-    gen = torch.Generator().manual_seed(0)
-    n, c, gamma, eta = 6, 4, 0.7, 0.3
+def _step_inputs(n=8, c=4, m=3, seed=0):
+    gen = torch.Generator().manual_seed(seed)
     F_buf = torch.randn(n, c, generator=gen, dtype=torch.float64)
     G = torch.randn(n, c, generator=gen, dtype=torch.float64)
     B = torch.where(torch.randn(n, c, generator=gen) >= 0, 1.0, -1.0).double()
-    S_full = torch.rand(n, n, generator=gen, dtype=torch.float64)
-    rows = torch.tensor([1, 4])
-    out = torch.randn(2, c, generator=gen, dtype=torch.float64, requires_grad=True)
+    P = (torch.rand(n, n, generator=gen, dtype=torch.float64) > 0.7).double()
+    rows = torch.arange(m)
+    out = torch.randn(m, c, generator=gen, dtype=torch.float64)
+    return F_buf, G, B, P, rows, out
+
+
+def _step(F_buf, G, B, P, rows, out, weighted=True, **weights):
     rest = F_buf.sum(0) - F_buf[rows].sum(0)
-    loss, terms = dcmh_step_loss(out, G, S_full[rows], B[rows], rest, gamma, eta)
+    kw = {"kappa": 5.0, "gamma": 0.3, "eta": 0.2, **weights}
+    return student_step_loss(out, G, P[rows], B[rows], rest, weighted=weighted, **kw)
 
-    # direct: the whole F with the batch rows replaced, DCMH's J restricted to the batch's rows
+
+def test_step_loss_matches_the_direct_formula():
+    F_buf, G, B, P, rows, out = _step_inputs()
+    loss, terms = _step(F_buf, G, B, P, rows, out)
+    n, m = P.shape[0], len(rows)
+    theta = 5.0 * torch.nn.functional.normalize(out, dim=1) @ torch.nn.functional.normalize(G, dim=1).T
+    target = P[rows]
+    bce = torch.log1p(torch.exp(theta)) - target * theta
+    pos = target.sum()
+    w = torch.where(target > 0, 0.5 * target.numel() / pos, 0.5 * target.numel() / (target.numel() - pos))
+    likelihood = (w * bce).mean()
     F_full = F_buf.clone()
-    F_full[rows] = out.detach()
-    likelihood = 0.0
-    for a, i in enumerate(rows.tolist()):
-        for j in range(n):
-            theta = 0.5 * float(F_full[i] @ G[j])
-            likelihood -= float(S_full[i, j]) * theta - np.log(1.0 + np.exp(theta))
-    quantization = float(((B[rows] - F_full[rows]) ** 2).sum())
-    balance = float((F_full.sum(0) ** 2).sum())
-    expected = (likelihood + gamma * quantization + eta * balance) / (n * len(rows))
-    assert loss.item() == pytest.approx(expected, rel=1e-10)
-    assert terms["balance"].item() == pytest.approx(balance / (n * len(rows)), rel=1e-10)
+    F_full[rows] = out
+    balance = (F_full.mean(0) ** 2).mean()
+    quantization = ((B[rows] - out) ** 2).mean()
+    assert terms["likelihood"].item() == pytest.approx(likelihood.item(), rel=1e-10)
+    assert terms["balance"].item() == pytest.approx(balance.item(), rel=1e-10)
+    assert loss.item() == pytest.approx((likelihood + 0.3 * quantization + 0.2 * (n / m) * balance).item(), rel=1e-10)
 
-    # DCMH's gradient: dJ/dF_i = ½ Σ_j (σ(Θ_ij) − S_ij) G_j + 2γ(F_i − B_i) + 2η F1
-    loss.backward()
-    theta = 0.5 * F_full[rows] @ G.T
-    grad = 0.5 * (torch.sigmoid(theta) - S_full[rows]) @ G + 2 * gamma * (F_full[rows] - B[rows]) \
-        + 2 * eta * F_full.sum(0)
-    assert torch.allclose(out.grad, grad / (n * len(rows)), atol=1e-12)
+
+def test_hashnet_weights_give_positives_and_negatives_half_the_weight_each():
+    P = torch.zeros(4, 10)
+    P[0, :2] = 1.0  # 2 positives among 40 pairs
+    w = pair_weights(P)
+    assert w[P > 0].sum().item() == pytest.approx(20.0) and w[P == 0].sum().item() == pytest.approx(20.0)
+    assert torch.equal(pair_weights(torch.ones(2, 3)), torch.ones(2, 3))  # no negatives: unweighted
+
+
+def test_per_entry_terms_do_not_depend_on_the_number_of_pairs_or_bits():
+    F_buf, G, B, P, rows, out = _step_inputs()
+    loss, terms = _step(F_buf, G, B, P, rows, out)
+    # every bit twice: c -> 2c
+    wide, wide_terms = _step(F_buf.repeat(1, 2), G.repeat(1, 2), B.repeat(1, 2), P, rows, out.repeat(1, 2))
+    assert wide.item() == pytest.approx(loss.item(), rel=1e-10)
+    # the training set and the batch twice: n -> 2n, m -> 2m (P's rows and columns repeated)
+    n = P.shape[0]
+    big_rows = torch.cat([rows, rows + n])
+    big, big_terms = _step(F_buf.repeat(2, 1), G.repeat(2, 1), B.repeat(2, 1), P.repeat(2, 2), big_rows,
+                           out.repeat(2, 1))
+    assert big.item() == pytest.approx(loss.item(), rel=1e-10)
+    for name in terms:
+        assert wide_terms[name].item() == pytest.approx(terms[name].item(), rel=1e-10)
+        assert big_terms[name].item() == pytest.approx(terms[name].item(), rel=1e-10)
+
+
+def test_the_graded_target_is_reached_at_the_teachers_cosines():
+    # teacher similarities that c-bit student outputs can realise: cosines of 6-d unit vectors
+    z = torch.nn.functional.normalize(torch.randn(12, 6, generator=torch.Generator().manual_seed(2),
+                                                  dtype=torch.float64), dim=1)
+    P = target_rows(z, torch.arange(12), "graded", kappa=5.0)
+
+    def likelihood(out, other):
+        return student_step_loss(out, other, P, torch.ones_like(out), torch.zeros(6, dtype=out.dtype), kappa=5.0,
+                                 gamma=0.0, eta=0.0, weighted=False)[0]
+
+    # outputs whose cosines are the teacher's are the optimum: no gradient, any change costs
+    at_teacher = z.clone().requires_grad_(True)
+    best = likelihood(at_teacher, z)
+    best.backward()
+    assert at_teacher.grad.abs().max().item() < 1e-12
+    gen = torch.Generator().manual_seed(6)
+    for _ in range(5):
+        assert likelihood(z + 0.1 * torch.randn(12, 6, generator=gen, dtype=torch.float64), z).item() > best.item()
+    # and gradient descent from random outputs gets there (off the flat diagonal, s_ii = 1)
+    out = torch.randn(12, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64, requires_grad=True)
+    other = torch.randn(12, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([out, other], lr=0.05)
+    for _ in range(300):
+        loss = likelihood(out, other)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    error = (cosine_matrix(out.detach(), other.detach()) - z @ z.T).abs()
+    off_diagonal = error[~torch.eye(12, dtype=torch.bool)]
+    assert off_diagonal.mean().item() < 0.03
+    assert (z @ z.T)[~torch.eye(12, dtype=torch.bool)].abs().mean().item() > 0.2  # far from all-orthogonal
 
 
 # --- distilled targets ---------------------------------------------------------------------
@@ -74,28 +138,43 @@ def test_fuse_normalises_each_modality_then_the_sum():
     assert torch.allclose(fuse(u, v), torch.tensor([[2 ** -0.5, 2 ** -0.5]]))
 
 
-def test_soft_target_on_a_hand_checkable_case():
-    S = distilled_similarity(Z, ALL, "soft")
-    expected = torch.tensor([[1.0, 0.9, 0.5, 0.0],
-                             [0.9, 1.0, 0.8, 0.1],
-                             [0.5, 0.8, 1.0, 0.5],
-                             [0.0, 0.1, 0.5, 1.0]])
-    assert torch.allclose(S, expected, atol=1e-6)
-    assert torch.allclose(distilled_similarity(Z, torch.tensor([2, 0]), "soft"), expected[[2, 0]], atol=1e-6)
+def test_sign_teacher_codes_fuse_the_signs_of_the_relaxed_codes():
+    u = torch.tensor([[0.9, -0.1, 0.2, 0.0], [0.3, 0.3, -0.8, 0.1]])
+    v = torch.tensor([[0.5, 0.4, -0.3, -0.2], [0.1, -0.9, -0.1, 0.2]])
+    assert torch.allclose(teacher_fusion(u, v, "sign"), fuse(signs(u), signs(v)))
+    assert torch.allclose(teacher_fusion(u, v, "continuous"), fuse(u, v))
+    z = teacher_fusion(u, v, "sign")
+    # row 0: signs (+,−,+,+) and (+,+,−,−) → sum (2,0,0,0) → e1
+    assert torch.allclose(z[0], torch.tensor([1.0, 0.0, 0.0, 0.0]))
+
+
+def test_feature_fusion_averages_the_two_modalities_cosines():
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randn(7, 5, generator=gen, dtype=torch.float64), torch.randn(7, 3, generator=gen, dtype=torch.float64)
+    z = feature_fusion(x, y)
+    expected = (cosine_matrix(x - x.mean(0)) + cosine_matrix(y - y.mean(0))) / 2.0
+    assert torch.allclose(z @ z.T, expected)
+
+
+def test_graded_target_on_a_hand_checkable_case():
+    P = target_rows(Z, ALL, "graded", kappa=2.0)
+    s = Z @ Z.T
+    assert torch.allclose(P, torch.sigmoid(2.0 * s), atol=1e-6)
+    assert torch.allclose(target_rows(Z, torch.tensor([2, 0]), "graded", kappa=2.0), P[[2, 0]], atol=1e-6)
 
 
 def test_knn_target_on_a_hand_checkable_case():
     # k = 1: nearest other item of 0 is 1 (0.8), of 1 is 0 (0.8), of 2 is 1 (0.6), of 3 is 2 (0.0)
     tau = knn_thresholds(Z, 1)
     assert torch.allclose(tau, torch.tensor([0.8, 0.8, 0.6, 0.0]), atol=1e-6)
-    S = distilled_similarity(Z, ALL, "knn", tau)
+    S = target_rows(Z, ALL, "knn", kappa=5.0, thresholds=tau)
     expected = torch.tensor([[1.0, 1.0, 0.0, 0.0],
                              [1.0, 1.0, 1.0, 0.0],   # 1–2: 2's nearest is 1
                              [0.0, 1.0, 1.0, 1.0],   # 2–3: 3's nearest is 2
                              [0.0, 0.0, 1.0, 1.0]])
     assert torch.equal(S, expected)
     assert torch.equal(S, S.T)
-    assert torch.equal(distilled_similarity(Z, torch.tensor([3, 1]), "knn", tau), expected[[3, 1]])
+    assert torch.equal(target_rows(Z, torch.tensor([3, 1]), "knn", kappa=5.0, thresholds=tau), expected[[3, 1]])
 
 
 def test_knn_thresholds_in_blocks_equal_the_whole_matrix():
@@ -172,8 +251,33 @@ def test_history_report_and_pair_codes(train):
     report = model.fit_report()
     assert report["epochs"] == 3 and report["distill"] == "knn" and report["k"] == knn_count(train.n, 0.05)
     assert 0.0 < report["target_mean"] < 1.0 and report["teacher"]["bits"] == 16
-    assert get("kdcmh").default_params()["distill"] == "soft"
     # the pair code is sgn(f_I(x) + f_T(y)), B's out-of-sample form
     x, y = train.image[:30], train.text[:30]
     expected = np.where(model._run(model._image_net64, x) + model._run(model._text_net64, y) >= 0, 1, -1)
     assert np.array_equal(model.encode_pair(x, y), expected)
+
+
+def test_the_features_own_similarity_needs_no_teacher(train, teacher_fits):
+    model = create("kdcmh", params={**TINY, "source": "features"}, device="cpu").fit(train, 8)
+    assert teacher_fits == [] and model.fit_report()["teacher"] is None
+    assert model.fit_report()["source"] == "features"
+
+
+def test_linear_image_network_is_an_affine_map(train):
+    model = create("kdcmh", params={**TINY, "image_network": "linear"}, device="cpu").fit(train, 8)
+    x1, x2 = train.image[:5].astype(np.float64), train.image[5:10].astype(np.float64)
+    mid = model._encode_image(0.5 * (x1 + x2))
+    assert np.allclose(mid, 0.5 * (model._encode_image(x1) + model._encode_image(x2)))
+    mlp_model = create("kdcmh", params=TINY, device="cpu").fit(train, 8)
+    assert not np.allclose(mlp_model._encode_image(0.5 * (x1 + x2)),
+                           0.5 * (mlp_model._encode_image(x1) + mlp_model._encode_image(x2)))
+
+
+@pytest.mark.parametrize("distill", ["knn", "graded"])
+def test_codes_of_a_small_training_set_stay_distinct(train, distill):
+    params = {**TINY, "epochs": 40, "batch_size": 50, "hidden": 64, "lr_image": 1e-3, "lr_text": 1e-3,
+              "lr_final": 1e-4, "teacher_epochs": 10, "distill": distill}
+    model = create("kdcmh", params=params, device="cpu").fit(train, 16)
+    for codes in (model.encode_image(train.image), model.encode_text(train.text)):
+        # not collapsed onto a few codes (version 2's failure: F, G shrank towards 0)
+        assert len({row.tobytes() for row in codes}) > 0.4 * train.n

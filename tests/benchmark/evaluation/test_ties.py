@@ -40,15 +40,25 @@ def random_counts(rng, max_groups=4, max_size=6):
 @pytest.mark.parametrize("seed", range(5))
 def test_tmap_at_k_is_the_exact_mean_over_every_tie_order(seed):
     rng = np.random.default_rng(seed)
-    for _ in range(25):
-        n, r = random_counts(rng)
+    cases = [random_counts(rng) for _ in range(25)]
+    want = {}
+    for i, (n, r) in enumerate(cases):
         for k in range(1, int(n.sum()) + 2):
             values = [ap_at_k(seq, k) for seq in every_tie_order(n, r)]
-            want = sum(values, Fraction(0)) / len(values)
-            assert tie_aware_ap_at_k(n[None], r[None], k)[0] == pytest.approx(float(want), abs=1e-14), (n, r, k)
+            want[i, k] = float(sum(values, Fraction(0)) / len(values)), float(min(values)), float(max(values))
+            assert tie_aware_ap_at_k(n[None], r[None], k)[0] == pytest.approx(want[i, k][0], abs=1e-14), (n, r, k)
             worst, best = ap_at_k_extremes(n[None], r[None], k)
-            assert worst[0] == pytest.approx(float(min(values)), abs=1e-14), (n, r, k)
-            assert best[0] == pytest.approx(float(max(values)), abs=1e-14), (n, r, k)
+            assert worst[0] == pytest.approx(want[i, k][1], abs=1e-14), (n, r, k)
+            assert best[0] == pytest.approx(want[i, k][2], abs=1e-14), (n, r, k)
+    # all cases as the rows of one batch (as the engine hands them over): the same values
+    width = max(len(n) for n, _ in cases)
+    n_all = np.array([np.pad(n, (0, width - len(n))) for n, _ in cases])
+    r_all = np.array([np.pad(r, (0, width - len(r))) for _, r in cases])
+    for k in (1, 3, 8):
+        rows = [i for i, (n, _) in enumerate(cases) if (i, k) in want]
+        got = (tie_aware_ap_at_k(n_all, r_all, k), *ap_at_k_extremes(n_all, r_all, k))
+        for i in rows:
+            assert [g[i] for g in got] == pytest.approx(want[i, k], abs=1e-14), (cases[i], k)
 
 
 def test_tmap_at_k_matches_many_random_orders_on_large_tie_groups():
@@ -125,6 +135,20 @@ def test_extremes_bracket_row_order_and_tie_aware_scores():
     assert worst.mean() <= got["map@20"] <= best.mean()
     assert worst.mean() <= got["tmap@20"] <= best.mean()
     assert worst.mean() < best.mean()
+
+
+def test_queries_with_supports_of_very_different_widths_share_a_chunk():
+    """One query's boundary group can hold any number of relevant items in the top K (a wide
+    support), another's exactly K (one value, far from zero): scored together and alone alike."""
+    n = np.array([[1000, 300], [300, 1000]])
+    r = np.array([[500, 0], [300, 0]])
+    together = tie_aware_ap_at_k(n, r, 200), *ap_at_k_extremes(n, r, 200)
+    for row in range(2):
+        alone = tie_aware_ap_at_k(n[row:row + 1], r[row:row + 1], 200), *ap_at_k_extremes(n[row:row + 1],
+                                                                                           r[row:row + 1], 200)
+        assert [a[0] for a in alone] == pytest.approx([t[row] for t in together], rel=1e-13)
+    assert together[0][1] == together[1][1] == together[2][1] == 1.0  # every item of the top 200 is relevant
+    assert together[1][0] < together[0][0] < together[2][0]
 
 
 def test_wide_supports_are_split_into_chunks_without_changing_results(monkeypatch):
