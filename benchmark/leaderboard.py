@@ -274,12 +274,16 @@ def is_tuned(frame: pd.DataFrame, method: str | None = None) -> bool:
     came from ``cmhbench tune`` (its records name a study)."""
     if "tuned" not in frame:
         return False
+    return bool(_rows_of(frame, method)["tuned"].notna().any())
+
+
+def _rows_of(frame: pd.DataFrame, method: str | None) -> pd.DataFrame:
+    """The records of ``method`` (a method name, or a row label: one configuration of a
+    method), or of every method when ``method`` is None."""
     if method is None:
-        rows = frame
-    else:
-        named = frame["method"] == method
-        rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
-    return bool(rows["tuned"].notna().any())
+        return frame
+    named = frame["method"] == method
+    return frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
 
 
 def _collapsed(done: pd.DataFrame) -> bool:
@@ -332,12 +336,7 @@ def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
     Markdown, LaTeX and HTML leaderboards."""
     if "fidelity" not in frame:
         return False
-    if method is None:
-        rows = frame
-    else:
-        named = frame["method"] == method
-        rows = frame[named] if named.any() else with_rows(frame).loc[lambda f: f["row"] == method]
-    return bool(_reconstructed(rows).any())
+    return bool(_reconstructed(_rows_of(frame, method)).any())
 
 
 def method_label(frame: pd.DataFrame, row: str) -> str:
