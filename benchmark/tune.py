@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -46,6 +47,7 @@ TRIALS_DIR = "trials"
 STUDY_FILE = "study.journal"
 TUNED_FILE = "tuned.toml"
 TUNED_SUFFIX = "-tuned"
+WAIT_FOR_CLAIM_S = 1.0  # how often a trial looks again at a cell another process holds
 
 
 class TuneError(ValueError):
@@ -127,8 +129,14 @@ class _Trials:
         spec = replace(grid, methods=[self.method], variants={}, params={self.method: values})
         cells = build_cells(spec, self.sources, split="validation")
         ctx = replace(self.ctx, config={**self.ctx.config, "tune": {"method": self.method, "trial": number}})
-        run_cells(cells, self.sources, ctx, jobs=self.settings.jobs, backend=self.settings.backend,
-                  scheduler=self.settings.scheduler, progress=False)
+        while True:
+            summary = run_cells(cells, self.sources, ctx, jobs=self.settings.jobs, backend=self.settings.backend,
+                                scheduler=self.settings.scheduler, progress=False)
+            # A cell held by another live process (e.g. a worker of a run killed a moment ago, still
+            # finishing it) is stored by that process or, once its claim goes stale, by us next time.
+            if not any(o.status == "running-elsewhere" for o in summary.outcomes):
+                break
+            time.sleep(WAIT_FOR_CLAIM_S)
         records = [store.read_record(ctx.out, cell.key) for cell in cells]
         failed = [r for r in records if r.get("status") != "ok"]
         if failed:

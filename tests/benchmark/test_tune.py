@@ -124,3 +124,31 @@ def test_bad_tune_requests_are_refused_before_a_study_exists(tmp_path, capsys, a
     assert main(["tune", *args, "--out", str(tmp_path / "x")]) == 2
     assert capsys.readouterr().err.strip() == f"cmhbench: error: {message}"
     assert not (tmp_path / "x").exists()
+
+
+def test_a_trial_waits_for_a_cell_another_process_still_holds(tmp_path, monkeypatch, capsys):
+    """After a kill, a worker of the killed run may still hold a trial cell's claim; the resumed
+    study must wait for it, not stop with 'no record' (seen as a flaky CI failure)."""
+    import threading
+
+    import cmhbench.tune as tune
+
+    real = tune.run_cells
+    held: list[Path] = []
+
+    def run_cells_with_a_held_claim(cells, sources, ctx, **kwargs):
+        if not held:  # first call: another live process (this one) holds every cell of the trial
+            root = store.claims_dir(ctx.out)
+            root.mkdir(parents=True, exist_ok=True)
+            for cell in cells:
+                path = root / cell.key
+                path.write_text(json.dumps({"host": store._host(), "pid": os.getpid(), "started": time.time()}))
+                held.append(path)
+            threading.Timer(1.5, lambda: [p.unlink(missing_ok=True) for p in held]).start()
+        return real(cells, sources, ctx, **kwargs)
+
+    monkeypatch.setattr(tune, "run_cells", run_cells_with_a_held_claim)
+    out = tmp_path / "study"
+    assert main(["tune", "--methods", "cca-itq", "--datasets", "synthetic", "--bits", "16", "--trials", "1",
+                 "--out", str(out)]) == 0
+    assert held and len(list(store.iter_records(out / "trials"))) == 1
