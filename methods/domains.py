@@ -73,8 +73,26 @@ def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
     return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
+class _NumericRange:
+    """What Real and Int share: an optional ``search`` interval (log scale with ``log``) that
+    must lie inside the domain."""
+
+    search: tuple[float, float] | None
+    log: bool
+
+    def __post_init__(self) -> None:
+        _check_search(self, self.search, self.log)
+
+    @property
+    def searchable(self) -> bool:
+        return self.search is not None
+
+    def search_text(self) -> str:
+        return _range_text(self.search, self.log)
+
+
 @dataclass(frozen=True)
-class Real(Domain):
+class Real(_NumericRange, Domain):
     """A finite real number between ``low`` and ``high`` (ends included unless ``*_open``)."""
 
     low: float = -math.inf
@@ -84,9 +102,6 @@ class Real(Domain):
     search: tuple[float, float] | None = None
     log: bool = False
     optional: bool = False
-
-    def __post_init__(self) -> None:
-        _check_search(self, self.search, self.log)
 
     def _contains(self, value: Any) -> bool:
         if not _number(value):
@@ -98,20 +113,13 @@ class Real(Domain):
     def describe(self) -> str:
         return self._or_none(f"a real number {_interval(self.low, self.high, self.low_open, self.high_open)}".rstrip())
 
-    @property
-    def searchable(self) -> bool:
-        return self.search is not None
-
     def suggest(self, trial: Any, name: str) -> float:
         low, high = self.search  # type: ignore[misc]
         return float(trial.suggest_float(name, low, high, log=self.log))
 
-    def search_text(self) -> str:
-        return _range_text(self.search, self.log)
-
 
 @dataclass(frozen=True)
-class Int(Domain):
+class Int(_NumericRange, Domain):
     """An integer between ``low`` and ``high`` (both included)."""
 
     low: float = -math.inf
@@ -120,25 +128,15 @@ class Int(Domain):
     log: bool = False
     optional: bool = False
 
-    def __post_init__(self) -> None:
-        _check_search(self, self.search, self.log)
-
     def _contains(self, value: Any) -> bool:
         return (isinstance(value, int) and not isinstance(value, bool)) and self.low <= value <= self.high
 
     def describe(self) -> str:
         return self._or_none(f"an integer {_interval(self.low, self.high, False, False)}".rstrip())
 
-    @property
-    def searchable(self) -> bool:
-        return self.search is not None
-
     def suggest(self, trial: Any, name: str) -> int:
         low, high = self.search  # type: ignore[misc]
         return int(trial.suggest_int(name, int(low), int(high), log=self.log))
-
-    def search_text(self) -> str:
-        return _range_text(self.search, self.log)
 
 
 @dataclass(frozen=True)
@@ -199,7 +197,7 @@ class Choice(Domain):
         return ", ".join(repr(o) for o in self._searched()) or "—"
 
 
-def _check_search(domain: Real | Int, search: tuple[float, float] | None, log: bool) -> None:
+def _check_search(domain: _NumericRange, search: tuple[float, float] | None, log: bool) -> None:
     """A search range lies inside its domain, low < high, and is positive on a log scale."""
     if search is None:
         return
