@@ -304,8 +304,11 @@ def verify_cell(out: str | Path, key: str) -> str | None:
     missing arrays file for a finished cell, or arrays whose checksum does not match."""
     folder = cells_dir(out) / key
     record, problem = _load_record(folder)
-    if problem:
-        return problem
+    return problem or _arrays_problem(folder, record)
+
+
+def _arrays_problem(folder: Path, record: Mapping[str, Any]) -> str | None:
+    """What is wrong with the arrays of a cell whose record is valid (None when intact)."""
     arrays = folder / ARRAYS
     if record["status"] == "ok" and not arrays.is_file():
         return "arrays.npz is missing"
@@ -336,7 +339,7 @@ def done_keys(out: str | Path) -> set[str]:
     for folder in _cell_folders(out):
         record, problem = _load_record(folder)
         if problem is None and record["status"] in DONE_STATUSES:
-            problem = verify_cell(out, folder.name)
+            problem = _arrays_problem(folder, record)
             if problem is None:
                 done.add(folder.name)
         if problem:
