@@ -10,7 +10,7 @@ everything else, once:
   trainable fully connected layers those papers fine-tune on top of a CNN.  The hidden
   width is the ``hidden`` hyper-parameter (4096 by default).  A method whose authors
   train other layers on the features we are given overrides :meth:`DeepHasher._networks`
-  (JDSH: one linear layer for images).
+  (JDSH offers one linear image layer as an option).
 - **Relaxed codes**: B = tanh(α·h) with α = √(epoch + 1) (DJSRH's and JDSH's schedule,
   which sharpens the tanh as training proceeds); codes are sgn(h).
 - **Training loop**: shuffled batches (``batch_size``; the last incomplete batch is dropped

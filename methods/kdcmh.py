@@ -55,7 +55,7 @@ neighbour / non-neighbour matrix, a supervised student learns from it) with DCMH
    the refreshed F, (c) B = sgn(F + G) (0 ↦ +1).  F and G start as standard normal draws (as
    in DCMH's TensorFlow code).  Both networks see their inputs minus the training mean (DCMH
    centres its inputs).  ``image_network="linear"`` replaces the image MLP by one linear
-   layer: the teacher's own architecture (control).
+   layer (control; the architecture of the jdsh-version-2 teacher of docs/kdcmh.md).
 5. Codes: sgn(f_I(x)) for an image, sgn(f_T(y)) for a text, and sgn(f_I(x) + f_T(y)) for an
    image–text pair (the out-of-sample form of B = sgn(F + G); every row coded on its own).
 
@@ -98,8 +98,9 @@ run's training objective fell by 1.2% over its last 100 epochs and by 4.9% over 
 (synthetic set, 32 bits), so epochs past 200 mostly polish a flat objective; chosen on the
 training loss, not on any retrieval score); Adam with a learning rate falling log-linearly over the epochs from
 ``lr_image``/``lr_text`` = 1e-4 to ``lr_final`` = 1e-5 (DCMH's schedule is log-linear too),
-no weight decay; ``hidden`` = 4096.  Teacher: jdsh's defaults (300 epochs, one linear image
-layer, text hidden 4096, DSDW constants estimated from the training data, …) at 128 bits.
+no weight decay; ``hidden`` = 4096.  Teacher: jdsh's defaults (300 epochs, the two-layer image
+stand-in since jdsh version 3, hidden 4096, DSDW constants estimated from the training data, …)
+at 128 bits.
 The ``quick`` preset (tests, default tour): 10 student epochs, hidden 256, learning rate
 1e-3 → 1e-4, and jdsh's quick preset for the teacher.
 

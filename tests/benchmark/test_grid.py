@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from cmhbench import datasets
@@ -80,7 +82,19 @@ def test_cells_carry_their_method_and_teacher_versions(sources):
     plain, student = build_cells(spec, sources)
     assert plain.versions == {"cca-itq": 1}
     assert plain.key == _cell(params=plain.params, dataset=plain.dataset, preset="quick").key
-    assert student.versions == {"kdcmh": 3, "jdsh": 2}
+    assert student.versions == {"kdcmh": 3, "jdsh": 3}
+
+
+def test_a_new_jdsh_version_gives_kdcmh_cells_new_keys(sources, monkeypatch):
+    # kdcmh's teacher is jdsh: a jdsh change must not let a stored kdcmh cell be reused
+    from cmhbench.methods.jdsh import JDSH
+    spec = GridSpec(methods=["kdcmh"], bits=[16], preset="quick")
+    (now,) = build_cells(spec, sources)
+    monkeypatch.setattr(JDSH, "info", dataclasses.replace(JDSH.info, version=JDSH.info.version + 1))
+    (bumped,) = build_cells(spec, sources)
+    assert bumped.params == now.params
+    assert bumped.versions["jdsh"] == now.versions["jdsh"] + 1
+    assert bumped.key != now.key
 
 
 def test_raw_version_one_cells_keep_the_keys_stored_before_versions_and_features_existed():

@@ -94,15 +94,23 @@ def test_constants_are_estimated_on_mirflickr_too_unless_the_authors_are_asked_f
         create("jdsh", params={**params, "dsdw_constants": "flickr"}, device="cpu")
 
 
-def test_image_network_is_one_linear_layer_by_default():
+def _linear_shapes(net):
+    return [(m.in_features, m.out_features) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def test_image_network_is_djsrhs_two_layer_stand_in_by_default_and_linear_on_request():
+    # the authors fine-tune AlexNet below fc7 (no_grad commented out), so the stand-in stays
     ds = generate(SyntheticConfig(n_items=300, n_query=50, n_train=200))
     train = ds.paired(np.arange(200))
-    model = create("jdsh", params={"epochs": 1, "hidden": 16}, device="cpu").fit(train, 16)
-    assert isinstance(model.image_net_, torch.nn.Linear)
-    assert (model.image_net_.in_features, model.image_net_.out_features) == (train.image_dim, 16)
-    assert model.fit_report()["image_network"] == "linear"
-    text_layers = [m for m in model.text_net_.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in text_layers] == [(train.text_dim, 16), (16, 16)]
-    mlp = create("jdsh", params={"epochs": 1, "hidden": 16, "image_network": "mlp"}, device="cpu").fit(train, 16)
-    image_layers = [m for m in mlp.image_net_.modules() if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in image_layers] == [(train.image_dim, 16), (16, 16)]
+    params = {"epochs": 1, "hidden": 16}
+    model = create("jdsh", params=params, device="cpu").fit(train, 16)
+    djsrh = create("djsrh", params=params, device="cpu").fit(train, 16)
+    two_layers = [(train.image_dim, 16), (16, 16)]
+    assert _linear_shapes(model.image_net_) == _linear_shapes(djsrh.image_net_) == two_layers
+    assert any(isinstance(m, torch.nn.ReLU) for m in model.image_net_.modules())
+    assert model.fit_report()["image_network"] == "mlp"
+    assert _linear_shapes(model.text_net_) == [(train.text_dim, 16), (16, 16)]
+    linear = create("jdsh", params={**params, "image_network": "linear"}, device="cpu").fit(train, 16)
+    assert isinstance(linear.image_net_, torch.nn.Linear)
+    assert _linear_shapes(linear.image_net_) == [(train.image_dim, 16)]
+    assert linear.fit_report()["image_network"] == "linear"
