@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--metric", default="map@all", help="objective: mean of I→T and T→I of this metric on the "
                                                           "validation split (default: map@all)")
     tune.add_argument("--sampler-seed", dest="sampler_seed", type=int, default=0, help="TPE sampler seed (default: 0)")
+    tune.add_argument("--search", metavar="NAME[,NAME...]",
+                      help="search only these parameters (the others keep their values; default: every "
+                           "search range the method declares)")
     tune.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
                       help="fix a hyper-parameter (repeatable); a searched parameter given here is still searched")
     tune.add_argument("--config", help="TOML grid file (options given here override it)")
@@ -274,12 +277,13 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.tune import TUNED_FILE, TuneError, check_tunable, tune
 
     options = {k: v for k, v in vars(args).items()
-               if k not in ("command", "trials", "metric", "sampler_seed")}
+               if k not in ("command", "trials", "metric", "sampler_seed", "search")}
+    search = [name.strip() for name in args.search.split(",") if name.strip()] if args.search else None
     options["bits"] = options.get("bits") or "32"
     try:
         settings = run_settings(options, [])
         check_metric(args.metric)
-        check_tunable(settings.grid.methods)
+        check_tunable(settings.grid.methods, search)
         sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
                    for name in settings.grid.datasets}
         ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
@@ -287,7 +291,8 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
                          timeout=settings.timeout, argv=("cmhbench", *argv),
                          config=settings.config)
         results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
-                       sampler_seed=args.sampler_seed, report=lambda line: print(line, file=sys.stderr))
+                       sampler_seed=args.sampler_seed, search=search,
+                       report=lambda line: print(line, file=sys.stderr))
     except (*_usage_errors(), TuneError) as exc:
         raise UsageError(str(exc)) from None
     for r in results:

@@ -188,7 +188,13 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
     merged = {**config, **{k: v for k, v in options.items() if v is not None and k != "config"}}
     tour = not any(k in merged for k in ("methods", "datasets"))
     methods = _as_list(merged.get("methods", all_methods), "methods")
+    variants = {name: dict(v) for name, v in config.get("variants", {}).items()}
     params = {name: dict(values) for name, values in config.get("params", {}).items()}
+    if options.get("methods") is not None:
+        # --methods narrows the config's grid: its [params] for rows left out no longer apply
+        # (a --param naming a method outside the grid is still an error)
+        kept = set(methods) | {str(variants[m].get("base")) for m in methods if m in variants}
+        params = {name: values for name, values in params.items() if name in kept}
     for name, values in parse_params(options.get("param") or []).items():
         params.setdefault(name, {}).update(values)
     grid = GridSpec(
@@ -201,7 +207,7 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         database_coding=_as_list(merged.get("database_coding", ["modality"]), "database coding"),
         features=merged.get("features", "raw"),
         params=params,
-        variants={name: dict(v) for name, v in config.get("variants", {}).items()},
+        variants=variants,
     )
     data_dir = _name(merged["data_dir"], "data_dir") if "data_dir" in merged else None
     cache_dir = _name(merged["cache_dir"], "cache_dir") if "cache_dir" in merged else None

@@ -21,11 +21,19 @@ Schemes (all seeded, all from :mod:`scipy.stats`):
   dataset are averaged first, since they are correlated — and the Nemenyi critical
   difference CD = q_α(k, ∞)/√2 · √(k(k+1)/(6N)) from ``scipy.stats.studentized_range``.
   A method missing any entry gets no aggregate, never a partial one.
+
+Every scheme pairs or pools cells by seed, so one name (a method, or a leaderboard row) must
+stand for one configuration: where it holds cells of several resolved parameter sets, or
+two cells of one seed (a method version or data file changed between runs), the statistics
+stop with :class:`MixedConfigurationsError` rather than pick or pool them
+(:func:`check_one_configuration`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +41,7 @@ from scipy import stats
 
 from cmhbench import store
 from cmhbench.conventions import DIRECTIONS, PER_QUERY_METRICS, per_query_array
-from cmhbench.leaderboard import GROUP, build_tables, with_rows
+from cmhbench.leaderboard import GROUP, LeaderboardError, build_tables, test_cells, with_rows
 
 CONFIDENCE = 0.95  # the reports' legends state these rules: cmhbench.conventions.INTERVAL_RULE, SIGNIFICANCE_RULE
 N_RESAMPLES = 2000
@@ -192,6 +200,83 @@ def rank_methods(entries: pd.DataFrame, alpha: float = 0.05) -> Ranking:
 
 
 # --- from stored results ----------------------------------------------------------------------
+class MixedConfigurationsError(LeaderboardError):
+    """One name stands for several configurations where a statistic needs exactly one."""
+
+
+#: Record fields of a cell that do not tell configurations apart (they differ by seed, or are not keyed).
+_PER_CELL_FIELDS = ("seed", "preset", "tuned", "key")
+_SHOWN_DIFFERENCES = 3
+
+
+def check_one_configuration(cells: pd.DataFrame, name: str = "method") -> None:
+    """Raise :class:`MixedConfigurationsError` where a ``name`` (``method``, or a leaderboard
+    ``row``) holds more than one configuration at one dataset, protocol, features, coding
+    and bit length: cells of different resolved parameters, or two cells (different keys)
+    of one seed.  ``cells`` are stored cells (``load_results`` rows); one cell stored twice
+    under its key is one cell."""
+    if cells.empty:
+        return
+    cells = cells.drop_duplicates("key")
+    params = cells["params"].fillna("{}") if "params" in cells else pd.Series("{}", index=cells.index)
+    features = (cells["features"].fillna(store.DEFAULT_FEATURES) if "features" in cells
+                else pd.Series(store.DEFAULT_FEATURES, index=cells.index))
+    cells = cells.assign(params=params, features=features)
+    for (dataset, protocol, features, coding, bits, label), same in cells.groupby([*GROUP, "bits", name], sort=True):
+        where = f"{dataset} (protocol {protocol}, features {features}, database {coding}) at {bits} bits"
+        if same["params"].nunique() > 1:
+            clash = same.drop_duplicates("params")
+        else:
+            twice = same[same.duplicated("seed", keep=False)]
+            if twice.empty:
+                continue
+            seed = twice["seed"].iloc[0]
+            clash = twice[twice["seed"] == seed]
+            where += f", seed {seed}"
+        raise MixedConfigurationsError(
+            f"{label} has {len(clash)} configurations in {where} ({_differences(clash)}); statistics need one per "
+            f"name: give a configuration its own name ([variants.NAME] with base = "
+            f"\"{clash['base'].iloc[0] if 'base' in clash else label}\" in a --config file) or keep the "
+            "configurations in separate output folders")
+
+
+def _differences(cells: pd.DataFrame) -> str:
+    """'n_iter: 50 vs 5' for the fields of the cells' stored configurations that differ."""
+    configs = [_flat_configuration(row) for row in cells.itertuples()]
+    fields = sorted({k for c in configs for k in c})
+    differing = [k for k in fields if len({json.dumps(c.get(k), sort_keys=True, default=str) for c in configs}) > 1]
+    if not differing:
+        return f"cell keys {' vs '.join(cells['key'])}"
+    shown = [f"{k}: {' vs '.join(_short(c.get(k, '—')) for c in configs)}" for k in differing[:_SHOWN_DIFFERENCES]]
+    more = len(differing) - _SHOWN_DIFFERENCES
+    return "; ".join(shown) + (f" (and {more} more: {', '.join(differing[_SHOWN_DIFFERENCES:])})" if more > 0 else "")
+
+
+def _flat_configuration(row: Any) -> dict[str, Any]:
+    """A cell's keyed fields, one level flattened (parameters by their own names, then
+    ``versions.jdsh``, ``dataset.fingerprint``, ...); from its record, else from its params."""
+    try:
+        cell = store.read_record(row.out, row.key)["cell"]
+    except (store.StoreError, KeyError, AttributeError, TypeError):
+        cell = {"params": json.loads(row.params)}
+    flat = {}
+    for field_name, value in cell.items():
+        if field_name in _PER_CELL_FIELDS:
+            continue
+        if isinstance(value, dict):
+            prefix = "" if field_name == "params" else f"{field_name}."
+            flat.update({f"{prefix}{k}": v for k, v in value.items()})
+        else:
+            flat[field_name] = value
+    return flat
+
+
+def _short(value: Any, limit: int = 24) -> str:
+    """A value as at most ``limit`` characters (fingerprints and generator tables are long)."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def per_query_key(direction: str, metric: str) -> str:
     """The arrays.npz key holding per-query scores of a metric (only some metrics have them)."""
     if metric not in PER_QUERY_METRICS:
@@ -240,6 +325,8 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
     result = {}
     tables = build_tables(frame, metric)
     columns = [(table, bits) for table in tables for bits in table.means.columns]
+    for table in tables:
+        check_one_configuration(table.cells, "row")
     for table, bits in tqdm(columns, desc=f"intervals and tests ({metric})", unit="column", leave=False,
                             disable=None if progress else True):
         present = table.means[bits].dropna()
@@ -271,14 +358,16 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
 
 
 def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all") -> pd.DataFrame:
-    """Paired A − B per dataset, protocol, coding, direction and bits, Holm-corrected."""
+    """Paired A − B per dataset, protocol, coding, direction and bits, Holm-corrected (test
+    cells only).  A method with several configurations in one of them is an error, never a mix."""
     rows = []
-    ok = with_rows(frame[frame["status"] == "ok"])
+    ok = with_rows(test_cells(frame[frame["status"] == "ok"]))
     for (dataset, protocol, features, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
         cells_a, cells_b = cells[cells["method"] == a], cells[cells["method"] == b]
         seeds = sorted(set(cells_a["seed"]) & set(cells_b["seed"]))
         if not seeds:
             continue
+        check_one_configuration(cells[cells["method"].isin([a, b])], "method")
         for direction in DIRECTIONS:
             sa = _stored_per_query(cells_a[cells_a["seed"].isin(seeds)], direction, metric)
             sb = _stored_per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
@@ -302,6 +391,7 @@ def ranking_entries(frame: pd.DataFrame, metric: str = "map@all") -> pd.DataFram
     shares (NaN where not run, failed, not applicable, or without a shared seed)."""
     rows = []
     for table in build_tables(frame, metric, chance=False):
+        check_one_configuration(table.cells, "row")
         for bits in table.means.columns:
             row = dict(zip(ENTRY_COLUMNS, (table.dataset, table.protocol, table.features, table.database_coding,
                                            table.direction, int(bits))))

@@ -80,25 +80,42 @@ class StudyResult:
         return f"{self.method}{TUNED_SUFFIX}"
 
 
-def check_tunable(methods: list[str]) -> None:
-    """Every method is registered and declares a search range, else one clear error."""
+def check_tunable(methods: list[str], search: list[str] | None = None) -> None:
+    """Every method is registered and declares a search range (within ``search``, when given),
+    and every name in ``search`` is searched for some method; else one clear error."""
     for method in methods:
         cls = registry.get(method)
         if not search_space(cls.param_domains):
             raise TuneError(f"method {method!r} declares no search range (param_domains with search=...), "
                             "so it cannot be tuned")
+        if search is not None and not searched_domains(method, search):
+            raise TuneError(f"--search leaves method {method!r} nothing to search (its search ranges: "
+                            f"{', '.join(search_space(cls.param_domains))})")
+    if search is not None:
+        known = {name for method in methods for name in search_space(registry.get(method).param_domains)}
+        unknown = [name for name in search if name not in known]
+        if unknown:
+            raise TuneError(f"--search names parameters no listed method searches: {', '.join(unknown)} "
+                            f"(searchable: {', '.join(sorted(known))})")
 
 
-def study_name(method: str, grid: GridSpec, sources: Mapping[str, DatasetSource], metric: str) -> str:
+def searched_domains(method: str, search: list[str] | None = None) -> dict[str, Any]:
+    """The domains a study of ``method`` draws: its search ranges, restricted to ``search`` when
+    given (the parameters left out keep their preset, override or ``--param`` values)."""
+    space = search_space(registry.get(method).param_domains)
+    return space if search is None else {name: d for name, d in space.items() if name in search}
+
+
+def study_name(method: str, grid: GridSpec, sources: Mapping[str, DatasetSource], metric: str,
+               search: list[str] | None = None) -> str:
     """The method plus a hash of the tuning problem: the same command resumes its own study,
     and a different problem (datasets, bits, seeds, metric, fixed values, search space) in the
     same folder starts another."""
-    domains = registry.get(method).param_domains
     problem = {
         "datasets": [sources[d].identity() for d in grid.datasets],
         "protocol": grid.protocol, "bits": grid.bits, "seeds": grid.seeds, "preset": grid.preset,
         "coding": grid.database_coding, "features": grid.features, "metric": metric, "fixed": grid.user_params(method),
-        "space": {k: repr(v) for k, v in search_space(domains).items()},
+        "space": {k: repr(v) for k, v in searched_domains(method, search).items()},
     }
     return f"{method}-{hashlib.sha256(canonical_json(problem).encode()).hexdigest()[:10]}"
 
@@ -152,14 +169,14 @@ class _Trials:
 
 
 def tune_method(method: str, settings: RunSettings, sources: Mapping[str, DatasetSource], ctx: RunContext, *,
-                trials: int, metric: str = "map@all", sampler_seed: int = 0,
+                trials: int, metric: str = "map@all", sampler_seed: int = 0, search: list[str] | None = None,
                 report: Callable[[str], None] = logger.info) -> StudyResult:
     """Run (or continue) one method's study until ``trials`` trials are complete."""
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = study_name(method, settings.grid, sources, metric)
+    name = study_name(method, settings.grid, sources, metric, search)
     storage = _storage(settings.out)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     # A resumed study re-seeds its sampler from its length: the same seed again would re-propose the
@@ -168,9 +185,9 @@ def tune_method(method: str, settings: RunSettings, sources: Mapping[str, Datase
         hashlib.sha256(f"{sampler_seed}/{len(study.trials)}".encode()).digest()[:4], "little")
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True,
                                 sampler=optuna.samplers.TPESampler(seed=seed))
-    domains = registry.get(method).param_domains
+    domains = searched_domains(method, search)
     runner = _Trials(method, settings, sources, ctx, metric)
-    space = set(search_space(domains))
+    space = set(domains)
 
     def finish(result: TrialResult) -> None:
         if result.value is None:
@@ -210,18 +227,18 @@ def _count(study: Any, state: Any) -> int:
 
 
 def tune(settings: RunSettings, sources: Mapping[str, DatasetSource], ctx: RunContext, *, trials: int,
-         metric: str = "map@all", sampler_seed: int = 0,
+         metric: str = "map@all", sampler_seed: int = 0, search: list[str] | None = None,
          report: Callable[[str], None] = logger.info) -> list[StudyResult]:
     """Tune every method of ``settings.grid`` and write ``OUT/tuned.toml``."""
     if trials < 1:
         raise TuneError(f"--trials must be at least 1, got {trials}")
-    check_tunable(settings.grid.methods)
+    check_tunable(settings.grid.methods, search)
     settings.grid.validate()
     settings.grid.check_methods()  # a bad fixed value fails here, before a study exists
     settings.out.mkdir(parents=True, exist_ok=True)
     trial_ctx = replace(ctx, out=settings.out / TRIALS_DIR, metrics=(metric,))
     results = [tune_method(m, settings, sources, trial_ctx, trials=trials, metric=metric,
-                           sampler_seed=sampler_seed, report=report) for m in settings.grid.methods]
+                           sampler_seed=sampler_seed, search=search, report=report) for m in settings.grid.methods]
     write_tuned(settings.out / TUNED_FILE, settings.grid, results, metric)
     return results
 
@@ -236,6 +253,7 @@ def tuned_config(grid: GridSpec, results: list[StudyResult], metric: str) -> dic
     for r in results:
         variants[r.variant] = {"base": r.method, **r.fixed_params, **r.best_params, "tuned": {
             "study": r.study, "storage": STUDY_FILE, "metric": metric, "trials": r.completed,
+            "searched": sorted(r.best_params),
             "failed_trials": r.failed, "best_value": round(r.best_value, 6),
             "objective": f"mean of I→T and T→I {metric} on the validation split, over bits "
                          f"{', '.join(map(str, grid.bits))} and seeds {', '.join(map(str, grid.seeds))}",

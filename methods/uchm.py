@@ -3,14 +3,14 @@
 Paper: R.-C. Tu, J. Jiang, Q. Lin, C. Cai, S. Tian, H. Wang & W. Liu, "Unsupervised
 Cross-Modal Hashing With Modality-Interaction", IEEE TCSVT 2023, pp. 5296–5308.
 
-What we know of the paper is its abstract and one citing paper; its full text, tables
-and code were not available.  The abstract names three parts: a modality-interaction-
-enabled (MIE) similarity generator, trained with a hash-similarity-friendly loss, that
-produces the similarity matrix guiding the hashing networks; the hashing networks trained
-under it; and a bit-selection module that builds unified codes for a quantization loss
-from the continuous codes of both modalities through interaction.  A citing paper credits
-UCHM with a DGCPN-like term pushing an item's own image–text code similarity toward 1.5.
-**Every concrete choice below is ours** (fidelity ``reconstructed``); none is the paper's.
+What we know of the paper is its abstract; its full text, tables and code were not
+available.  The abstract criticises similarity matrices built without image–text
+interaction and names three parts: a modality-interaction-enabled (MIE) similarity
+generator, trained with a hash-similarity-friendly loss, that produces the similarity
+matrix guiding the hashing networks; the hashing networks trained under it; and a
+bit-selection module that builds unified codes for a quantization loss from the continuous
+codes of both modalities through interaction.  **Every concrete choice below is ours**
+(fidelity ``reconstructed``); none is the paper's.
 
 Notation: n training pairs, features x (image) and y (text), a batch of m rows, c bits;
 cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
@@ -30,32 +30,58 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    mean is clearly negative, since Σ_ij ⟨b_i, b_j⟩ = ‖Σ_i b_i‖² ≥ 0, and the raw S̃ (or
    DJSRH's μ·S̃) can be such a target (on the synthetic set the median S̃ is about −0.3).
 
-3. MIE similarity generator G (ours: token cross-attention).  Rows x and y are scaled to
-   unit norm (the target is scale-free); each modality goes through its own
-   Linear(d→``gen_hidden``)–ReLU–Linear(→k·w) and is read as k = ``gen_tokens`` tokens
-   of width w = ``gen_width``.  Image tokens U attend to text tokens V and V to U (one
-   single-head cross-attention per direction, residual, LayerNorm):
-       U' = LN(U + Attn(U; V, V)),  V' = LN(V + Attn(V; U, U)),
-       e = tanh(W·[mean_k U', mean_k V'] + b) ∈ (−1, 1)^g,  g = ``gen_dim``.
-   Why attention rather than a gated sum: a per-dimension gate can only reweight the two
-   projections coordinate by coordinate, whereas each image token here chooses which
-   text tokens to draw from according to its own content (a multiplicative, content-
-   dependent exchange), so aspects on which the two modalities agree can be reinforced.
-   The embedding of one item depends on that item's image and text only.
-   Hash-similarity-friendly loss, per batch (P_ij = cos(e_i, e_j), the same quantity as
-   the row-normalised relaxed codes' inner products of step 4, and equal to ⟨b_i, b_j⟩/c
-   when e is a ±1 code):
-       L_G = 1/(m(m − 1)) · Σ_{i≠j} (P_ij − T_ij)².
-   Adam (``gen_lr``), ``gen_epochs`` epochs of shuffled batches of ``gen_batch_size``.
-   G depends on the data, the seed and its own parameters, never on c: it is trained once
-   per dataset and seed, and its embeddings E (n × g, float32 numpy, device-free) are
-   cached through the harness's ``cache`` (a joblib.Memory keyed by PairedFeatures.key,
-   the seed and the generator's parameters; with ``cache=None`` it is trained in-process).
-   S_MIE is computed per batch from E, S_MIE[R, R] = cos(E_R, E_R); nothing is n × n.
+3. Similarity generator (ours; version 2).  The signal only interaction can use: image–text
+   *matching* of the given pairs.  A pair scorer g(x, y) ∈ [−1, 1] says whether text y
+   belongs to image x.  Each modality (rows scaled to unit norm) goes through its own
+   Linear(d→``gen_hidden``)–ReLU–Linear(→k·w), read as k = ``gen_tokens`` tokens of width
+   w = ``gen_width``.  With one global feature vector per modality these "tokens" are
+   reshaped projections, not regions or words: the model may learn to spread aspects of the
+   item over them.  ``generator`` chooses how a pair of token sets becomes a score:
+   - ``attention`` (MIE): the image tokens U attend to the text tokens V and V to U (one
+     head per direction, scaled dot-product, residual, LayerNorm), then a head scores
+     [ū', v̄', ū' ⊙ v̄'] (means over tokens) by Linear(3w→w)–ReLU–Linear(w→1), tanh;
+   - ``mlp`` (interaction without attention, the control for cross-attention): Linear(2kw→
+     2w)–ReLU–Linear(2w→1), tanh, on the concatenation [U; V];
+   - ``two-tower`` (no interaction, the control for interaction): cos(vec U, vec V), each
+     side computed without the other, as contrastive retrieval models do;
+   - ``none``: no generator; the hashing target is T of step 2.
+   Training (the same for the three): for a batch of m pairs, G_ij = g(x_i, y_j) for all
+   m² (image, text) combinations, and a symmetric InfoNCE with temperature τ
+   (``temperature``):
+       L_G = ½·[CE_rows(G/τ, P) + CE_cols(G/τ, P)],
+       P_ij ∝ 1[i = j] + σ·1[i ≠ j, T_ij = +1]   (each row normalised),
+   where σ = ``soft_positive``: an item's own text is the positive, and the texts of its
+   confident S̃-neighbours (T = +1, the top ρ of pairs) count as soft positives, since
+   random in-batch negatives include items of the same class.  Every other text of the
+   batch is a negative, the low end of S̃ included: scoring all m² pairs makes every
+   in-batch negative available, so no separate hard-negative mining is needed.  S̃ enters
+   only here and as the prior below.  Adam (``gen_lr``), ``gen_epochs`` epochs of
+   shuffled batches of ``gen_batch_size``.
+   From pair scores to a symmetric item similarity: S^G_ij = ½·(g(x_i, y_j) + g(x_j, y_i))
+   (does i's image match j's text, and j's image i's text), calibrated like S̃ by its own
+   quantiles over random training pairs (φ_G, same ρ), then mixed with the prior:
+       S_ij = (1 − π)·φ_G(S^G_ij) + π·T_ij,   π = ``prior_weight``.
+   Cost per batch of m: the projections once per item; for ``attention`` two m × m × k × k
+   attention maps and their weighted sums (O(m²·k²·w)), the LayerNorms and the head
+   (O(m²·k·w + m²·w²)); queries, keys and values are computed once per item (the output
+   map is folded into the values, exact since attention outputs are convex combinations).
+   ``mlp``: the first layer splits into an image part and a text part computed once per
+   item, then O(m²·w) per batch; ``two-tower``: one m × m product.  Nothing is n × n.
+   The generator depends on the data, the seed and its own parameters, never on c: it is
+   trained once per dataset and seed, and its weights and calibration are cached through
+   the harness's ``cache`` (a joblib.Memory keyed by PairedFeatures.key, the seed, the
+   generator's parameters and ``GENERATOR_VERSION``).
+   Version 1 (until 2026-11) embedded each item from its own image and text by cross-
+   attention and fitted cos(e_i, e_j) to T: its only target was built without interaction,
+   so at best it re-expressed T (fit error 0.134), and its ablation showed no gain.
+   ``python -m cmhbench.generator_auc`` measures every generator before any hashing:
+   ROC-AUC of same-label against different-label pairs on the validation split, with
+   paired bootstrap intervals against S̃ and the controls (docs/uchm.md).
 
 4. Hashing networks (the shared core: :mod:`cmhbench.methods.deep`): h_I = f_I(x),
-   h_T = f_T(y), t = tanh(α·h) with α = √(epoch + 1), B̂ = rownorm(t).  With S = S_MIE of
-   the batch (S = T of step 2 when ``mie`` is false), C = B̂_I B̂_Tᵀ and B the unified code:
+   h_T = f_T(y), t = tanh(α·h) with α = √(epoch + 1), B̂ = rownorm(t).  With S the batch's
+   similarity (step 3; T of step 2 with ``generator = "none"``), C = B̂_I B̂_Tᵀ and B the
+   unified code:
        L = MSE(C, S) + λ_intra·[MSE(B̂_I B̂_Iᵀ, S) + MSE(B̂_T B̂_Tᵀ, S)]
            + γ·(1/m)·Σ_i (C_ii − 1.5)²                                  (paired items)
            + λ_q·[mean (t_I − B)² + mean (t_T − B)²]                    (quantization)
@@ -64,16 +90,18 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    λ_q = ``quant_weight``; B is a constant; MSE and mean average over all entries.)
    C_ii ≤ 1, so the target 1.5 is never reached: the paired term keeps pulling an
    item's two codes together, with a gradient that does not vanish as C_ii nears 1.
+   The term and its target are ours.  (Version 1's docstring credited the 1.5 target to a
+   paper citing UCHM; we could not name that paper, so the attribution is withdrawn.)
 
 5. Bit selection (ours: a learned gate over both modalities' relaxed codes):
        g = σ(W_s·[t_I, t_T] + b_s) ∈ (0, 1)^c,  u = g ⊙ t_I + (1 − g) ⊙ t_T,  B = sgn(u),
    W_s (c × 2c) and b_s start at zero (g = 1/2).  It is trained with
        L_sel = MSE(rownorm(u) rownorm(u)ᵀ, S)
    on t_I, t_T detached from the hashing networks (its own Adam, ``lr_select``), so it
-   learns, per bit and per item, which modality's relaxed bit reproduces S_MIE better,
+   learns, per bit and per item, which modality's relaxed bit reproduces S better,
    and the hashing networks only see B as a fixed quantization target.  Why: choosing the
    larger-magnitude bit equals sgn(h_I + h_T), the simple combination the paper
-   criticises; the gate can instead prefer the modality whose bit preserves S_MIE even
+   criticises; the gate can instead prefer the modality whose bit preserves S even
    when the other modality is more confident, and it decides from both codes of the item
    (an item whose text code is weak everywhere can lean on its image).  A per-bit frozen
    choice is the special case W_s = 0, b_s = ±∞.  With ``bit_selection`` false,
@@ -85,12 +113,22 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
 
 Defaults (all ours; none tuned on query scores): β = 0.5, with DJSRH's per-dataset β
 where DJSRH gives one (MIRFlickr 0.9, NUS-WIDE 0.6, Wikipedia 0.3); ρ = 0.1 over
-100,000 calibration pairs; generator 512 hidden, 4 tokens × 32, g = 64, 50 epochs,
-batch 256, Adam 0.001; hashing networks as DJSRH/JDSH (hidden 4096, SGD momentum 0.9,
-weight decay 5e-4, batch 32, lr 0.01 / 0.01, 80 epochs); λ_intra = 0.1 (the DJSRH/JDSH
-intra weight); γ = 0.1; λ_q = 0.1; selector Adam 0.001.  ``quick`` preset (for the
-default tour and the conformance checks, not for results): 10 epochs, hidden 256; the
-generator 15 epochs, 128 hidden units, batch 512; 20,000 calibration pairs.
+100,000 calibration pairs; generator ``attention``, 512 hidden, 4 tokens × 32, 40 epochs,
+batch 128, Adam 0.001, τ = 0.1, σ = 0 (no soft positives), π = 0.5; hashing networks as
+DJSRH/JDSH (hidden 4096, SGD momentum 0.9, weight decay 5e-4, batch 32, lr 0.01 / 0.01,
+80 epochs); λ_intra = 0.1 (the DJSRH/JDSH intra weight); γ = 0.1; λ_q = 0.1; selector
+Adam 0.001.  ``quick`` preset (for the default tour and the conformance checks, not for
+results): 10 epochs, hidden 256; the generator 10 epochs, 128 hidden units; 20,000
+calibration pairs.
+How the generator's defaults were settled.  τ = 0.1, π = 0.5 (prior and generator on
+equal terms, both calibrated to the same scale), 40 epochs and batch 128 (CPU time: the
+attention scorer costs O(m²) per step) were fixed a priori.  σ was settled on the
+validation split (``python -m cmhbench.generator_auc``, seed 0, never a test query):
+with σ = 0.5 the attention generator's AUC (with the prior) was 0.641 on the synthetic set
+and 0.864 on Wikipedia (z-scored); with σ = 0, 0.755 and 0.838.  Soft positives copy S̃'s
+mistakes into the matching signal: they help where S̃ is good (Wikipedia) and hurt where
+it is poor (the synthetic set, whose weak text drags S̃ down); σ = 0 is better on the two
+together and keeps the generator's signal independent of S̃.
 γ was first set to 1 (the weight of JDSH's paired term).  Our first trial run (synthetic,
 32 bits) gave every item the same code, hence chance-level scores; its codes and loss
 terms showed why: a squared term whose target 1.5 cannot be reached keeps a gradient of
@@ -99,20 +137,22 @@ as much as a whole row of the similarity MSE, so the cheapest way to satisfy it 
 code for all.  γ = 0.1 puts a paired item at a tenth of a row, the weight of the intra-
 modal terms; it was checked only for not collapsing (distinct codes), not on scores.
 
-Ablation switches: ``mie = false`` trains no generator and uses T (step 2) as the
-hashing target; ``bit_selection = false`` uses sgn(h_I + h_T) for B and pair codes.
+Ablation switches: ``generator = "mlp"`` or ``"two-tower"`` (the controls of step 3);
+``generator = "none"`` trains no generator and uses T (step 2) as the hashing target;
+``bit_selection = false`` uses sgn(h_I + h_T) for B and pair codes.
 
 Deviations: everything above is a reconstruction from the abstract.  Feature-level
 protocol (see DJSRH): both hashing networks are MLPs on given features.  No model
 selection: a fixed number of epochs, final model.
 
-Memory: the training features, the n × g generator embeddings, O(m²) per batch; the
-calibration reads pairs in chunks; nothing n × n.
+Memory: the training features, the generator's per-item tokens (n × k × w), O(m²·k·w)
+per batch; the calibrations read pairs in chunks; nothing n × n.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -123,7 +163,7 @@ from torch import nn
 from cmhbench.methods.base import PairedFeatures
 from cmhbench.methods.deep import (DeepHasher, batch_order, cosine_matrix, mlp, relaxation, scaled_cosine, seeded,
                                    signs, train_epochs)
-from cmhbench.methods.domains import BATCH, Bool, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
+from cmhbench.methods.domains import BATCH, Bool, Choice, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
 
 #: Pairs per chunk when estimating the calibration quantiles (memory bound only).
@@ -132,10 +172,10 @@ PAIR_CHUNK = 8192
 EMBED_BATCH = 4096
 #: Bumped whenever the generator's training or outputs change meaning (part of its cache key,
 #: since joblib only watches the source of the cached function itself).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: a pair scorer trained by matching the given pairs (1: item embeddings fitted to T)
 #: The generator's parameters: they, the data key, the seed and the calibration key its cache.
-GENERATOR_PARAMS = ("beta", "confident", "gen_hidden", "gen_tokens", "gen_width", "gen_dim", "gen_epochs",
-                    "gen_batch_size", "gen_lr")
+GENERATOR_PARAMS = ("generator", "beta", "confident", "calibration_pairs", "gen_hidden", "gen_tokens", "gen_width",
+                    "gen_epochs", "gen_batch_size", "gen_lr", "soft_positive", "temperature")
 
 
 # --- step 1-2: fused similarity and its calibration -------------------------------------------
@@ -143,6 +183,12 @@ GENERATOR_PARAMS = ("beta", "confident", "gen_hidden", "gen_tokens", "gen_width"
 def fused_similarity(image: torch.Tensor, text: torch.Tensor, beta: float) -> torch.Tensor:
     """S̃ = β·(2·cos(X, X) − 1) + (1 − β)·(2·cos(Y, Y) − 1) for the rows of a batch."""
     return beta * scaled_cosine(image) + (1.0 - beta) * scaled_cosine(text)
+
+
+def fused_cross(image_a: torch.Tensor, text_a: torch.Tensor, image_b: torch.Tensor, text_b: torch.Tensor,
+                beta: float) -> torch.Tensor:
+    """S̃ between the items of set a (rows) and of set b (columns)."""
+    return beta * (2.0 * cosine_matrix(image_a, image_b) - 1.0) + (1.0 - beta) * (2.0 * cosine_matrix(text_a, text_b) - 1.0)
 
 
 def _row_norms(features: np.ndarray) -> np.ndarray:
@@ -168,17 +214,20 @@ def pair_similarities(image: np.ndarray, text: np.ndarray, i: np.ndarray, j: np.
     return out
 
 
+def random_pairs(n: int, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n_pairs`` random distinct pairs (i ≠ j), or all pairs i < j when there are fewer."""
+    if n * (n - 1) // 2 <= n_pairs:
+        return np.triu_indices(n, k=1)
+    i = rng.integers(0, n, size=n_pairs)
+    j = rng.integers(0, n - 1, size=n_pairs)
+    return i, j + (j >= i)  # uniform over j != i
+
+
 def estimate_calibration(image: np.ndarray, text: np.ndarray, beta: float, confident: float, n_pairs: int,
                          rng: np.random.Generator) -> dict[str, float]:
     """q_lo, q_mid, q_hi: the ρ, 0.5 and 1 − ρ quantiles of S̃ over random distinct pairs
     (all pairs when there are fewer than ``n_pairs``)."""
-    n = image.shape[0]
-    if n * (n - 1) // 2 <= n_pairs:
-        i, j = np.triu_indices(n, k=1)
-    else:
-        i = rng.integers(0, n, size=n_pairs)
-        j = rng.integers(0, n - 1, size=n_pairs)
-        j = j + (j >= i)  # uniform over j != i
+    i, j = random_pairs(image.shape[0], n_pairs, rng)
     values = pair_similarities(image, text, i, j, beta)
     lo, mid, hi = np.quantile(values, [confident, 0.5, 1.0 - confident])
     return {"q_lo": float(lo), "q_mid": float(mid), "q_hi": float(hi)}
@@ -191,70 +240,190 @@ def calibrate(S: torch.Tensor, q_lo: float, q_mid: float, q_hi: float) -> torch.
     return up - down
 
 
-# --- step 3: the MIE similarity generator ---------------------------------------------------------
+# --- step 3: the similarity generators (matching of the given pairs) ------------------------------
 
-class MIEGenerator(nn.Module):
-    """Image and text of one item → one embedding in (−1, 1)^g, through token cross-attention."""
+class PairScorer(nn.Module):
+    """g(x, y) ∈ [−1, 1] for an image row and a text row: does this text belong to this image?
 
-    def __init__(self, image_dim: int, text_dim: int, hidden: int, tokens: int, width: int, out_dim: int) -> None:
+    Each modality is projected (rows scaled to unit norm first, as the similarity is
+    scale-free) by Linear(d→hidden)–ReLU–Linear(→k·w) and read as k tokens of width w.  The
+    subclasses differ only in how a pair of token sets becomes a score (:meth:`match_pairs`)."""
+
+    def __init__(self, image_dim: int, text_dim: int, hidden: int, tokens: int, width: int) -> None:
         super().__init__()
         self.tokens, self.width = tokens, width
         self.image_proj = mlp(image_dim, hidden, tokens * width)
         self.text_proj = mlp(text_dim, hidden, tokens * width)
-        self.image_from_text = nn.MultiheadAttention(width, num_heads=1, batch_first=True)
-        self.text_from_image = nn.MultiheadAttention(width, num_heads=1, batch_first=True)
-        self.image_norm = nn.LayerNorm(width)
-        self.text_norm = nn.LayerNorm(width)
-        self.head = nn.Linear(2 * width, out_dim)
+
+    def project_image(self, image: torch.Tensor) -> torch.Tensor:
+        return self.image_proj(F.normalize(image, dim=1)).view(-1, self.tokens, self.width)
+
+    def project_text(self, text: torch.Tensor) -> torch.Tensor:
+        return self.text_proj(F.normalize(text, dim=1)).view(-1, self.tokens, self.width)
+
+    def match_pairs(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scores of the pairs (u[p], v[p]): p × k × w and p × k × w → p."""
+        return self._score(u, v)
+
+    def match(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scores of every pair (u[a], v[b]): an a × b matrix (by broadcasting, no a·b copies of u or v)."""
+        return self._score(u.unsqueeze(1), v.unsqueeze(0))
+
+    def _score(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Scores of token sets u (… × k × w) and v (… × k × w) whose leading shapes broadcast."""
+        raise NotImplementedError
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        u = self.image_proj(F.normalize(image, dim=1)).view(-1, self.tokens, self.width)
-        v = self.text_proj(F.normalize(text, dim=1)).view(-1, self.tokens, self.width)
-        u2 = self.image_norm(u + self.image_from_text(u, v, v, need_weights=False)[0])
-        v2 = self.text_norm(v + self.text_from_image(v, u, u, need_weights=False)[0])
-        return torch.tanh(self.head(torch.cat([u2.mean(dim=1), v2.mean(dim=1)], dim=1)))
+        return self.match(self.project_image(image), self.project_text(text))
 
 
-def generator_loss(embeddings: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_G = mean over i ≠ j of (cos(e_i, e_j) − T_ij)²."""
-    m = embeddings.shape[0]
-    off = ~torch.eye(m, dtype=torch.bool, device=embeddings.device)
-    return ((cosine_matrix(embeddings) - target)[off] ** 2).mean()
+class AttentionScorer(PairScorer):
+    """MIE: the image's tokens attend to the text's and the text's to the image's (one head per
+    direction, residual, LayerNorm, then mean over tokens); a small head scores the pooled pair
+    from [u', v', u' ⊙ v'].
+
+    Each direction is standard scaled dot-product attention, softmax(Q Kᵀ/√w) V with Q, K, V
+    linear maps of the tokens; the output map is folded into V (a linear map of a convex
+    combination is the combination of the mapped values), so queries, keys and values are
+    computed once per item and only the k × k attention and its weighted sum are per pair."""
+
+    def __init__(self, image_dim: int, text_dim: int, hidden: int, tokens: int, width: int) -> None:
+        super().__init__(image_dim, text_dim, hidden, tokens, width)
+        self.image_query, self.text_key, self.text_value = (nn.Linear(width, width) for _ in range(3))
+        self.text_query, self.image_key, self.image_value = (nn.Linear(width, width) for _ in range(3))
+        self.image_norm, self.text_norm = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.head = mlp(3 * width, width, 1)
+
+    def _attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(query @ key.transpose(-1, -2) / math.sqrt(self.width), dim=-1)
+        return weights @ value
+
+    def _score(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        u2 = self.image_norm(u + self._attend(self.image_query(u), self.text_key(v), self.text_value(v))).mean(dim=-2)
+        v2 = self.text_norm(v + self._attend(self.text_query(v), self.image_key(u), self.image_value(u))).mean(dim=-2)
+        return torch.tanh(self.head(torch.cat([u2, v2, u2 * v2], dim=-1))).squeeze(-1)
+
+
+class ConcatScorer(PairScorer):
+    """Interaction without attention: an MLP on the concatenated projections [u; v] of the pair
+    (its first layer split into an image part and a text part, computed once per item)."""
+
+    def __init__(self, image_dim: int, text_dim: int, hidden: int, tokens: int, width: int) -> None:
+        super().__init__(image_dim, text_dim, hidden, tokens, width)
+        self.image_part = nn.Linear(tokens * width, 2 * width)
+        self.text_part = nn.Linear(tokens * width, 2 * width, bias=False)
+        self.out = nn.Linear(2 * width, 1)
+
+    def _score(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        joint = torch.relu(self.image_part(u.flatten(-2)) + self.text_part(v.flatten(-2)))
+        return torch.tanh(self.out(joint)).squeeze(-1)
+
+
+class TwoTowerScorer(PairScorer):
+    """No interaction: the cosine of the two projections (each computed without the other)."""
+
+    def _score(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.cosine_similarity(u.flatten(-2), v.flatten(-2), dim=-1)
+
+    def match(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return cosine_matrix(u.flatten(1), v.flatten(1))
+
+
+#: ``generator`` choices: the scorer class of each, or None (no generator: the target is T).
+SCORERS: dict[str, type[PairScorer] | None] = {"attention": AttentionScorer, "mlp": ConcatScorer,
+                                               "two-tower": TwoTowerScorer, "none": None}
+
+
+def matching_loss(scores: torch.Tensor, prior: torch.Tensor, soft_positive: float, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE over a batch's m × m pair scores G (G_ij = g(x_i, y_j)).
+
+    Row i's target distribution puts weight 1 on its own text and ``soft_positive`` on each
+    text j whose S̃-prior T_ij is +1 (a confident neighbour); columns likewise for texts."""
+    m = scores.shape[0]
+    eye = torch.eye(m, dtype=scores.dtype, device=scores.device)
+    target = eye + soft_positive * (prior >= 1.0).to(scores.dtype) * (1.0 - eye)
+    target = target / target.sum(dim=1, keepdim=True)
+    logits = scores / temperature
+    rows = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    cols = -(target.T * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
+    return 0.5 * (rows + cols)
+
+
+def build_scorer(config: dict[str, Any], image_dim: int, text_dim: int) -> PairScorer:
+    cls = SCORERS[config["generator"]]
+    if cls is None:
+        raise ValueError("generator 'none' has no scorer")
+    return cls(image_dim, text_dim, config["gen_hidden"], config["gen_tokens"], config["gen_width"])
+
+
+def symmetric_pair_scores(scorer: PairScorer, u: torch.Tensor, v: torch.Tensor, i: torch.Tensor,
+                          j: torch.Tensor) -> torch.Tensor:
+    """½(g(x_i, y_j) + g(x_j, y_i)) for the listed item pairs, from projected tokens u, v."""
+    return 0.5 * (scorer.match_pairs(u[i], v[j]) + scorer.match_pairs(u[j], v[i]))
 
 
 def train_generator(image: np.ndarray, text: np.ndarray, *, config: dict[str, Any], seed: int,
-                    calibration: dict[str, float], device: str = "cpu") -> dict[str, np.ndarray]:
-    """Train G on the training pairs; return its embeddings of them (float32, n × g) and the
-    mean loss of each epoch.  All randomness comes from ``seed``; the global torch RNG is left alone."""
+                    calibration: dict[str, float], device: str = "cpu") -> dict[str, Any]:
+    """Train g on the training pairs by matching; return its weights (numpy, CPU), the mean
+    loss of each epoch and the quantiles that calibrate its symmetric scores (step 3).
+
+    All randomness comes from ``seed``; the global torch RNG is left alone."""
     dev = torch.device(device)
     n = image.shape[0]
     batch_size = min(config["gen_batch_size"], n)
     with seeded(seed, dev) as order:
         X = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(dev)
         Y = torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)).to(dev)
-        net = MIEGenerator(X.shape[1], Y.shape[1], config["gen_hidden"], config["gen_tokens"], config["gen_width"],
-                           config["gen_dim"]).to(dev)
-        opt = torch.optim.Adam(net.parameters(), lr=config["gen_lr"])
+        scorer = build_scorer(config, X.shape[1], Y.shape[1]).to(dev)
+        opt = torch.optim.Adam(scorer.parameters(), lr=config["gen_lr"])
 
         def epoch(_: int) -> Iterator[dict[str, torch.Tensor]]:
             for rows in batch_order(n, batch_size, order, dev):
                 with torch.no_grad():
-                    target = calibrate(fused_similarity(X[rows], Y[rows], config["beta"]), **calibration)
-                loss = generator_loss(net(X[rows], Y[rows]), target)
+                    prior = calibrate(fused_similarity(X[rows], Y[rows], config["beta"]), **calibration)
+                loss = matching_loss(scorer(X[rows], Y[rows]), prior, config["soft_positive"],
+                                     config["temperature"])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 yield {"loss": loss}
 
         history = train_epochs(config["gen_epochs"], epoch)["loss"]
-        net.eval()
+        scorer.eval()
         with torch.no_grad():
-            emb = torch.cat([net(X[s:s + EMBED_BATCH], Y[s:s + EMBED_BATCH]) for s in range(0, n, EMBED_BATCH)])
-    return {"embeddings": emb.cpu().numpy().astype(np.float32), "loss": np.asarray(history, dtype=np.float64)}
+            u, v = project_all(scorer, X, Y)
+            rng = np.random.default_rng([seed, 12])
+            i, j = random_pairs(n, config["calibration_pairs"], rng)
+            values = torch.cat([symmetric_pair_scores(scorer, u, v, torch.as_tensor(a, device=dev),
+                                                      torch.as_tensor(b, device=dev))
+                                for a, b in chunks(i, j)]).double().cpu().numpy()
+    quantiles = np.quantile(values, [config["confident"], 0.5, 1.0 - config["confident"]])
+    return {"state": {k: t.detach().cpu().numpy() for k, t in scorer.state_dict().items()},
+            "loss": np.asarray(history, dtype=np.float64),
+            "calibration": dict(zip(("q_lo", "q_mid", "q_hi"), map(float, quantiles)))}
+
+
+def project_all(scorer: PairScorer, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every row's tokens, in batches (the projections do not depend on the other modality)."""
+    u = torch.cat([scorer.project_image(image[s:s + EMBED_BATCH]) for s in range(0, image.shape[0], EMBED_BATCH)])
+    v = torch.cat([scorer.project_text(text[s:s + EMBED_BATCH]) for s in range(0, text.shape[0], EMBED_BATCH)])
+    return u, v
+
+
+def chunks(i: np.ndarray, j: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    for start in range(0, len(i), PAIR_CHUNK):
+        yield i[start:start + PAIR_CHUNK], j[start:start + PAIR_CHUNK]
+
+
+def load_scorer(config: dict[str, Any], image_dim: int, text_dim: int, state: dict[str, np.ndarray],
+                device: torch.device | str) -> PairScorer:
+    scorer = build_scorer(config, image_dim, text_dim)
+    scorer.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+    return scorer.to(device).eval()
 
 
 def _generator_job(key: str, config: dict[str, Any], seed: int, calibration: dict[str, float], version: int,
-                   image: np.ndarray, text: np.ndarray, device: str) -> dict[str, np.ndarray]:
+                   image: np.ndarray, text: np.ndarray, device: str) -> dict[str, Any]:
     """The cached unit: keyed by data key, generator parameters, seed, calibration and version
     (``image``, ``text`` and ``device`` are ignored by the cache; the key stands for the data)."""
     return train_generator(image, text, config=config, seed=seed, calibration=calibration, device=device)
@@ -294,14 +463,15 @@ def selection_loss(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     kind="deep",
     fidelity="reconstructed",
     deterministic=False,
-    memory="O(n·(d_x+d_y)) features + O(n·g) generator embeddings + O(m²) per batch",
-    presets={"quick": {"epochs": 10, "hidden": 256, "gen_epochs": 15, "gen_hidden": 128, "gen_batch_size": 512,
-                      "calibration_pairs": 20_000}},
+    memory="O(n·(d_x+d_y)) features + O(n·k·w) generator tokens + O(m²·k·w) per batch",
+    presets={"quick": {"epochs": 10, "hidden": 256, "gen_epochs": 10, "gen_hidden": 128, "calibration_pairs": 20_000}},
+    # 2: the generator scores image–text pairs, trained by matching (1: item embeddings fitted to T)
+    version=2,
     dataset_overrides={"mirflickr25k": {"beta": 0.9}, "nuswide": {"beta": 0.6}, "wikipedia": {"beta": 0.3}},
 )
 class UCHM(DeepHasher):
     param_domains = {
-        "mie": Bool(),
+        "generator": Choice(tuple(SCORERS)),
         "bit_selection": Bool(),
         "beta": Real(0.0, 1.0, search=(0.1, 0.9)),
         "confident": Real(0.0, 0.5, low_open=True, high_open=True, search=(0.02, 0.3)),
@@ -309,10 +479,12 @@ class UCHM(DeepHasher):
         "gen_hidden": HIDDEN,
         "gen_tokens": Int(1),
         "gen_width": Int(1),
-        "gen_dim": Int(1),
         "gen_epochs": EPOCHS,
         "gen_batch_size": BATCH,
         "gen_lr": learning_rate(1e-4, 1e-2),
+        "soft_positive": Real(0.0, search=(0.0, 1.0)),
+        "temperature": Real(0.0, low_open=True, search=(0.03, 0.3), log=True),
+        "prior_weight": Real(0.0, 1.0, search=(0.0, 1.0)),
         "intra_weight": weight(0.01, 1.0),
         "pair_weight": weight(0.01, 1.0),
         "pair_target": POSITIVE,
@@ -330,7 +502,7 @@ class UCHM(DeepHasher):
     def __init__(
         self,
         *,
-        mie: bool = True,
+        generator: str = "attention",
         bit_selection: bool = True,
         beta: float = 0.5,
         confident: float = 0.1,
@@ -338,10 +510,12 @@ class UCHM(DeepHasher):
         gen_hidden: int = 512,
         gen_tokens: int = 4,
         gen_width: int = 32,
-        gen_dim: int = 64,
-        gen_epochs: int = 50,
-        gen_batch_size: int = 256,
+        gen_epochs: int = 40,
+        gen_batch_size: int = 128,
         gen_lr: float = 0.001,
+        soft_positive: float = 0.0,
+        temperature: float = 0.1,
+        prior_weight: float = 0.5,
         intra_weight: float = 0.1,
         pair_weight: float = 0.1,
         pair_target: float = 1.5,
@@ -359,10 +533,11 @@ class UCHM(DeepHasher):
         cache: Any = None,
     ) -> None:
         super().__init__(seed=seed, device=device, cache=cache)
-        self.mie, self.bit_selection = mie, bit_selection
+        self.generator, self.bit_selection = generator, bit_selection
         self.beta, self.confident, self.calibration_pairs = beta, confident, calibration_pairs
-        self.gen_hidden, self.gen_tokens, self.gen_width, self.gen_dim = gen_hidden, gen_tokens, gen_width, gen_dim
+        self.gen_hidden, self.gen_tokens, self.gen_width = gen_hidden, gen_tokens, gen_width
         self.gen_epochs, self.gen_batch_size, self.gen_lr = gen_epochs, gen_batch_size, gen_lr
+        self.soft_positive, self.temperature, self.prior_weight = soft_positive, temperature, prior_weight
         self.intra_weight, self.pair_weight, self.pair_target = intra_weight, pair_weight, pair_target
         self.quant_weight, self.lr_select = quant_weight, lr_select
         self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
@@ -371,42 +546,45 @@ class UCHM(DeepHasher):
 
     # --- setup ----------------------------------------------------------------------------------
     def _check_params(self) -> None:
+        if self.generator not in SCORERS:
+            raise ValueError(f"uchm.generator must be one of {', '.join(SCORERS)}, got {self.generator!r}")
         if not 0.0 < self.confident < 0.5:
             raise ValueError(f"uchm.confident must lie in (0, 0.5), got {self.confident}")
+        if not 0.0 <= self.prior_weight <= 1.0:
+            raise ValueError(f"uchm.prior_weight must lie in [0, 1], got {self.prior_weight}")
+        if self.temperature <= 0 or self.soft_positive < 0:
+            raise ValueError("uchm.temperature must be positive and uchm.soft_positive non-negative")
         if self.epochs < 1 or self.gen_epochs < 1:
             raise ValueError("uchm.epochs and uchm.gen_epochs must be at least 1")
 
     def generator_config(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in GENERATOR_PARAMS}
 
-    def _embeddings(self, train: PairedFeatures) -> dict[str, np.ndarray]:
-        """The generator's embeddings of the training pairs: from the cache, else trained here."""
+    def _trained_generator(self, train: PairedFeatures) -> dict[str, Any]:
+        """The generator trained on the training pairs: from the cache, else trained here."""
         kwargs = dict(key=train.key, config=self.generator_config(), seed=int(self.seed),
                       calibration=self.calibration_, version=GENERATOR_VERSION, image=train.image, text=train.text,
                       device=self.device_)
         if self.cache is not None and hasattr(self.cache, "cache"):
             job = self.cache.cache(_generator_job, ignore=["image", "text", "device"])
             self.generator_source_ = "cache" if job.check_call_in_cache(**kwargs) else "trained"
-            out = job(**kwargs)
-        else:
-            self.generator_source_ = "trained"
-            out = _generator_job(**kwargs)
-        if out["embeddings"].shape != (train.n, self.gen_dim):
-            raise RuntimeError(f"generator embeddings have shape {out['embeddings'].shape}, "
-                               f"expected {(train.n, self.gen_dim)}")
-        return out
+            return job(**kwargs)
+        self.generator_source_ = "trained"
+        return _generator_job(**kwargs)
 
     def _prepare(self, run, train):
-        image = run.image
         self.calibration_ = estimate_calibration(train.image, train.text, self.beta, self.confident,
                                                  self.calibration_pairs, self._rng(11))
-        self._mie_embeddings = None
-        self.generator_loss_ = None
-        self.generator_source_ = None
-        if self.mie:
-            out = self._embeddings(train)
-            self._mie_embeddings = torch.from_numpy(np.ascontiguousarray(out["embeddings"])).to(image.device)
+        self.scorer_ = None
+        self.generator_loss_ = self.generator_calibration_ = self.generator_source_ = None
+        if self.generator != "none":
+            out = self._trained_generator(train)
+            self.scorer_ = load_scorer(self.generator_config(), train.image.shape[1], train.text.shape[1],
+                                       out["state"], run.device)
             self.generator_loss_ = np.asarray(out["loss"], dtype=np.float64)
+            self.generator_calibration_ = dict(out["calibration"])
+            with torch.no_grad():
+                self._tokens = project_all(self.scorer_, run.image, run.text)
         self.selector_ = BitSelector(self.n_bits_).to(run.device) if self.bit_selection else None
 
     def _optimizers(self):
@@ -417,10 +595,14 @@ class UCHM(DeepHasher):
 
     # --- training -------------------------------------------------------------------------------
     def _target(self, rows: torch.Tensor, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """S_MIE of the batch (or the calibrated fused similarity T without the generator)."""
-        if self._mie_embeddings is not None:
-            return cosine_matrix(self._mie_embeddings[rows])
-        return calibrate(fused_similarity(image, text, self.beta), **self.calibration_)
+        """S of the batch: (1 − π)·φ_G(½(G + Gᵀ)) + π·T, or T without a generator (step 3)."""
+        prior = calibrate(fused_similarity(image, text, self.beta), **self.calibration_)
+        if self.scorer_ is None:
+            return prior
+        u, v = self._tokens
+        G = self.scorer_.match(u[rows], v[rows])
+        generated = calibrate(0.5 * (G + G.T), **self.generator_calibration_)
+        return (1.0 - self.prior_weight) * generated + self.prior_weight * prior
 
     def _batch_loss(self, epoch, rows, image, text):
         with torch.no_grad():
@@ -450,18 +632,19 @@ class UCHM(DeepHasher):
 
     def _freeze_for_encoding(self) -> None:
         super()._freeze_for_encoding()
-        self._mie_embeddings = None  # only needed while training
+        self.scorer_ = self._tokens = None  # only needed while training
         self.encode_alpha_ = relaxation(self.epochs - 1)
         if self.selector_ is not None:
             self.selector_ = self.selector_.eval()
             self._selector64 = copy.deepcopy(self.selector_).to("cpu", torch.float64).eval()  # tiny: CPU
 
     def fit_report(self) -> dict[str, Any]:
-        report = {**super().fit_report(), "calibration": self.calibration_, "mie": self.mie,
+        report = {**super().fit_report(), "calibration": self.calibration_, "generator": self.generator,
                   "bit_selection": self.bit_selection}
-        if self.mie:
-            report["generator"] = {"source": self.generator_source_, "epochs": self.gen_epochs,
-                                   "final_loss": float(self.generator_loss_[-1])}
+        if self.generator != "none":
+            report["generator_fit"] = {"source": self.generator_source_, "epochs": self.gen_epochs,
+                                       "final_loss": float(self.generator_loss_[-1]),
+                                       "calibration": self.generator_calibration_}
         return report
 
     # --- encoding -------------------------------------------------------------------------------
@@ -478,5 +661,6 @@ class UCHM(DeepHasher):
         return self.unify(self._run(self._image_net64, image), self._run(self._text_net64, text))
 
 
-__all__ = ["UCHM", "MIEGenerator", "BitSelector", "calibrate", "estimate_calibration", "fused_similarity",
-           "generator_loss", "selection_loss", "train_generator"]
+__all__ = ["UCHM", "AttentionScorer", "BitSelector", "ConcatScorer", "PairScorer", "SCORERS", "TwoTowerScorer",
+           "calibrate", "estimate_calibration", "fused_similarity", "matching_loss", "selection_loss",
+           "train_generator"]

@@ -106,3 +106,21 @@ def test_raw_version_one_cells_keep_the_keys_stored_before_versions_and_features
 def test_unknown_features_are_refused(sources):
     with pytest.raises(GridError, match="features must be one of raw, zscore, l2, got 'standard'"):
         build_cells(GridSpec(methods=["cca-itq"], features="standard"), sources)
+
+
+def test_methods_narrowing_a_config_drop_its_params_for_rows_left_out(tmp_path):
+    """--methods picks rows of a config file; the file's [params] for the other rows no longer
+    apply (the shipped ablation grids set jdsh's epochs), while a --param naming a method
+    outside the grid is still refused."""
+    from cmhbench.config import run_settings
+
+    path = tmp_path / "grid.toml"
+    path.write_text('methods = ["cca-itq", "random", "cca-short"]\n'
+                    '[variants.cca-short]\nbase = "cca-itq"\nn_iter = 5\n'
+                    '[params.random]\nbits_seed = 1\n[params.cca-itq]\nn_iter = 7\n')
+    settings = run_settings({"config": str(path), "methods": "cca-short"}, ["cca-itq", "random"])
+    assert set(settings.grid.params) == {"cca-itq"}  # the variant's base keeps its params
+    settings.grid.validate()
+    with pytest.raises(GridError, match="not in the grid: random"):
+        run_settings({"config": str(path), "methods": "cca-short", "param": ["random.bits_seed=2"]},
+                     ["cca-itq", "random"]).grid.validate()

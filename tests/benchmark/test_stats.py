@@ -163,3 +163,95 @@ def test_ranking_entries_and_the_rank_command(tmp_path, capsys):
     assert main(["rank", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| cca-itq  | 1.00" in printed and "No Friedman test" in printed and "1 dataset(s)" in printed
+
+
+def _one_line_error(err: str) -> str:
+    assert err.startswith("cmhbench: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+RUN = ["run", "--bits", "16", "--seeds", "0", "--no-progress"]
+
+
+@pytest.mark.slow  # four small stored runs (seconds)
+def test_compare_refuses_two_configurations_of_one_method_and_names_them(tmp_path, capsys):
+    from cmhbench.cli import main
+
+    out = str(tmp_path / "o")
+    assert main(RUN + ["--methods", "cca-itq,random", "--out", out]) == 0
+    assert main(RUN + ["--methods", "cca-itq", "--out", out]) == 0  # the same cells again: not a second configuration
+    capsys.readouterr()
+    assert main(["compare", out, "--methods", "cca-itq,random"]) == 0
+    assert "cca-itq − random" in capsys.readouterr().out
+
+    assert main(RUN + ["--methods", "cca-itq", "--param", "cca-itq.n_iter=5", "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["compare", out, "--methods", "cca-itq,random"]) == 2
+    captured = capsys.readouterr()
+    err = _one_line_error(captured.err)
+    assert captured.out == ""  # no table that mixes or picks one of them
+    assert "cca-itq has 2 configurations in synthetic" in err and "16 bits" in err
+    assert "n_iter: 50 vs 5" in err or "n_iter: 5 vs 50" in err
+    assert "[variants.NAME]" in err and 'base = "cca-itq"' in err and "separate output folders" in err
+    assert main(["compare", out, "--methods", "random,cca-itq"]) == 2  # either side
+    capsys.readouterr()
+    # the leaderboard gives each configuration its own row, so its statistics stay well defined
+    assert main(["leaderboard", out, "--ci"]) == 0
+    assert "cca-itq [paper, n\\_iter=5]" in capsys.readouterr().out
+    assert main(["compare", out, "--methods", "random,random"]) == 0  # a method with one configuration
+
+
+@pytest.mark.slow  # two small stored runs (seconds)
+def test_named_variants_and_feature_settings_compare_fine(tmp_path, capsys):
+    from cmhbench.cli import main
+
+    config = tmp_path / "grid.toml"
+    config.write_text('methods = ["cca-itq", "cca-short"]\nbits = [16]\nseeds = [0]\n'
+                      '[variants.cca-short]\nbase = "cca-itq"\nn_iter = 5\n')
+    out = str(tmp_path / "o")
+    assert main(["run", "--config", str(config), "--out", out, "--no-progress"]) == 0
+    assert main(RUN + ["--methods", "cca-itq,cca-short", "--config", str(config), "--features", "zscore",
+                       "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["compare", out, "--methods", "cca-short,cca-itq"]) == 0
+    printed = capsys.readouterr().out
+    assert "cca-short − cca-itq" in printed
+    rows = [line.split() for line in printed.splitlines() if line.startswith("synthetic")]
+    assert sorted((r[2], r[4]) for r in rows) == [("raw", "I→T"), ("raw", "T→I"), ("zscore", "I→T"),
+                                                  ("zscore", "T→I")]
+
+
+@pytest.mark.slow  # one small stored run (seconds)
+def test_two_cells_of_one_seed_stop_the_leaderboard_statistics_and_rank(tmp_path, capsys):
+    """The same parameters under a changed method version give a second cell of one seed: the
+    leaderboard shows them as one row, so --ci, rank and report must not pool or pick them."""
+    from cmhbench import store
+    from cmhbench.cli import main
+
+    out = str(tmp_path / "o")
+    assert main(RUN + ["--methods", "cca-itq,random", "--out", out]) == 0
+    frame = store.load_results(out)
+    key = frame.loc[frame["method"] == "random", "key"].iloc[0]
+    record = store.read_record(out, key)
+    record["cell"]["versions"] = {"random": 2}
+    store.write_cell(out, "random-version-2", {**record, "key": "random-version-2"}, store.read_arrays(out, key))
+    capsys.readouterr()
+    for command in (["leaderboard", out, "--ci"], ["rank", out], ["compare", out, "--methods", "cca-itq,random"],
+                    ["report", out, "-o", str(tmp_path / "report")]):
+        assert main(command) == 2, command
+        err = _one_line_error(capsys.readouterr().err)
+        assert "random has 2 configurations in synthetic" in err and "seed 0" in err
+        assert "versions.random: 1 vs 2" in err or "versions.random: 2 vs 1" in err
+
+
+def test_one_name_with_two_parameter_sets_on_different_seeds_is_refused(tmp_path):
+    """Seeds pooled from two configurations would average them: refused even without a shared seed."""
+    from cmhbench.stats import MixedConfigurationsError, check_one_configuration
+
+    frame = _two_seed_frame(tmp_path, {"m": [np.ones(5), np.ones(5)]})
+    frame["params"] = ['{"epochs": 1}', '{"epochs": 2}']
+    with pytest.raises(MixedConfigurationsError, match=r"m has 2 configurations in d .* \(epochs: 1 vs 2\)"):
+        check_one_configuration(frame)
+    frame["params"] = '{"epochs": 1}'
+    check_one_configuration(frame)
+    check_one_configuration(pd.concat([frame, frame]))  # one cell read twice is one cell

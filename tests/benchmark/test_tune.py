@@ -119,6 +119,10 @@ def test_a_study_killed_mid_way_continues_without_recomputing_finished_trials(tm
     (["--methods", "cca-itq", "--trials", "0"], "--trials must be at least 1, got 0"),
     (["--methods", "cca-itq", "--trials", "2", "--param", "cca-itq.n_iter=-5"],
      "cca-itq.n_iter=-5 is outside its domain: an integer ≥ 1"),
+    (["--methods", "cca-itq", "--trials", "2", "--search", "reg,lam"],
+     "--search names parameters no listed method searches: lam (searchable: corr_power, reg)"),
+    (["--methods", "cca-itq,cmfh", "--trials", "2", "--search", "reg"],
+     "--search leaves method 'cmfh' nothing to search (its search ranges: lam, mu, gamma)"),
 ])
 def test_bad_tune_requests_are_refused_before_a_study_exists(tmp_path, capsys, args, message):
     assert main(["tune", *args, "--out", str(tmp_path / "x")]) == 2
@@ -152,3 +156,17 @@ def test_a_trial_waits_for_a_cell_another_process_still_holds(tmp_path, monkeypa
     assert main(["tune", "--methods", "cca-itq", "--datasets", "synthetic", "--bits", "16", "--trials", "1",
                  "--out", str(out)]) == 0
     assert held and len(list(store.iter_records(out / "trials"))) == 1
+
+
+def test_search_restricts_the_study_and_the_others_keep_their_values(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["tune", "--methods", "cmfh", "--trials", "2", "--search", "lam", "--param", "cmfh.mu=50",
+                 "--out", str(out)]) == 0
+    variant = _tuned(out)["variants"]["cmfh-tuned"]
+    assert variant["tuned"]["searched"] == ["lam"] and variant["mu"] == 50
+    params = [r["cell"]["params"] for r in store.iter_records(out / "trials")]
+    assert len({p["lam"] for p in params}) == 2  # searched
+    assert {p["mu"] for p in params} == {50} and len({p["gamma"] for p in params}) == 1  # fixed, not drawn
+    # another search space is another study: the same folder does not resume the first one
+    assert main(["tune", "--methods", "cmfh", "--trials", "1", "--search", "gamma", "--out", str(out)]) == 0
+    assert _tuned(out)["variants"]["cmfh-tuned"]["tuned"]["searched"] == ["gamma"]

@@ -8,10 +8,9 @@ from cmhbench.datasets.synthetic import SyntheticConfig, generate
 from cmhbench.methods import create
 from cmhbench.methods import uchm
 from cmhbench.methods.deep import scaled_cosine
-from cmhbench.methods.uchm import (BitSelector, MIEGenerator, calibrate, estimate_calibration, fused_similarity,
-                                   generator_loss, selection_loss)
+from cmhbench.methods.uchm import BitSelector, calibrate, estimate_calibration, fused_similarity, selection_loss
 
-TINY = dict(epochs=2, hidden=32, gen_epochs=3, gen_hidden=32, gen_batch_size=64)
+TINY = dict(epochs=2, hidden=32, gen_epochs=3, gen_hidden=32, gen_batch_size=64, gen_width=8)
 
 
 @pytest.fixture(scope="module")
@@ -21,37 +20,71 @@ def small_train():
     return ds.paired(np.arange(120)), ds.image[120:], ds.text[120:]
 
 
-# --- the generator -------------------------------------------------------------------------------
+# --- the generators ------------------------------------------------------------------------------
 
-def test_generator_sees_both_modalities_and_codes_items_independently():
+SCORER_CLASSES = [uchm.AttentionScorer, uchm.ConcatScorer, uchm.TwoTowerScorer]
+
+
+@pytest.mark.parametrize("cls", SCORER_CLASSES)
+def test_every_pair_is_scored_as_the_listed_pair_is(cls):
+    """match (all pairs, by broadcasting) and match_pairs (listed pairs) are the same function."""
     torch.manual_seed(0)
-    net = MIEGenerator(image_dim=7, text_dim=5, hidden=16, tokens=3, width=8, out_dim=6).eval()
-    x, y = torch.rand(5, 7), torch.rand(5, 5)
+    net = cls(image_dim=7, text_dim=5, hidden=16, tokens=3, width=8).eval()
+    x, y = torch.rand(4, 7), torch.rand(6, 5)
     with torch.no_grad():
-        base = net(x, y)
-        y2 = y.clone()
-        y2[2] = torch.rand(5)
-        new_text = net(x, y2)
-        x2 = x.clone()
-        x2[4] = torch.rand(7)
-        new_image = net(x2, y)
-    assert base.shape == (5, 6) and base.abs().max() < 1
-    assert not torch.allclose(new_text[2], base[2])  # one item's text changes its embedding
-    assert torch.allclose(new_text[[0, 1, 3, 4]], base[[0, 1, 3, 4]], atol=1e-6)  # and no other item's
-    assert not torch.allclose(new_image[4], base[4])
-    assert torch.allclose(new_image[:4], base[:4], atol=1e-6)
+        u, v = net.project_image(x), net.project_text(y)
+        G = net.match(u, v)
+        a, b = torch.meshgrid(torch.arange(4), torch.arange(6), indexing="ij")
+        listed = net.match_pairs(u[a.flatten()], v[b.flatten()]).view(4, 6)
+    assert G.shape == (4, 6) and G.abs().max() <= 1
+    assert torch.allclose(G, listed, atol=1e-6)
+    assert torch.allclose(net(x, y), G, atol=1e-6)
 
 
-def test_generator_cross_attention_mixes_the_modalities():
-    """The image tokens after attention depend on the text (interaction, not concatenation)."""
+def test_cross_attention_makes_the_image_side_depend_on_the_text():
+    """MIE: the image's pooled tokens change with the text it is paired with (the two-tower
+    projection cannot, by construction)."""
     torch.manual_seed(1)
-    net = MIEGenerator(image_dim=4, text_dim=4, hidden=8, tokens=2, width=4, out_dim=3).eval()
-    x, y = torch.rand(1, 4), torch.rand(1, 4)
+    net = uchm.AttentionScorer(image_dim=4, text_dim=4, hidden=8, tokens=2, width=4).eval()
+    x = torch.rand(1, 4)
     with torch.no_grad():
-        u = net.image_proj(F.normalize(x, dim=1)).view(1, 2, 4)
-        mixed = [net.image_from_text(u, v, v, need_weights=False)[0]
-                 for v in (net.text_proj(F.normalize(t, dim=1)).view(1, 2, 4) for t in (y, torch.rand(1, 4)))]
+        u = net.project_image(x)
+        mixed = [net._attend(net.image_query(u), net.text_key(v), net.text_value(v))
+                 for v in (net.project_text(torch.rand(1, 4)) for _ in range(2))]
     assert not torch.allclose(mixed[0], mixed[1])
+
+
+def test_matching_loss_is_symmetric_infonce_with_soft_positives():
+    torch.manual_seed(2)
+    G = torch.rand(4, 4) * 2 - 1
+    prior = torch.full((4, 4), 0.3)
+    prior[0, 2] = prior[2, 0] = 1.0  # one confident neighbour pair
+    tau = 0.2
+    plain = 0.5 * (F.cross_entropy(G / tau, torch.arange(4)) + F.cross_entropy(G.T / tau, torch.arange(4)))
+    assert uchm.matching_loss(G, prior, 0.0, tau).item() == pytest.approx(plain.item(), rel=1e-6)
+    target = torch.eye(4)
+    target[0, 2] = target[2, 0] = 0.5
+    target = target / target.sum(1, keepdim=True)
+    soft = -0.5 * ((target * F.log_softmax(G / tau, 1)).sum(1).mean() + (target * F.log_softmax(G.T / tau, 1)).sum(1).mean())
+    assert uchm.matching_loss(G, prior, 0.5, tau).item() == pytest.approx(soft.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("generator", ["attention", "mlp", "two-tower"])
+def test_a_trained_generator_matches_its_own_pairs(small_train, generator):
+    """After training, an item's own text outscores the other texts for most images."""
+    train, _, _ = small_train
+    config = dict(generator=generator, beta=0.5, confident=0.1, calibration_pairs=2000, gen_hidden=32, gen_tokens=2,
+                  gen_width=8, gen_epochs=30, gen_batch_size=60, gen_lr=0.01, soft_positive=0.0, temperature=0.1)
+    calibration = estimate_calibration(train.image, train.text, 0.5, 0.1, 2000, np.random.default_rng(0))
+    fit = uchm.train_generator(train.image, train.text, config=config, seed=0, calibration=calibration)
+    scorer = uchm.load_scorer(config, train.image.shape[1], train.text.shape[1], fit["state"], "cpu")
+    with torch.no_grad():
+        G = scorer(torch.tensor(train.image), torch.tensor(train.text))
+    top1 = (G.argmax(dim=1) == torch.arange(train.n)).float().mean().item()
+    assert top1 > 0.05  # six times chance (1/120)
+    assert fit["loss"][-1] < fit["loss"][0]
+    cal = fit["calibration"]
+    assert cal["q_lo"] < cal["q_mid"] < cal["q_hi"]
 
 
 def test_calibration_map_on_hand_checked_values():
@@ -81,31 +114,21 @@ def test_fused_similarity_formula():
     assert torch.allclose(fused_similarity(x, y, 0.25), expected.float(), atol=1e-6)
 
 
-def test_generator_loss_against_its_formula():
-    e = torch.tensor([[1.0, 0.0], [0.6, 0.8], [-1.0, 1.0]])
-    T = torch.tensor([[1.0, 0.5, -1.0], [0.5, 1.0, 0.0], [-1.0, 0.0, 1.0]])
-    cos = np.array([[1, 0.6, -1 / np.sqrt(2)], [0.6, 1, 0.2 / np.sqrt(2)], [-1 / np.sqrt(2), 0.2 / np.sqrt(2), 1]])
-    off = ~np.eye(3, dtype=bool)
-    expected = ((cos - T.numpy())[off] ** 2).sum() / (3 * 2)
-    assert generator_loss(e, T).item() == pytest.approx(expected, rel=1e-6)
-    # a perfect fit of the off-diagonal costs nothing, whatever the diagonal of T says
-    T_fit = torch.tensor(cos, dtype=torch.float32)
-    T_fit.fill_diagonal_(-5.0)
-    assert generator_loss(e, T_fit).item() == pytest.approx(0.0, abs=1e-12)
-
-
 # --- the hashing loss ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mie", [True, False])
 def test_batch_loss_matches_the_documented_formula(mie):
-    model = create("uchm", params={"mie": mie, "intra_weight": 0.3, "pair_weight": 0.7, "quant_weight": 0.2},
-                   device="cpu")
+    model = create("uchm", params={"generator": "mlp" if mie else "none", "intra_weight": 0.3, "pair_weight": 0.7,
+                                   "quant_weight": 0.2, "prior_weight": 0.25}, device="cpu")
     torch.manual_seed(0)
     m, c = 6, 4
     model.image_net_ = torch.nn.Linear(3, c)
     model.text_net_ = torch.nn.Linear(2, c)
     model.calibration_ = {"q_lo": -0.4, "q_mid": 0.1, "q_hi": 0.5}
-    model._mie_embeddings = torch.randn(10, 5) if mie else None
+    model.scorer_ = uchm.ConcatScorer(3, 2, hidden=8, tokens=2, width=4).eval() if mie else None
+    if mie:
+        model._tokens = (torch.randn(10, 2, 4), torch.randn(10, 2, 4))
+        model.generator_calibration_ = {"q_lo": -0.2, "q_mid": 0.0, "q_hi": 0.3}
     model.selector_ = BitSelector(c)
     with torch.no_grad():
         model.selector_.gate.weight.normal_()
@@ -117,11 +140,15 @@ def test_batch_loss_matches_the_documented_formula(mie):
     a = 2.0  # sqrt(epoch + 1)
     t_i, t_t = torch.tanh(a * model.image_net_(x)), torch.tanh(a * model.text_net_(y))
     b_i, b_t = F.normalize(t_i, dim=1), F.normalize(t_t, dim=1)
+    T = calibrate(0.5 * scaled_cosine(x) + 0.5 * scaled_cosine(y), -0.4, 0.1, 0.5)
     if mie:
-        e = F.normalize(model._mie_embeddings[rows], dim=1)
-        S = e @ e.T
+        u, v = model._tokens
+        with torch.no_grad():
+            G = torch.stack([torch.stack([model.scorer_.match_pairs(u[i:i + 1], v[j:j + 1])[0] for j in rows.tolist()])
+                             for i in rows.tolist()])
+        S = 0.75 * calibrate(0.5 * (G + G.T), -0.2, 0.0, 0.3) + 0.25 * T
     else:
-        S = calibrate(0.5 * scaled_cosine(x) + 0.5 * scaled_cosine(y), -0.4, 0.1, 0.5)
+        S = T
     g = torch.sigmoid(torch.cat([t_i, t_t], dim=1) @ model.selector_.gate.weight.T + model.selector_.gate.bias)
     u = g * t_i + (1 - g) * t_t
     B = torch.where(u >= 0, 1.0, -1.0)
@@ -136,12 +163,12 @@ def test_batch_loss_matches_the_documented_formula(mie):
 
 
 def test_without_bit_selection_the_quantization_target_is_the_sign_of_the_sum():
-    model = create("uchm", params={"mie": False, "bit_selection": False, "intra_weight": 0.0, "pair_weight": 0.0,
+    model = create("uchm", params={"generator": "none", "bit_selection": False, "intra_weight": 0.0, "pair_weight": 0.0,
                                    "quant_weight": 1.0}, device="cpu")
     torch.manual_seed(0)
     model.image_net_, model.text_net_ = torch.nn.Linear(3, 4), torch.nn.Linear(2, 4)
     model.calibration_ = {"q_lo": -0.4, "q_mid": 0.1, "q_hi": 0.5}
-    model._mie_embeddings, model.selector_ = None, None
+    model.scorer_, model.selector_ = None, None
     x, y = torch.rand(5, 3), torch.rand(5, 2)
     _, terms = model._batch_loss(0, torch.arange(5), x, y)
     h_i, h_t = model.image_net_(x), model.text_net_(y)
@@ -227,7 +254,7 @@ def test_generator_trains_once_per_dataset_and_seed_across_bit_lengths(small_tra
     sources, codes = [], {}
     for bits in (16, 32, 20):
         model = create("uchm", params=TINY, device="cpu", cache=memory).fit(train, bits)
-        sources.append(model.fit_report()["generator"]["source"])
+        sources.append(model.fit_report()["generator_fit"]["source"])
         codes[bits] = model.encode_image(image)
     assert calls == [0] and sources == ["trained", "cache", "cache"]
 
@@ -237,9 +264,10 @@ def test_generator_trains_once_per_dataset_and_seed_across_bit_lengths(small_tra
     assert calls == [0, 0]  # no cache: trained in-process
 
     create("uchm", params=TINY, device="cpu", cache=memory, seed=1).fit(train, 16)  # another seed
-    create("uchm", params={**TINY, "gen_dim": 32}, device="cpu", cache=memory).fit(train, 16)  # other generator
+    create("uchm", params={**TINY, "gen_width": 4}, device="cpu", cache=memory).fit(train, 16)  # other generator
     create("uchm", params={**TINY, "epochs": 1}, device="cpu", cache=memory).fit(train, 16)  # hashing-only change
-    create("uchm", params={**TINY, "mie": False}, device="cpu", cache=memory).fit(train, 16)  # no generator
+    create("uchm", params={**TINY, "prior_weight": 0.1}, device="cpu", cache=memory).fit(train, 16)  # use, not fit
+    create("uchm", params={**TINY, "generator": "none"}, device="cpu", cache=memory).fit(train, 16)  # no generator
     assert calls == [0, 0, 1, 0]
     other = generate(SyntheticConfig(n_items=200, n_query=40, n_train=100, n_labels=5, image_dim=20, text_dim=12,
                                      latent_dim=5, nuisance_dim=4, data_seed=4)).paired(np.arange(100))
@@ -250,8 +278,9 @@ def test_generator_trains_once_per_dataset_and_seed_across_bit_lengths(small_tra
 def test_ablation_switches_change_the_codes_and_the_record(small_train):
     train, image, text = small_train
     full = create("uchm", params=TINY, device="cpu").fit(train, 16)
-    no_mie = create("uchm", params={**TINY, "mie": False}, device="cpu").fit(train, 16)
-    assert "generator" in full.fit_report() and "generator" not in no_mie.fit_report()
+    no_mie = create("uchm", params={**TINY, "generator": "none"}, device="cpu").fit(train, 16)
+    assert "generator_fit" in full.fit_report() and "generator_fit" not in no_mie.fit_report()
+    assert full.fit_report()["generator"] == "attention"
     assert not np.array_equal(full.encode_image(image), no_mie.encode_image(image))
     assert set(full.loss_history_) == {"loss", "cross", "intra", "paired", "quant", "select"}
     report = full.fit_report()
@@ -262,3 +291,24 @@ def test_bad_confident_fraction_is_a_clear_error(small_train):
     train, _, _ = small_train
     with pytest.raises(ValueError, match="confident"):
         create("uchm", params={**TINY, "confident": 0.7}, device="cpu").fit(train, 16)
+
+
+@pytest.mark.parametrize("params, field", [({"generator": "cross"}, "generator"), ({"prior_weight": 1.5}, "prior_weight"),
+                                           ({"temperature": 0.0}, "temperature")])
+def test_bad_generator_settings_are_clear_errors(params, field):
+    with pytest.raises(ValueError, match=field):
+        create("uchm", params={**TINY, **params}, device="cpu")
+
+
+def test_the_ablation_grid_loads_and_every_variant_is_a_valid_uchm():
+    from pathlib import Path
+
+    from cmhbench.config import load_config
+    from cmhbench.methods.registry import resolve_params
+
+    config = load_config(Path(__file__).resolve().parents[2] / "docs" / "ablations" / "uchm.toml")
+    variants = config["variants"]
+    assert {variants[name].get("generator") for name in variants} >= {"mlp", "two-tower", "none"}
+    for name, variant in variants.items():
+        assert name in config["methods"] and variant["base"] == "uchm"
+        assert resolve_params("uchm", params={k: v for k, v in variant.items() if k != "base"})
