@@ -7,7 +7,9 @@ flattered:
 
 - **One row per configuration.**  When a table holds a method under more than one set of
   resolved hyper-parameters (two presets, a ``--param``, folders merged from several
-  runs), each gets its own row, labelled by what differs (:func:`config_labels`).
+  runs), each gets its own row, labelled by what differs (:func:`config_labels`); so does each
+  method version stored side by side (``jdsh (v2)``, ``jdsh (v3)``), the older flagged stale
+  under the table (:func:`stale_note`).
 - **Partial seeds are shown, with n.**  An entry whose seeds did not all finish (failed,
   or absent from a merged folder) shows the mean over the seeds it has and ``(n=k)``.
   ``—`` means no seed of that entry finished.
@@ -62,7 +64,8 @@ LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the tabl
           f"than {COLLAPSE_BELOW} distinct database codes in a cell (never bold); {RECONSTRUCTED_MARK} = fidelity "
           f"'{RECONSTRUCTED}'; "
           f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults; "
-          "[...] = configuration (preset, and the parameters that differ between them) when a method has several.")
+          "[...] = configuration (preset, and the parameters that differ between them) when a method has several; "
+          "(vN) = the method's version when the results hold several.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
                                     f"Mean over the seeds that finished [95% interval: {INTERVAL_RULE}]")
                      + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
@@ -97,6 +100,7 @@ class Table:
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # the table's ok cells, with a 'row' column
     chance: float | None = None
     presets: list[str] = field(default_factory=list)
+    stale: str | None = None  # the line naming rows of a superseded method version (:func:`stale_note`)
 
     def text(self, row: str, bits: int) -> str:
         """'0.6123 ± 0.0100', '0.6123 (n=1)', '—' or 'n/a', plus the collapse mark (no emphasis)."""
@@ -162,11 +166,11 @@ def _column(frame: pd.DataFrame, name: str, default: Any) -> pd.Series:
     return frame[name].fillna(default) if name in frame else pd.Series(default, index=frame.index)
 
 
-def config_labels(method: str, configs: dict[str, tuple[str | None, dict[str, Any]]]) -> dict[str, str]:
-    """Row labels for several configurations of one method (params JSON -> (preset, params)):
-    'djsrh [quick, epochs=10, hidden=256]' — the preset, then the parameters whose values
-    differ between the configurations (an 8-digit digest of the parameters when more than two
-    do, or when that alone does not tell them apart)."""
+def config_labels(configs: dict[str, tuple[str | None, dict[str, Any]]]) -> dict[str, str]:
+    """Row tags for several configurations of one method (params JSON -> (preset, params)):
+    '[quick, epochs=10, hidden=256]' — the preset, then the parameters whose values differ
+    between the configurations (an 8-digit digest of the parameters when more than two do,
+    or when that alone does not tell them apart)."""
     names = sorted({k for _, params in configs.values() for k in params})
     differing = [k for k in names
                  if len({json.dumps(p.get(k), sort_keys=True, default=str) for _, p in configs.values()}) > 1]
@@ -177,29 +181,77 @@ def config_labels(method: str, configs: dict[str, tuple[str | None, dict[str, An
             parts += [f"{k}={params.get(k, '—')}" for k in differing]
         else:
             parts.append(config_digest(params))
-        labels[text] = f"{method} [{', '.join(parts)}]"
+        labels[text] = f"[{', '.join(parts)}]"
     if len(set(labels.values())) < len(labels):
         labels = {t: f"{label[:-1]}, {config_digest(configs[t][1])}]" for t, label in labels.items()}
     return labels
 
 
+def keyed_versions(text: str) -> str:
+    """A cell's ``method_versions`` (JSON) reduced to what tells configurations apart: the
+    versions other than 1, as canonical JSON.  ``{}`` and ``{"jdsh": 1}`` (a record from before
+    versions existed, and one from after) are one configuration, as their keys are."""
+    versions = json.loads(text) if isinstance(text, str) and text else {}
+    return json.dumps({k: int(v) for k, v in versions.items() if int(v) != 1}, sort_keys=True)
+
+
+def version_tags(base: str, keyed: Sequence[str]) -> dict[str, str]:
+    """Tags for several version sets of one method (keyed JSON -> 'v2', or 'v3, jdsh v2' when its
+    teachers' versions differ too): the method's own version always, a teacher's where it differs."""
+    parsed = {text: json.loads(text) for text in keyed}
+    names = sorted({k for v in parsed.values() for k in v} - {base})
+    differing = [k for k in names if len({v.get(k, 1) for v in parsed.values()}) > 1]
+    return {text: ", ".join([f"v{v.get(base, 1)}", *(f"{k} v{v.get(k, 1)}" for k in differing)])
+            for text, v in parsed.items()}
+
+
+def older_versions(keyed: Sequence[str]) -> set[str]:
+    """The version sets (keyed JSON) of one method that another set beside them supersedes:
+    some version (the method's own or a teacher's) below the highest stored for that name."""
+    parsed = {text: json.loads(text) for text in set(keyed)}
+    names = {k for v in parsed.values() for k in v}
+    newest = {k: max(v.get(k, 1) for v in parsed.values()) for k in names}
+    return {text for text, v in parsed.items() if any(v.get(k, 1) < newest[k] for k in names)}
+
+
 def with_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with a ``row`` column: the method name, or a labelled configuration where a
-    table holds the method under several sets of hyper-parameters."""
+    table holds the method under several sets of hyper-parameters (``djsrh [quick, epochs=5]``)
+    or several method versions (``jdsh (v2)``: a cell's key holds its method's version, so a
+    folder run before and after a bump holds both); and a ``stale`` column, true for the cells
+    of a version that a newer one beside it supersedes."""
     frame = frame.copy()
     frame["features"] = _column(frame, "features", DEFAULT_FEATURES)
     params = _column(frame, "params", "{}")
+    versions = _column(frame, "method_versions", "{}").map(keyed_versions)
     frame["row"] = frame["method"]
+    frame["stale"] = False
     for (*_, method), cells in frame.groupby([*GROUP, "method"], sort=False):
-        texts = params[cells.index]
-        if texts.nunique() < 2:
-            continue
-        configs = {}
-        for text in texts.unique():
-            first = cells[texts == text].iloc[0]
-            configs[text] = (first.get("preset"), json.loads(text))
-        frame.loc[cells.index, "row"] = texts.map(config_labels(method, configs))
+        texts, keyed = params[cells.index], versions[cells.index]
+        if keyed.nunique() > 1:
+            base = _column(cells, "base", method).iloc[0]
+            tags = version_tags(base, keyed.unique())
+            frame.loc[cells.index, "row"] = [f"{method} ({tags[k]})" for k in keyed]
+            frame.loc[cells.index, "stale"] = keyed.isin(older_versions(keyed.unique()))
+        if texts.nunique() > 1:
+            configs = {}
+            for text in texts.unique():
+                first = cells[texts == text].iloc[0]
+                configs[text] = (first.get("preset"), json.loads(text))
+            tags = config_labels(configs)
+            frame.loc[cells.index, "row"] = [f"{row} {tags[t]}" for row, t in zip(frame.loc[cells.index, "row"], texts)]
     return frame
+
+
+def stale_note(cells: pd.DataFrame) -> str | None:
+    """One line naming the rows (of :func:`with_rows` cells) computed by an older method version
+    than another row of the same method beside them, and how to drop them; None when none is."""
+    stale = sorted(cells.loc[_column(cells, "stale", False).astype(bool), "row"].unique())
+    if not stale:
+        return None
+    return (f"Stale: {', '.join(stale)} — computed by an older version of the method than another row beside "
+            f"{'it' if len(stale) == 1 else 'them'}; drop such cells by deleting their folders (OUT/cells/KEY; "
+            "results.csv gives each cell's key and method_versions) or keep each version in its own results folder.")
 
 
 def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = True) -> list[Table]:
@@ -226,6 +278,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
         methods = dict(zip(cells["row"], cells["method"]))
         reconstructed = set(cells.loc[_reconstructed(cells), "row"])
         tuned = set(cells.loc[_column(cells, "tuned", "") != "", "row"])
+        stale = stale_note(cells)
         for direction, label in DIRECTIONS.items():
             column = columns[direction]
             means = pd.DataFrame(np.nan, index=rows, columns=bits)
@@ -258,7 +311,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
             tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds, not_applicable,
                                 seeds, features=features, counts=counts, collapsed=collapsed, comparable=comparable,
                                 shared=shared, methods=methods, reconstructed=reconstructed, tuned=tuned, cells=ok,
-                                chance=level, presets=presets))
+                                chance=level, presets=presets, stale=stale))
     return tables
 
 
@@ -375,7 +428,8 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
             rows.append([markdown_text(table.label(row)), *cells])
         headers = ["method"] + [f"{b} bits" for b in table.means.columns]
         parts.append(f"### {markdown_text(table.title)}\n\n{table.seeds_note()}\n\n"
-                     + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
+                     + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
+                     + (f"\n\n{markdown_text(table.stale)}" if table.stale else ""))
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
 
 

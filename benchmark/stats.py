@@ -23,10 +23,12 @@ Schemes (all seeded, all from :mod:`scipy.stats`):
   A method missing any entry gets no aggregate, never a partial one.
 
 Every scheme pairs or pools cells by seed, so one name (a method, or a leaderboard row) must
-stand for one configuration: where it holds cells of several resolved parameter sets, or
-two cells of one seed (a method version or data file changed between runs), the statistics
+stand for one configuration: where it holds cells of several resolved parameter sets or
+method versions, or two cells of one seed (a data file changed between runs), the statistics
 stop with :class:`MixedConfigurationsError` rather than pick or pool them
-(:func:`check_one_configuration`).
+(:func:`check_one_configuration`).  Leaderboard rows already tell parameter sets and method
+versions apart (:func:`cmhbench.leaderboard.with_rows`), so ``leaderboard --ci``, ``rank``
+and ``report`` show them side by side; ``compare`` names methods, so it refuses such a method.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from scipy import stats
 
 from cmhbench import store
 from cmhbench.conventions import DIRECTIONS, PER_QUERY_METRICS, per_query_array
-from cmhbench.leaderboard import GROUP, LeaderboardError, build_tables, test_cells, with_rows
+from cmhbench.leaderboard import GROUP, LeaderboardError, build_tables, keyed_versions, test_cells, with_rows
 
 CONFIDENCE = 0.95  # the reports' legends state these rules: cmhbench.conventions.INTERVAL_RULE, SIGNIFICANCE_RULE
 N_RESAMPLES = 2000
@@ -221,9 +223,17 @@ def check_one_configuration(cells: pd.DataFrame, name: str = "method") -> None:
     params = cells["params"].fillna("{}") if "params" in cells else pd.Series("{}", index=cells.index)
     features = (cells["features"].fillna(store.DEFAULT_FEATURES) if "features" in cells
                 else pd.Series(store.DEFAULT_FEATURES, index=cells.index))
-    cells = cells.assign(params=params, features=features)
+    versions = (cells["method_versions"].map(keyed_versions) if "method_versions" in cells
+                else pd.Series("{}", index=cells.index))
+    cells = cells.assign(params=params, features=features, keyed_versions=versions)
     for (dataset, protocol, features, coding, bits, label), same in cells.groupby([*GROUP, "bits", name], sort=True):
         where = f"{dataset} (protocol {protocol}, features {features}, database {coding}) at {bits} bits"
+        if same["keyed_versions"].nunique() > 1:
+            clash = same.drop_duplicates("keyed_versions")
+            raise MixedConfigurationsError(
+                f"{label} has cells of {len(clash)} method versions in {where} ({_differences(clash)}); statistics "
+                "need one per name: delete the older version's cells (OUT/cells/KEY; results.csv gives each cell's "
+                "key and method_versions) or keep each version in its own output folder")
         if same["params"].nunique() > 1:
             clash = same.drop_duplicates("params")
         else:

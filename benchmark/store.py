@@ -403,6 +403,8 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "variant": cell["method"] if cell["method"] != cell.get("base", cell["method"]) else "",
         "params": json.dumps(cell.get("params", {}), sort_keys=True),
         "config_digest": config_digest(cell.get("params", {})),
+        # the method's and its teachers' versions (records from before versions existed: 1)
+        "method_versions": json.dumps(cell.get("versions") or {cell["base"]: 1}, sort_keys=True),
         "n_queries": sizes.get("query"),
         "n_database": sizes.get("database"),
         "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),

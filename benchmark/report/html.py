@@ -37,7 +37,7 @@ STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "features", "preset", "bits", "seed",
               "status", "fidelity", "kind", "device", "distinct_db_codes", "fit_s", "total_s", "peak_rss_mb",
-              "split_hash", "tuned", "config_digest", "params", "versions", "commit", "error", "key"]
+              "split_hash", "tuned", "config_digest", "params", "method_versions", "versions", "commit", "error", "key"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -88,7 +88,8 @@ function renderTables(metric){
         if(c.tied)td.classList.add('tied');if(c.collapsed){td.classList.add('collapsed');
           td.title='collapsed: fewer than '+DATA.collapse_below+' distinct database codes';}if(c.interval)td.title='95% interval '+c.interval;
         tr.appendChild(td);});});
-    host.appendChild(table);makeSortable(table);});
+    host.appendChild(table);makeSortable(table);
+    if(t.stale)host.appendChild(el('p',{className:'note stale'},t.stale));});
   renderRanking(metric);
 }
 function showIntervals(){const box=document.getElementById('intervals');return box!==null&&box.checked;}
@@ -135,7 +136,7 @@ def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> l
             rows.append({"method": row, "label": table.label(row), "reconstructed": row in table.reconstructed,
                          "cells": cells})
         out.append({"title": table.title, "direction": DIRECTIONS[table.direction], "seeds": table.seeds,
-                    "note": table.seeds_note(), "bits": [int(b) for b in table.means.columns], "rows": rows})
+                    "note": table.seeds_note(), "stale": table.stale, "bits": [int(b) for b in table.means.columns], "rows": rows})
     return out
 
 
@@ -189,7 +190,7 @@ ties: {html.escape(TIE_RULE)} · mean ± std over the seeds that finished, (n=k)
 bold = best, underlined = second, both over the seeds a column shares; — = no seed finished; n/a = no pair
 encoder; {COLLAPSE_MARK} = collapsed (fewer than {COLLAPSE_BELOW} distinct database codes; never bold){
 f' · <span class="recon">{RECONSTRUCTED_MARK}</span> = {RECONSTRUCTED} from partial information' if recon else ''};
-{f'{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper defaults; ' if tuned else ''}[...] = a method's configuration when it has several. Click a column header to sort.</p>
+{f'{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper defaults; ' if tuned else ''}[...] = a method's configuration when it has several; (vN) = its version when the results hold several. Click a column header to sort.</p>
 <div class="controls"><label>metric <select id="metric"></select></label>{intervals_control}</div>
 {statistics_note}
 <div id="tables"></div>

@@ -62,6 +62,7 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
         collapsed = any(t.collapsed.to_numpy().any() for t in by_direction.values())
         collapse_note = (rf" $^{{\times}}$: collapsed, fewer than {COLLAPSE_BELOW} distinct database codes "
                          "(never bold)." if collapsed else "")
+        stale = f" {escape(first.stale)}" if first.stale else ""
         spec = "l" + "c" * len(bits) * len(by_direction)
         header_blocks = " & ".join(rf"\multicolumn{{{len(bits)}}}{{c}}{{{DIRECTIONS[d]}}}".replace("→", r"$\rightarrow$")
                                    for d in by_direction)
@@ -75,7 +76,7 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
             rf"{escape(coding)}, features {escape(first.features)}, "
             rf"preset{'s' if len(first.presets) > 1 else ''} {escape(', '.join(first.presets) or 'unknown')}); "
             rf"{escape(seeds)}. Ties: {escape(TIE_RULE)}. Best in bold (over the seeds a column shares), second "
-            rf"underlined; $\dagger$: reconstructed method.{chance}{collapse_note}}}",
+            rf"underlined; $\dagger$: reconstructed method.{chance}{collapse_note}{stale}}}",
             rf"\begin{{tabular}}{{{spec}}}",
             r"\toprule",
             rf"Method & {header_blocks} \\",

@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -106,3 +108,55 @@ def test_configurations_differing_in_many_parameters_are_told_apart_by_digest():
     frame = _frame([_ok("m", 16, 0, 0.4, params=a, preset="paper"), _ok("m", 16, 0, 0.5, params=b, preset="paper")])
     rows = sorted(build_tables(frame)[0].means.index)
     assert len(rows) == 2 and all(r.startswith("m [paper, ") and len(r) == len("m [paper, 12345678]") for r in rows)
+
+
+def _versioned(method, seed, value, versions, **extra):
+    return _ok(method, 16, seed, value, base=method, method_versions=versions,
+               key=f"{method}-{seed}-{versions}-{extra.get('params')}", **extra)
+
+
+def test_two_versions_of_a_method_get_their_own_rows_and_a_stale_note():
+    """A folder run before and after jdsh's bump holds both versions' cells for every seed:
+    never averaged into one row; the older one is named stale under every table."""
+    from cmhbench.report.html import to_html
+    from cmhbench.report.latex import to_latex
+
+    frame = _frame([_versioned("jdsh", 0, 0.40, '{"jdsh": 2}'), _versioned("jdsh", 1, 0.42, '{"jdsh": 2}'),
+                    _versioned("jdsh", 0, 0.60, '{"jdsh": 3}'), _versioned("jdsh", 1, 0.62, '{"jdsh": 3}'),
+                    _versioned("random", 0, 0.10, '{"random": 1}'), _versioned("random", 1, 0.10, "{}")])
+    tables = build_tables(frame)
+    for table in tables:
+        assert list(table.means.index) == ["jdsh (v2)", "jdsh (v3)", "random"]
+        assert table.means.loc["jdsh (v2)", 16] == pytest.approx(0.41)
+        assert table.means.loc["jdsh (v3)", 16] == pytest.approx(0.61)
+        assert table.bold("jdsh (v3)", 16)
+        assert table.stale.startswith("Stale: jdsh (v2) — computed by an older version")
+    text = to_markdown(frame)
+    assert "| jdsh (v2) " in text and "| jdsh (v3) " in text
+    assert text.count("\n\nStale: jdsh (v2) — ") == 2  # under each direction's table
+    assert "jdsh (v3) —" not in text and "(vN) = the method's version" in text
+    latex = to_latex(frame)
+    assert r"jdsh (v2) & " in latex and "Stale: jdsh (v2)" in latex
+    assert "jdsh (v2)" in to_html(frame)
+    csv = pd.read_csv(io.StringIO(to_csv(frame)))
+    assert set(csv.loc[csv["method"] == "jdsh", "method_versions"]) == {'{"jdsh": 2}', '{"jdsh": 3}'}
+
+
+def test_one_version_keeps_the_plain_label_and_no_note():
+    # a record from before versions existed ({}) and one from after ({"jdsh": 1}) share a key: one version
+    frame = _frame([_versioned("jdsh", 0, 0.4, "{}"), _versioned("jdsh", 1, 0.5, '{"jdsh": 1}'),
+                    _versioned("kdcmh", 0, 0.6, '{"jdsh": 3, "kdcmh": 3}')])
+    table = build_tables(frame)[0]
+    assert list(table.means.index) == ["jdsh", "kdcmh"] and table.stale is None
+    assert table.means.loc["jdsh", 16] == pytest.approx(0.45)
+    assert "Stale" not in to_markdown(frame) and "(v" not in to_markdown(frame).split("Mean ±")[0]
+
+
+def test_a_teachers_version_and_parameters_are_told_apart_too():
+    frame = _frame([_versioned("kdcmh", 0, 0.5, '{"jdsh": 2, "kdcmh": 3}', params='{"epochs": 2}', preset="paper"),
+                    _versioned("kdcmh", 0, 0.6, '{"jdsh": 3, "kdcmh": 3}', params='{"epochs": 2}', preset="paper"),
+                    _versioned("kdcmh", 0, 0.7, '{"jdsh": 3, "kdcmh": 3}', params='{"epochs": 9}', preset="paper")])
+    table = build_tables(frame)[0]
+    assert sorted(table.means.index) == ["kdcmh (v3, jdsh v2) [paper, epochs=2]", "kdcmh (v3, jdsh v3) [paper, epochs=2]",
+                                         "kdcmh (v3, jdsh v3) [paper, epochs=9]"]
+    assert table.stale.startswith("Stale: kdcmh (v3, jdsh v2) [paper, epochs=2] — ")

@@ -1,3 +1,6 @@
+import json
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -221,27 +224,74 @@ def test_named_variants_and_feature_settings_compare_fine(tmp_path, capsys):
                                                   ("zscore", "T→I")]
 
 
-@pytest.mark.slow  # one small stored run (seconds)
-def test_two_cells_of_one_seed_stop_the_leaderboard_statistics_and_rank(tmp_path, capsys):
-    """The same parameters under a changed method version give a second cell of one seed: the
-    leaderboard shows them as one row, so --ci, rank and report must not pool or pick them."""
+def _copy_cell(out: str, method: str, key: str, edit) -> None:
+    """Store a copy of ``method``'s cell under ``key`` with its record's cell edited by ``edit``."""
     from cmhbench import store
+
+    frame = store.load_results(out)
+    source = frame.loc[frame["method"] == method, "key"].iloc[0]
+    record = store.read_record(out, source)
+    edit(record["cell"])
+    store.write_cell(out, key, {**record, "key": key}, store.read_arrays(out, source))
+
+
+@pytest.mark.slow  # one small stored run and a report (seconds)
+def test_two_versions_of_a_method_are_two_rows_for_the_statistics_and_compare_refuses_them(tmp_path, capsys):
+    """A cell's key holds its method's version, so a run after a bump stores a second cell of
+    one seed beside the old one: the leaderboard, --ci, rank and report show each version as a
+    row (the older flagged stale); compare names methods, so it stops and says how to separate them."""
     from cmhbench.cli import main
 
     out = str(tmp_path / "o")
     assert main(RUN + ["--methods", "cca-itq,random", "--out", out]) == 0
-    frame = store.load_results(out)
-    key = frame.loc[frame["method"] == "random", "key"].iloc[0]
-    record = store.read_record(out, key)
-    record["cell"]["versions"] = {"random": 2}
-    store.write_cell(out, "random-version-2", {**record, "key": "random-version-2"}, store.read_arrays(out, key))
+    capsys.readouterr()
+    assert main(["leaderboard", out]) == 0
+    one_version = capsys.readouterr().out
+    assert re.search(r"\| random +\|", one_version) and "(v1)" not in one_version and "Stale" not in one_version
+
+    _copy_cell(out, "random", "random-version-2", lambda cell: cell.update(versions={"random": 2}))
+    stale = "Stale: random (v1) — computed by an older version of the method"
+    assert main(RUN + ["--methods", "cca-itq,random", "--out", out]) == 0  # nothing to run; rewrites leaderboard.md
+    written = (tmp_path / "o" / "leaderboard.md").read_text()
+    assert "| random (v1) " in written and "| random (v2) " in written and stale in written
+    assert not re.search(r"\| random +\|", written)  # no row pools the two versions
+    capsys.readouterr()
+    for command in (["leaderboard", out, "--ci"], ["rank", out]):
+        assert main(command) == 0, command
+        printed = capsys.readouterr().out
+        assert "random (v1)" in printed and "random (v2)" in printed
+    assert main(["report", out, "-o", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    data = json.loads(re.search(r'id="cmh-data">(.*?)</script>', page, re.S).group(1))
+    tables = data["tables"]["map@all"]
+    assert all({"random (v1)", "random (v2)"} <= {r["label"] for r in t["rows"]} for t in tables)
+    assert all(t["stale"].startswith(stale) for t in tables)
+    assert stale in (tmp_path / "report" / "leaderboard.tex").read_text()
+
+    capsys.readouterr()
+    assert main(["compare", out, "--methods", "cca-itq,random"]) == 2
+    err = _one_line_error(capsys.readouterr().err)
+    assert "random has cells of 2 method versions in synthetic" in err
+    assert "versions.random: 1 vs 2" in err or "versions.random: 2 vs 1" in err
+    assert "delete the older version's cells" in err and "own output folder" in err
+
+
+@pytest.mark.slow  # one small stored run (seconds)
+def test_two_cells_of_one_seed_in_one_row_stop_the_leaderboard_statistics_and_rank(tmp_path, capsys):
+    """The same method, parameters and version over a changed dataset file give a second cell of
+    one seed in one leaderboard row: --ci, rank and report must not pool or pick them."""
+    from cmhbench.cli import main
+
+    out = str(tmp_path / "o")
+    assert main(RUN + ["--methods", "cca-itq,random", "--out", out]) == 0
+    _copy_cell(out, "random", "random-other-data", lambda cell: cell["dataset"].update(generator=2))
     capsys.readouterr()
     for command in (["leaderboard", out, "--ci"], ["rank", out], ["compare", out, "--methods", "cca-itq,random"],
                     ["report", out, "-o", str(tmp_path / "report")]):
         assert main(command) == 2, command
         err = _one_line_error(capsys.readouterr().err)
         assert "random has 2 configurations in synthetic" in err and "seed 0" in err
-        assert "versions.random: 1 vs 2" in err or "versions.random: 2 vs 1" in err
+        assert "dataset.generator: 1 vs 2" in err or "dataset.generator: 2 vs 1" in err
 
 
 def test_one_name_with_two_parameter_sets_on_different_seeds_is_refused(tmp_path):
