@@ -297,7 +297,8 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
         raise UsageError(str(exc)) from None
     for r in results:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.best_params.items())
-        print(f"{r.variant}: validation {args.metric} {r.best_value:.4f} after {r.completed} trials ({values})")
+        default = f"; defaults {r.default_value:.4f}" if r.default_value is not None else ""
+        print(f"{r.variant}: validation {args.metric} {r.best_value:.4f} after {r.completed} trials{default} ({values})")
     print(f"wrote {settings.out / TUNED_FILE}; run it with: cmhbench run --config {settings.out / TUNED_FILE} "
           "--out RESULTS", file=sys.stderr)
     return 0

@@ -14,7 +14,10 @@ that was running when the process died is finished with its own parameters (its 
 cells are reused), and new trials are asked until ``trials`` are complete.  The sampler is
 seeded with ``--sampler-seed`` for a fresh study; a resumed one is seeded from that seed and
 the study's length, so an uninterrupted study is reproducible and a resumed one does not
-repeat its random start-up points.  Run one ``tune`` per folder at a time.  The best
+repeat its random start-up points.  A fresh study's first trial is the method's defaults
+(the values a plain ``run`` of the same grid would use), when they are one point of the search
+space, so ``tuned.toml`` can say how the defaults scored (``default_value``) and the chosen
+values are never worse on the validation objective.  Run one ``tune`` per folder at a time.  The best
 parameters go to ``OUT/tuned.toml`` as ``[variants.<method>-tuned]``, with a ``tuned``
 table naming the study, the validation splits' hashes, the metric and the trial count, so
 every record of a tuned variant says where its values came from.
@@ -74,6 +77,7 @@ class StudyResult:
     completed: int
     failed: int
     validation: dict[str, dict[str, Any]] = field(default_factory=dict)  # "dataset/sS" -> hash, sizes
+    default_value: float | None = None  # the objective at the method's default values (trial 0), if tried
 
     @property
     def variant(self) -> str:
@@ -118,6 +122,19 @@ def study_name(method: str, grid: GridSpec, sources: Mapping[str, DatasetSource]
         "space": {k: repr(v) for k, v in searched_domains(method, search).items()},
     }
     return f"{method}-{hashlib.sha256(canonical_json(problem).encode()).hexdigest()[:10]}"
+
+
+def default_point(method: str, grid: GridSpec, sources: Mapping[str, DatasetSource],
+                  domains: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The searched parameters' values in a plain ``run`` of the same grid, when they are one
+    point of the search space: the same on every dataset of the study (per-dataset overrides
+    can differ) and inside every search range.  None otherwise."""
+    points = [registry.resolve_params(method, dataset=sources[d].name, preset=grid.preset,
+                                      params=grid.user_params(method)) for d in grid.datasets]
+    values = {name: points[0][name] for name in domains}
+    if any(point[name] != values[name] for point in points[1:] for name in domains):
+        return None
+    return values if all(domains[name].in_search(v) for name, v in values.items()) else None
 
 
 def objective(records: list[Mapping[str, Any]], metric: str) -> float:
@@ -188,6 +205,13 @@ def tune_method(method: str, settings: RunSettings, sources: Mapping[str, Datase
     domains = searched_domains(method, search)
     runner = _Trials(method, settings, sources, ctx, metric)
     space = set(domains)
+    if not study.trials:  # a fresh study tries the defaults first, so tuned-vs-default is on record
+        point = default_point(method, settings.grid, sources, domains)
+        if point is not None:
+            study.enqueue_trial(point, user_attrs={"default": True})
+        else:
+            report(f"tune {method}: the defaults are not one point of the search space (outside a range, or "
+                   "different per dataset); the study does not try them")
 
     def finish(result: TrialResult) -> None:
         if result.value is None:
@@ -217,9 +241,12 @@ def tune_method(method: str, settings: RunSettings, sources: Mapping[str, Datase
     best = study.best_trial
     if not runner.validation:  # every trial was done before this process: read the splits from the best one
         runner.run(best.number, best.params)
+    defaults = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.user_attrs.get("default")]
     return StudyResult(method=method, study=name, best_value=float(best.value), best_params=dict(best.params),
                        fixed_params=settings.grid.user_params(method), completed=_count(study, TrialState.COMPLETE),
-                       failed=_count(study, TrialState.FAIL), validation=runner.validation)
+                       failed=_count(study, TrialState.FAIL), validation=runner.validation,
+                       default_value=float(defaults[0]) if defaults else None)
 
 
 def _count(study: Any, state: Any) -> int:
@@ -255,6 +282,7 @@ def tuned_config(grid: GridSpec, results: list[StudyResult], metric: str) -> dic
             "study": r.study, "storage": STUDY_FILE, "metric": metric, "trials": r.completed,
             "searched": sorted(r.best_params),
             "failed_trials": r.failed, "best_value": round(r.best_value, 6),
+            **({"default_value": round(r.default_value, 6)} if r.default_value is not None else {}),
             "objective": f"mean of I→T and T→I {metric} on the validation split, over bits "
                          f"{', '.join(map(str, grid.bits))} and seeds {', '.join(map(str, grid.seeds))}",
             "validation_splits": {k: v["hash"] for k, v in sorted(r.validation.items())},

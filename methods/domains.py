@@ -47,6 +47,10 @@ class Domain(ABC):
     @abstractmethod
     def searchable(self) -> bool: ...
 
+    def in_search(self, value: Any) -> bool:
+        """Whether ``value`` is a point of the search range (a study can start from it)."""
+        return False
+
     @abstractmethod
     def suggest(self, trial: Any, name: str) -> Any:
         """Draw a value from the search range through an Optuna trial."""
@@ -89,6 +93,10 @@ class _NumericRange:
 
     def search_text(self) -> str:
         return _range_text(self.search, self.log)
+
+    def in_search(self, value: Any) -> bool:
+        return (self.search is not None and _number(value)
+                and self.search[0] <= value <= self.search[1])  # type: ignore[index]
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,9 @@ class Bool(Domain):
     def suggest(self, trial: Any, name: str) -> bool:
         return bool(trial.suggest_categorical(name, [False, True]))
 
+    def in_search(self, value: Any) -> bool:
+        return self.search and isinstance(value, bool)
+
     def search_text(self) -> str:
         return "false, true" if self.search else "—"
 
@@ -192,6 +203,9 @@ class Choice(Domain):
 
     def suggest(self, trial: Any, name: str) -> Any:
         return trial.suggest_categorical(name, self._searched())
+
+    def in_search(self, value: Any) -> bool:
+        return value in self._searched()
 
     def search_text(self) -> str:
         return ", ".join(repr(o) for o in self._searched()) or "—"

@@ -170,3 +170,25 @@ def test_search_restricts_the_study_and_the_others_keep_their_values(tmp_path, c
     # another search space is another study: the same folder does not resume the first one
     assert main(["tune", "--methods", "cmfh", "--trials", "1", "--search", "gamma", "--out", str(out)]) == 0
     assert _tuned(out)["variants"]["cmfh-tuned"]["tuned"]["searched"] == ["gamma"]
+
+
+def test_a_fresh_study_tries_the_defaults_first(tmp_path, capsys):
+    from cmhbench.methods.registry import resolve_params
+
+    out = tmp_path / "study"
+    assert main(["tune", "--methods", "cmfh", "--trials", "3", "--out", str(out)]) == 0
+    defaults = resolve_params("cmfh", dataset="synthetic", preset="paper")
+    records = sorted(store.iter_records(out / "trials"), key=lambda r: r["started_at"])
+    first = records[0]["cell"]["params"]
+    assert all(first[name] == defaults[name] for name in ("lam", "mu", "gamma"))
+    tuned = _tuned(out)["variants"]["cmfh-tuned"]["tuned"]
+    assert tuned["default_value"] <= tuned["best_value"]  # the chosen values are never worse on validation
+    assert "defaults" in capsys.readouterr().out
+
+
+def test_defaults_outside_the_search_range_are_not_tried(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["tune", "--methods", "cmfh", "--trials", "1", "--param", "cmfh.mu=5000", "--search", "mu",
+                 "--out", str(out)]) == 0
+    assert "does not try them" in capsys.readouterr().err
+    assert "default_value" not in _tuned(out)["variants"]["cmfh-tuned"]["tuned"]

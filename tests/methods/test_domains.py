@@ -101,3 +101,14 @@ def test_registration_refuses_a_default_outside_its_declared_domain():
         registry.register(name="bad-domain", title="t", authors="a", venue="v", year=2000, kind="shallow",
                           fidelity="paper", deterministic=True, memory="")(Bad)
     assert "bad-domain" not in registry.available()
+
+
+def test_in_search_says_whether_a_value_is_a_point_of_the_search_range():
+    from cmhbench.methods.domains import Bool, Choice, Int, Real
+
+    assert Real(0.0, search=(0.1, 0.9)).in_search(0.5) and not Real(0.0, search=(0.1, 0.9)).in_search(0.95)
+    assert not Real(0.0).in_search(0.5)  # no search range: nothing is a point of it
+    assert Int(1, search=(2, 8)).in_search(8) and not Int(1, search=(2, 8)).in_search(1)
+    assert Bool(search=True).in_search(False) and not Bool().in_search(False)
+    assert Choice(options=("a", "b", "c"), search=("a", "b")).in_search("b")
+    assert not Choice(options=("a", "b", "c"), search=("a", "b")).in_search("c")
