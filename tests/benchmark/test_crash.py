@@ -24,11 +24,14 @@ def test_sigkill_mid_grid_then_resume(plugin_env, tmp_path):
     out = tmp_path / "o"
     args = [sys.executable, "-m", "cmhbench", "run", "--methods", "dummy-sleep", "--bits", BITS,
             "--param", "dummy-sleep.sleep=0.4", "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(args, env=plugin_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group, killed whole: a crash takes the run's worker processes with it (killing
+    # only the parent let an orphaned worker store one more cell after the snapshot below: flaky)
+    proc = subprocess.Popen(args, env=plugin_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.time() + 120
     while len(_visible_cells(out)) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = {p.name: (p / "record.json").read_text() for p in _visible_cells(out)}
     assert 3 <= len(finished) < 12, "the kill should land mid-grid"
