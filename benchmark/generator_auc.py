@@ -67,21 +67,17 @@ def similarity_matrices(image: np.ndarray, text: np.ndarray, train: np.ndarray, 
     prior = uchm.calibrate(fused, **calibration)
     seconds: dict[str, float] = {}
     for name in generators:
-        config = {key: (name if key == "generator" else params[key]) for key in uchm.GENERATOR_PARAMS}
+        config = uchm.UCHM(**{**params, "generator": name}).generator_config()
         t0 = time.process_time()
         fit = uchm.train_generator(image[train], text[train], config=config, seed=seed, calibration=calibration)
         scorer = uchm.load_scorer(config, image.shape[1], text.shape[1], fit["state"], "cpu")
         with torch.no_grad():
             u, v = uchm.project_all(scorer, X, Y)
-            rows = []
-            for s in range(0, len(q), QUERY_CHUNK):
-                qq = q[s:s + QUERY_CHUNK]
-                rows.append(0.5 * (scorer.match(u[qq], v[d]) + scorer.match(u[d], v[qq]).T))
-            generated = torch.cat(rows)
+            generated = torch.cat([uchm.generator_similarity(scorer, u, v, q[s:s + QUERY_CHUNK], d)
+                                   for s in range(0, len(q), QUERY_CHUNK)])
         seconds[name] = time.process_time() - t0
         out[name] = generated.double().numpy()
-        blended = ((1.0 - params["prior_weight"]) * uchm.calibrate(generated, **fit["calibration"])
-                   + params["prior_weight"] * prior)
+        blended = uchm.mixed_similarity(generated, prior, fit["calibration"], params["prior_weight"])
         out[f"{name}+prior"] = blended.double().numpy()
     return out, seconds
 

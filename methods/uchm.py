@@ -161,7 +161,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures
-from cmhbench.methods.deep import (DeepHasher, batch_order, cosine_matrix, mlp, relaxation, scaled_cosine, seeded,
+from cmhbench.methods.deep import (DeepHasher, batch_order, cosine_matrix, mlp, relaxation, seeded,
                                    signs, train_epochs)
 from cmhbench.methods.domains import BATCH, Bool, Choice, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
@@ -182,13 +182,19 @@ GENERATOR_PARAMS = ("generator", "beta", "confident", "calibration_pairs", "gen_
 
 def fused_similarity(image: torch.Tensor, text: torch.Tensor, beta: float) -> torch.Tensor:
     """S̃ = β·(2·cos(X, X) − 1) + (1 − β)·(2·cos(Y, Y) − 1) for the rows of a batch."""
-    return beta * scaled_cosine(image) + (1.0 - beta) * scaled_cosine(text)
+    return fused_cross(image, text, image, text, beta)
 
 
 def fused_cross(image_a: torch.Tensor, text_a: torch.Tensor, image_b: torch.Tensor, text_b: torch.Tensor,
                 beta: float) -> torch.Tensor:
     """S̃ between the items of set a (rows) and of set b (columns)."""
     return beta * (2.0 * cosine_matrix(image_a, image_b) - 1.0) + (1.0 - beta) * (2.0 * cosine_matrix(text_a, text_b) - 1.0)
+
+
+def chunks(i: np.ndarray, j: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Aligned slices of the pair lists ``i`` and ``j``, ``PAIR_CHUNK`` pairs at a time."""
+    for start in range(0, len(i), PAIR_CHUNK):
+        yield i[start:start + PAIR_CHUNK], j[start:start + PAIR_CHUNK]
 
 
 def _row_norms(features: np.ndarray) -> np.ndarray:
@@ -204,14 +210,13 @@ def pair_similarities(image: np.ndarray, text: np.ndarray, i: np.ndarray, j: np.
                       beta: float) -> np.ndarray:
     """S̃_ij for the listed pairs only (in chunks of pairs; no n × n matrix)."""
     norm_x, norm_y = _row_norms(image), _row_norms(text)
-    out = np.empty(len(i), dtype=np.float64)
-    for start in range(0, len(i), PAIR_CHUNK):
-        a, b = i[start:start + PAIR_CHUNK], j[start:start + PAIR_CHUNK]
+    parts = []
+    for a, b in chunks(i, j):
         dot_x = np.einsum("ij,ij->i", image[a].astype(np.float64), image[b].astype(np.float64))
         dot_y = np.einsum("ij,ij->i", text[a].astype(np.float64), text[b].astype(np.float64))
         cos_x, cos_y = dot_x / (norm_x[a] * norm_x[b]), dot_y / (norm_y[a] * norm_y[b])
-        out[start:start + PAIR_CHUNK] = beta * (2 * cos_x - 1) + (1 - beta) * (2 * cos_y - 1)
-    return out
+        parts.append(beta * (2 * cos_x - 1) + (1 - beta) * (2 * cos_y - 1))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
 
 def random_pairs(n: int, n_pairs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -356,6 +361,20 @@ def build_scorer(config: dict[str, Any], image_dim: int, text_dim: int) -> PairS
     return cls(image_dim, text_dim, config["gen_hidden"], config["gen_tokens"], config["gen_width"])
 
 
+def generator_similarity(scorer: PairScorer, u: torch.Tensor, v: torch.Tensor, rows: torch.Tensor,
+                         columns: torch.Tensor | None = None) -> torch.Tensor:
+    """S^G between the items ``rows`` and ``columns`` (default ``rows``): ½(g(x_r, y_c) + g(x_c, y_r)),
+    from projected tokens u, v (for one set of items, one score matrix and its transpose)."""
+    G = scorer.match(u[rows], v[rows if columns is None else columns])
+    return 0.5 * (G + (G.T if columns is None else scorer.match(u[columns], v[rows]).T))
+
+
+def mixed_similarity(generated: torch.Tensor, prior: torch.Tensor, generator_calibration: dict[str, float],
+                     prior_weight: float) -> torch.Tensor:
+    """S = (1 − π)·φ_G(S^G) + π·T: the generator's calibrated similarity mixed with the S̃ prior."""
+    return (1.0 - prior_weight) * calibrate(generated, **generator_calibration) + prior_weight * prior
+
+
 def symmetric_pair_scores(scorer: PairScorer, u: torch.Tensor, v: torch.Tensor, i: torch.Tensor,
                           j: torch.Tensor) -> torch.Tensor:
     """½(g(x_i, y_j) + g(x_j, y_i)) for the listed item pairs, from projected tokens u, v."""
@@ -408,11 +427,6 @@ def project_all(scorer: PairScorer, image: torch.Tensor, text: torch.Tensor) -> 
     u = torch.cat([scorer.project_image(image[s:s + EMBED_BATCH]) for s in range(0, image.shape[0], EMBED_BATCH)])
     v = torch.cat([scorer.project_text(text[s:s + EMBED_BATCH]) for s in range(0, text.shape[0], EMBED_BATCH)])
     return u, v
-
-
-def chunks(i: np.ndarray, j: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for start in range(0, len(i), PAIR_CHUNK):
-        yield i[start:start + PAIR_CHUNK], j[start:start + PAIR_CHUNK]
 
 
 def load_scorer(config: dict[str, Any], image_dim: int, text_dim: int, state: dict[str, np.ndarray],
@@ -599,10 +613,8 @@ class UCHM(DeepHasher):
         prior = calibrate(fused_similarity(image, text, self.beta), **self.calibration_)
         if self.scorer_ is None:
             return prior
-        u, v = self._tokens
-        G = self.scorer_.match(u[rows], v[rows])
-        generated = calibrate(0.5 * (G + G.T), **self.generator_calibration_)
-        return (1.0 - self.prior_weight) * generated + self.prior_weight * prior
+        generated = generator_similarity(self.scorer_, *self._tokens, rows)
+        return mixed_similarity(generated, prior, self.generator_calibration_, self.prior_weight)
 
     def _batch_loss(self, epoch, rows, image, text):
         with torch.no_grad():
