@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--format", choices=["md", "csv", "latex", "html"], default="md",
                        help="md (default), csv (tidy, long), latex (booktabs) or html (one self-contained page)")
     board.add_argument("-o", "--output", help="write to this file instead of standard output")
+    board.add_argument("--methods", help="only these methods, comma-separated (default: every stored method)")
     board.add_argument("--ci", action="store_true", help="show 95%% intervals (bootstrap over queries within "
                                                           "each seed) and mark entries not significantly different "
                                                           "from the best (md only; metrics with per-query scores)")
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
                                       "whose blocks are datasets and the Nemenyi critical difference.")
     rank.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     rank.add_argument("--metric", default="map@all", help="metric to rank by (default: map@all)")
+    rank.add_argument("--methods", help="rank only these methods, comma-separated (default: every stored method)")
 
     report = sub.add_parser("report", help="figures, LaTeX and a self-contained HTML page from stored results",
                             description="Build a report from one or more results folders (no recomputation).")
@@ -334,11 +336,19 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selected(frame, methods: str | None):
+    """The stored results of ``--methods`` (all of them without it)."""
+    from cmhbench.config import parse_list
+    from cmhbench.leaderboard import select_methods
+
+    return frame if methods is None else select_methods(frame, parse_list(methods, "methods"))
+
+
 def _leaderboard(args: argparse.Namespace) -> int:
     from cmhbench import leaderboard, store
 
     try:
-        frame = store.load_results(*args.outs)
+        frame = _selected(store.load_results(*args.outs), args.methods)
         if args.format == "latex":
             from cmhbench.report.latex import to_latex
 
@@ -428,7 +438,7 @@ def _rank(args: argparse.Namespace) -> int:
     from cmhbench.stats import rank_methods, ranking_entries
 
     try:
-        entries = ranking_entries(store.load_results(*args.outs), args.metric)
+        entries = ranking_entries(_selected(store.load_results(*args.outs), args.methods), args.metric)
     except _usage_errors() as exc:
         raise UsageError(str(exc)) from None
     print(rank_methods(entries).to_markdown(args.metric))

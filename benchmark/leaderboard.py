@@ -157,6 +157,17 @@ class Table:
         return seeds
 
 
+def select_methods(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The rows of the named methods (every configuration and version of each), so that one
+    folder shared by several experiments can give the table of one of them."""
+    stored = sorted(set(frame["method"])) if "method" in frame else []
+    unknown = [name for name in names if name not in stored]
+    if unknown:
+        raise LeaderboardError(f"no stored results for method(s) {', '.join(unknown)}; "
+                               f"the folder(s) hold: {', '.join(stored) or 'nothing'}")
+    return frame[frame["method"].isin(names)].reset_index(drop=True)
+
+
 def stored_metrics(frame: pd.DataFrame) -> list[str]:
     """Metric names present in the stored records."""
     return sorted({c.split("/", 1)[1] for c in frame.columns if c.split("/", 1)[0] in DIRECTIONS and "/" in c})

@@ -108,3 +108,19 @@ def test_help_texts_say_what_they_mean(capsys):
     with pytest.raises(SystemExit):
         main(["list", "methods", "--help"])
     assert "Registered methods" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_leaderboard_and_rank_can_show_only_some_methods(tmp_path, capsys):
+    out = str(tmp_path / "R")
+    assert main(["run", "--methods", "random,cca-itq,cvh", "--preset", "quick", "--out", out, *QUICK]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", out, "--methods", "cca-itq,cvh"]) == 0
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert set(rows) - {"method"} == {"cca-itq", "cvh"}
+    assert main(["rank", out, "--methods", "random,cvh"]) == 0
+    text = capsys.readouterr().out
+    assert "random" in text and "cvh" in text and "cca-itq" not in text
+    assert main(["leaderboard", out, "--methods", "cvh,nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope" in err and "cca-itq, cvh, random" in err

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmhbench.leaderboard import LeaderboardError, build_tables, collapse_warning, to_csv, to_markdown
+from cmhbench.leaderboard import (LeaderboardError, build_tables, collapse_warning, select_methods, to_csv,
+                                  to_markdown)
 
 
 def _frame(rows):
@@ -160,3 +161,10 @@ def test_a_teachers_version_and_parameters_are_told_apart_too():
     assert sorted(table.means.index) == ["kdcmh (v3, jdsh v2) [paper, epochs=2]", "kdcmh (v3, jdsh v3) [paper, epochs=2]",
                                          "kdcmh (v3, jdsh v3) [paper, epochs=9]"]
     assert table.stale.startswith("Stale: kdcmh (v3, jdsh v2) [paper, epochs=2] — ")
+
+
+def test_select_methods_keeps_every_row_of_the_named_methods_and_names_unknown_ones():
+    frame = _frame([_ok("a", 16, 0, 0.5), _ok("a", 32, 0, 0.6), _ok("b", 16, 0, 0.4), _ok("c", 16, 0, 0.3)])
+    assert list(select_methods(frame, ["a", "c"])["method"]) == ["a", "a", "c"]
+    with pytest.raises(LeaderboardError, match="no stored results for method.s. z; the folder.s. hold: a, b, c"):
+        select_methods(frame, ["a", "z"])
