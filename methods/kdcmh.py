@@ -132,7 +132,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.base import PairedFeatures
+from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback
 from cmhbench.methods.deep import DeepHasher, cosine_matrix, mlp, relaxation, signs, step_mean
 from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
                                       learning_rate, weight)
@@ -164,11 +164,13 @@ def as_teacher_values(table: dict[str, Any]) -> dict[str, Any]:
 
 # --- teacher ------------------------------------------------------------------------------
 
-def train_teacher(train: PairedFeatures, params: dict[str, Any], seed: int, device: str) -> dict[str, Any]:
-    """Fit JDSH (``params`` complete, ``bits`` included) and return its relaxed codes on ``train``."""
+def train_teacher(train: PairedFeatures, params: dict[str, Any], seed: int, device: str,
+                  progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Fit JDSH (``params`` complete, ``bits`` included) and return its relaxed codes on ``train``;
+    ``progress`` receives the teacher's epochs (a teacher fit takes minutes)."""
     params = dict(params)
     bits = params.pop("bits")
-    teacher = JDSH(**params, seed=seed, device=device, cache=None).fit(train, bits)
+    teacher = JDSH(**params, seed=seed, device=device, cache=None).fit(train, bits, progress)
     alpha = relaxation(teacher.epochs - 1)
     image = np.tanh(alpha * teacher._encode_image(train.image))
     text = np.tanh(alpha * teacher._encode_text(train.text))
@@ -177,9 +179,9 @@ def train_teacher(train: PairedFeatures, params: dict[str, Any], seed: int, devi
 
 
 def _cached_teacher(data_key: str, seed: int, params: dict[str, Any], version: int, train: PairedFeatures,
-                    device: str) -> dict[str, Any]:
-    """What joblib caches: keyed by data key, seed, parameters and version (not train, device)."""
-    return train_teacher(train, params, seed, device)
+                    device: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """What joblib caches: keyed by data key, seed, parameters and version (not train, device, progress)."""
+    return train_teacher(train, params, seed, device, progress)
 
 
 # --- the distilled similarity ---------------------------------------------------------------
@@ -418,17 +420,21 @@ class KDCMH(DeepHasher):
     def _teacher_outputs(self, train: PairedFeatures) -> dict[str, Any]:
         params = self.teacher_params()
         if self.cache is None:
-            out, from_cache = train_teacher(train, params, self.seed, self.device_), False
+            out, from_cache = train_teacher(train, params, self.seed, self.device_, self._teacher_progress), False
         else:
-            cached = self.cache.cache(_cached_teacher, ignore=["train", "device"])
+            cached = self.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])
             args = (train.key, int(self.seed), params, TEACHER_VERSION, train, self.device_)
             from_cache = bool(cached.check_call_in_cache(*args))
-            out = cached(*args)
+            out = cached(*args, self._teacher_progress)
         if out["n"] != train.n or out["image"].shape[0] != train.n or out["text"].shape[0] != train.n:
             raise RuntimeError(f"cached teacher outputs have {out['image'].shape[0]} rows for {train.n} training pairs")
         self.teacher_report_ = {"bits": self.teacher_bits, "epochs": self.teacher_epochs, "from_cache": from_cache,
                                 "codes": self.teacher_codes, "fit": out["report"]}
         return out
+
+    def _teacher_progress(self, report: Progress) -> None:
+        """The teacher's epochs as this fit's progress, its values prefixed ``teacher_``."""
+        self.report_progress(report.done, report.total, **{f"teacher_{k}": v for k, v in report.values.items()})
 
     def _fused(self, image: torch.Tensor, text: torch.Tensor, train: PairedFeatures) -> torch.Tensor:
         """z (n × ·, unit rows): the teacher's fused codes, or the features' own (``source``)."""

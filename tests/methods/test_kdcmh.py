@@ -228,6 +228,25 @@ def test_without_a_cache_the_teacher_is_trained_in_process_with_the_same_result(
         assert np.array_equal(model.encode_text(train.text), cached.encode_text(train.text))
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_teachers_epochs_are_reported_as_progress_before_the_students(train, tmp_path, cached):
+    """A teacher fit takes minutes: a run's bar shows its epochs (as teacher_loss), then the student's."""
+    memory = joblib.Memory(str(tmp_path / "cache"), verbose=0) if cached else None
+    reports = []
+    model = create("kdcmh", params=TINY, device="cpu", cache=memory)
+    model.fit(train, 8, progress=reports.append)
+    teacher = [r for r in reports if "teacher_loss" in r.values]
+    student = [r for r in reports if "loss" in r.values]
+    assert [r.done for r in teacher] == list(range(1, TINY["teacher_epochs"] + 1))
+    assert {r.total for r in teacher} == {TINY["teacher_epochs"]}
+    assert [r.done for r in student] == list(range(1, TINY["epochs"] + 1))
+    assert reports.index(student[0]) == len(teacher)  # the teacher's come first
+    if cached:  # a teacher read from the cache reports nothing
+        reports.clear()
+        create("kdcmh", params=TINY, device="cpu", cache=memory).fit(train, 8, progress=reports.append)
+        assert reports and all("teacher_loss" not in r.values for r in reports)
+
+
 def test_teacher_settings_follow_jdsh_per_dataset_and_preset():
     cls = get("kdcmh")
     for table in [*JDSH.info.dataset_overrides.values(), *JDSH.info.presets.values()]:
