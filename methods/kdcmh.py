@@ -101,6 +101,22 @@ training loss, not on any retrieval score); Adam with a learning rate falling lo
 no weight decay; ``hidden`` = 4096.  Teacher: jdsh's defaults (300 epochs, the two-layer image
 stand-in since jdsh version 3, hidden 4096, DSDW constants estimated from the training data, …)
 at 128 bits.
+Wikipedia (a dataset override; the only values chosen on a score, and that score a validation
+one): ``knn_fraction`` = 0.018, κ = 3.62, γ = 0.4385, η = 0.0156, ``lr_image`` = 3.3e-3,
+``lr_text`` = 1.9e-5.  With the jdsh-version-3 teacher the defaults above fell short on
+Wikipedia (validation map@all 0.223 / 0.516 against djsrh's 0.259 / 0.543), so we ran
+``cmhbench tune`` (20 TPE trials, sampler seed 0, trial 0 = the defaults) on the validation
+split of Wikipedia with ``--features zscore``, 32 bits, seed 0, searching the distillation
+form, the teacher codes, ``knn_fraction``, κ, γ, η and both learning rates, with the student
+reduced to 50 epochs and hidden 1024 for CPU time (teacher as in the defaults).  Because the
+learning rates of a 50-epoch run need not suit 200 epochs, three candidates were then scored
+on the same validation split at the full settings: the defaults 0.223 / 0.516, the best
+trial without its learning rates 0.269 / 0.496, the whole best trial 0.262 / 0.535 (djsrh
+0.259 / 0.543, jdsh 0.249 / 0.529).  The last is this override: a smaller neighbourhood
+(1.8 % of n instead of 5 %) and a larger image learning rate are what the study moved most.
+The study was started after the first acceptance cells on Wikipedia's test queries had
+come in below djsrh; the values were chosen on the validation split alone.  Raw and standardised Wikipedia
+share the override (the study used ``zscore``).  docs/kdcmh.md has the study's trials.
 The ``quick`` preset (tests, default tour): 10 student epochs, hidden 256, learning rate
 1e-3 → 1e-4, and jdsh's quick preset for the teacher.
 
@@ -149,6 +165,11 @@ OPTIMIZERS = ("adam", "sgd")
 TEACHER_FIELDS = ("epochs", "hidden", "alpha", "beta", "lam", "l1", "l2", "loc", "scale_left", "scale_right",
                   "s_min", "s_max")
 _JDSH = JDSH.default_params()
+
+#: The student's values on Wikipedia: the best of a 20-trial ``cmhbench tune`` study on the validation
+#: split (module docstring, "Wikipedia").
+WIKIPEDIA_STUDENT = {"knn_fraction": 0.01802, "kappa": 3.62, "gamma": 0.4385, "eta": 0.01564,
+                     "lr_image": 0.003265, "lr_text": 1.942e-05}
 
 #: The teacher's version (part of the cache key; jdsh's version is also part of kdcmh's cell keys).
 TEACHER_VERSION = JDSH.info.version
@@ -321,7 +342,8 @@ def centred_network(mean: torch.Tensor, hidden: int, out_dim: int, kind: str = "
     memory="O(n·(d_x+d_y)) features + O(n·(c+c_t)) buffers and teacher outputs + O(m·n) per batch",
     presets={"quick": {"epochs": 10, "hidden": 256, "lr_image": 1e-3, "lr_text": 1e-3, "lr_final": 1e-4,
                        **as_teacher_values(JDSH.info.presets.get("quick", {}))}},
-    dataset_overrides={name: as_teacher_values(values) for name, values in JDSH.info.dataset_overrides.items()},
+    dataset_overrides={**{name: as_teacher_values(values) for name, values in JDSH.info.dataset_overrides.items()},
+                       "wikipedia": WIKIPEDIA_STUDENT},
 )
 class KDCMH(DeepHasher):
     param_domains = {

@@ -260,6 +260,16 @@ def test_teacher_settings_follow_jdsh_per_dataset_and_preset():
     assert create("kdcmh", device="cpu").teacher_params()["bits"] == 128
 
 
+def test_wikipedia_has_the_studys_student_values_and_the_teacher_keeps_jdshs():
+    from cmhbench.methods.kdcmh import WIKIPEDIA_STUDENT
+
+    wiki, default = resolve_params("kdcmh", dataset="wikipedia"), resolve_params("kdcmh")
+    assert {k: wiki[k] for k in WIKIPEDIA_STUDENT} == WIKIPEDIA_STUDENT
+    assert {k: v for k, v in wiki.items() if k not in WIKIPEDIA_STUDENT} == \
+        {k: v for k, v in default.items() if k not in WIKIPEDIA_STUDENT}
+    assert not set(WIKIPEDIA_STUDENT) & set(f"teacher_{name}" for name in TEACHER_FIELDS)
+
+
 # --- training and codes --------------------------------------------------------------------
 
 def test_history_report_and_pair_codes(train):
