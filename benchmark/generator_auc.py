@@ -57,12 +57,12 @@ def similarity_matrices(image: np.ndarray, text: np.ndarray, train: np.ndarray, 
     X, Y = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), torch.from_numpy(
         np.ascontiguousarray(text, dtype=np.float32))
     q, d = torch.as_tensor(query), torch.as_tensor(database)
+    blocks = torch.split(q, QUERY_CHUNK)  # query rows, a block at a time: nothing is Q × n at once but the result
     calibration = uchm.estimate_calibration(image[train], text[train], params["beta"], params["confident"],
                                             params["calibration_pairs"],
                                             np.random.default_rng([seed, 11]))
     with torch.no_grad():
-        fused = torch.cat([uchm.fused_cross(X[q[s:s + QUERY_CHUNK]], Y[q[s:s + QUERY_CHUNK]], X[d], Y[d],
-                                            params["beta"]) for s in range(0, len(q), QUERY_CHUNK)])
+        fused = torch.cat([uchm.fused_cross(X[b], Y[b], X[d], Y[d], params["beta"]) for b in blocks])
     out = {"fused": fused.double().numpy()}
     prior = uchm.calibrate(fused, **calibration)
     seconds: dict[str, float] = {}
@@ -73,8 +73,7 @@ def similarity_matrices(image: np.ndarray, text: np.ndarray, train: np.ndarray, 
         scorer = uchm.load_scorer(config, image.shape[1], text.shape[1], fit["state"], "cpu")
         with torch.no_grad():
             u, v = uchm.project_all(scorer, X, Y)
-            generated = torch.cat([uchm.generator_similarity(scorer, u, v, q[s:s + QUERY_CHUNK], d)
-                                   for s in range(0, len(q), QUERY_CHUNK)])
+            generated = torch.cat([uchm.generator_similarity(scorer, u, v, b, d) for b in blocks])
         seconds[name] = time.process_time() - t0
         out[name] = generated.double().numpy()
         blended = uchm.mixed_similarity(generated, prior, fit["calibration"], params["prior_weight"])
