@@ -146,6 +146,14 @@ def _parser() -> argparse.ArgumentParser:
                                      "listed (exit 1); `cmhbench run` computes them again.")
     chk.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
 
+    prune = sub.add_parser("prune", help="delete the cells of superseded method versions (the stale rows)",
+                           description="List the cells that leaderboards flag as stale: computed by an older "
+                                       "version of a method (or of its teacher) than other cells of that method "
+                                       "stored beside them. With --yes, delete them and rewrite results.csv and "
+                                       "leaderboard.md. A version that is the only one stored is kept.")
+    prune.add_argument("out", metavar="OUT", help="results folder")
+    prune.add_argument("--yes", action="store_true", help="delete them (default: only list them)")
+
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
     what = lst.add_subparsers(dest="what", metavar="WHAT")
     what.required = True
@@ -190,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rank(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "prune":
+            return _prune(args)
         return _list(args)
     except UsageError as exc:
         print(f"cmhbench: error: {exc}", file=sys.stderr)
@@ -460,6 +470,29 @@ def _check(args: argparse.Namespace) -> int:
               + (" (cmhbench run computes them again)" if problems else ""), file=sys.stderr)
         corrupt += len(problems)
     return 1 if corrupt else 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from cmhbench import store
+    from cmhbench.pruning import prune, stale_groups
+
+    try:
+        total, groups = stale_groups(args.out)
+        n_stale = sum(len(g.keys) for g in groups)
+        for group in groups:
+            print(f"stale: {group.describe()}")
+        if not groups:
+            print(f"{args.out}: no stale cells among {total}", file=sys.stderr)
+        elif not args.yes:
+            print(f"{args.out}: {n_stale} of {total} cells are stale; nothing deleted "
+                  "(run again with --yes to delete them)", file=sys.stderr)
+        else:
+            deleted = prune(args.out, groups)
+            print(f"{args.out}: deleted {deleted} stale cells of {total}; results.csv and leaderboard.md rewritten",
+                  file=sys.stderr)
+    except store.StoreError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
 
 
 def _cache(args: argparse.Namespace) -> int:

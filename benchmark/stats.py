@@ -232,8 +232,8 @@ def check_one_configuration(cells: pd.DataFrame, name: str = "method") -> None:
             clash = same.drop_duplicates("keyed_versions")
             raise MixedConfigurationsError(
                 f"{label} has cells of {len(clash)} method versions in {where} ({_differences(clash)}); statistics "
-                "need one per name: delete the older version's cells (OUT/cells/KEY; results.csv gives each cell's "
-                "key and method_versions) or keep each version in its own output folder")
+                "need one per name: delete the older version's cells (`cmhbench prune OUT` lists them, `--yes` "
+                "deletes them) or keep each version in its own output folder")
         if same["params"].nunique() > 1:
             clash = same.drop_duplicates("params")
         else:

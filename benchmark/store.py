@@ -96,12 +96,15 @@ def recover(out: str | Path) -> list[str]:
 
     ``write_cell`` renames the old folder to ``.old-<key>-<hex>`` and then the new one into
     place; a kill in between leaves only the old copy, which is renamed back here.  An old
-    copy whose cell is in place is a leftover and is removed.  Returns the restored keys.
+    copy whose cell is in place is a leftover and is removed, as is what an interrupted
+    :func:`delete_cell` left.  Returns the restored keys.
     """
     root = cells_dir(out)
     restored = []
     if not root.is_dir():
         return restored
+    for trash in root.glob(".deleted-*"):  # a deletion (delete_cell) killed before its rmtree finished
+        shutil.rmtree(trash, ignore_errors=True)
     for old in sorted(root.glob(".old-*")):
         key = old.name[len(".old-"):].rsplit("-", 1)[0]
         if not KEY_PATTERN.fullmatch(key):
@@ -168,6 +171,23 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def delete_cell(out: str | Path, key: str) -> bool:
+    """Delete a stored cell; False when there is none.  The folder leaves the readers' sight in
+    one rename (to ``.deleted-<key>-<hex>``) before it is removed, so a kill never leaves half a
+    cell: :func:`recover` removes what is left."""
+    check_key(key)
+    root = cells_dir(out)
+    trash = root / f".deleted-{key}-{uuid.uuid4().hex[:12]}"
+    try:
+        (root / key).rename(trash)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot delete cell {root / key}: {exc.strerror or exc}") from None
+    shutil.rmtree(trash, ignore_errors=True)
+    return True
 
 
 def file_sha256(path: Path) -> str:

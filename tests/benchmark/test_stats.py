@@ -273,7 +273,11 @@ def test_two_versions_of_a_method_are_two_rows_for_the_statistics_and_compare_re
     err = _one_line_error(capsys.readouterr().err)
     assert "random has cells of 2 method versions in synthetic" in err
     assert "versions.random: 1 vs 2" in err or "versions.random: 2 vs 1" in err
-    assert "delete the older version's cells" in err and "own output folder" in err
+    assert "delete the older version's cells (`cmhbench prune OUT` lists them" in err and "own output folder" in err
+    assert main(["prune", out, "--yes"]) == 0  # the older version's cell goes; compare then has one per name
+    from cmhbench.store import load_results
+    assert list(load_results(out).query("method == 'random'")["key"]) == ["random-version-2"]
+    assert main(["compare", out, "--methods", "cca-itq,random"]) == 0
 
 
 @pytest.mark.slow  # one small stored run (seconds)

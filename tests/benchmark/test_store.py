@@ -81,3 +81,18 @@ def test_records_are_plain_json(tmp_path):
     store.write_cell(tmp_path, "k", record, None)
     text = (store.cells_dir(tmp_path) / "k" / "record.json").read_text()
     assert json.loads(text)["numpy_value"] == 0.25
+
+
+def test_delete_cell_removes_it_and_an_interrupted_deletion_is_cleaned_up(tmp_path):
+    store.prepare(tmp_path)
+    store.write_cell(tmp_path, "gone", _record("gone"), {"codes": np.zeros((1, 2), np.uint8)})
+    store.write_cell(tmp_path, "kept", _record("kept"), None)
+    assert store.delete_cell(tmp_path, "gone") is True
+    assert store.delete_cell(tmp_path, "gone") is False  # nothing left to delete
+    assert [p.name for p in store.cells_dir(tmp_path).iterdir()] == ["kept"]
+    half = store.cells_dir(tmp_path) / ".deleted-old-0123456789ab"  # a prune killed inside its rmtree
+    (half / "sub").mkdir(parents=True)
+    assert list(store.load_results(tmp_path)["key"]) == ["kept"]
+    assert not half.exists()
+    with pytest.raises(store.StoreError, match="not a valid cell key"):
+        store.delete_cell(tmp_path, "../kept")
