@@ -147,11 +147,14 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
 
     prune = sub.add_parser("prune", help="delete the cells of superseded method versions (the stale rows)",
-                           description="List the cells that leaderboards flag as stale: computed by an older "
-                                       "version of a method (or of its teacher) than other cells of that method "
-                                       "stored beside them. With --yes, delete them and rewrite results.csv and "
-                                       "leaderboard.md. A version that is the only one stored is kept.")
-    prune.add_argument("out", metavar="OUT", help="results folder")
+                           description="List the cells that leaderboards flag as stale (computed by an older "
+                                       "version of a method, or of its teacher, than other cells of that method "
+                                       "beside them) and which of them a newer version's finished cell, of the same "
+                                       "parameters, bits and seed, replaces. With --yes, delete the replaced ones "
+                                       "and rewrite results.csv and leaderboard.md; a stale cell not replaced yet "
+                                       "is kept.")
+    prune.add_argument("outs", nargs="+", metavar="OUT", help="results folders (judged together, as a merged "
+                                                              "leaderboard is)")
     prune.add_argument("--yes", action="store_true", help="delete them (default: only list them)")
 
     lst = sub.add_parser("list", help="list methods or datasets", description="List methods or datasets.")
@@ -476,20 +479,23 @@ def _prune(args: argparse.Namespace) -> int:
     from cmhbench import store
     from cmhbench.pruning import prune, stale_groups
 
+    where = ", ".join(args.outs)
     try:
-        total, groups = stale_groups(args.out)
-        n_stale = sum(len(g.keys) for g in groups)
+        total, groups = stale_groups(*args.outs)
         for group in groups:
             print(f"stale: {group.describe()}")
+        replaced = sum(len(g.keys) for g in groups)
         if not groups:
-            print(f"{args.out}: no stale cells among {total}", file=sys.stderr)
+            print(f"{where}: no stale cells among {total}", file=sys.stderr)
+        elif not replaced:
+            print(f"{where}: no stale cell is replaced by a newer version yet; nothing to delete", file=sys.stderr)
         elif not args.yes:
-            print(f"{args.out}: {n_stale} of {total} cells are stale; nothing deleted "
+            print(f"{where}: {replaced} of {total} cells are stale and replaced; nothing deleted "
                   "(run again with --yes to delete them)", file=sys.stderr)
         else:
-            deleted = prune(args.out, groups)
-            print(f"{args.out}: deleted {deleted} stale cells of {total}; results.csv and leaderboard.md rewritten",
-                  file=sys.stderr)
+            deleted = prune(args.outs, groups)
+            print(f"{where}: deleted {deleted} stale cells"
+                  + ("; results.csv and leaderboard.md rewritten" if deleted else ""), file=sys.stderr)
     except store.StoreError as exc:
         raise UsageError(str(exc)) from None
     return 0

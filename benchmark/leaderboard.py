@@ -261,8 +261,8 @@ def stale_note(cells: pd.DataFrame) -> str | None:
     if not stale:
         return None
     return (f"Stale: {', '.join(stale)} — computed by an older version of the method than another row beside "
-            f"{'it' if len(stale) == 1 else 'them'}; cmhbench prune OUT --yes deletes such cells, or keep each "
-            "version in its own results folder.")
+            f"{'it' if len(stale) == 1 else 'them'}; cmhbench prune OUT --yes deletes those a newer version's cell "
+            "replaces, or keep each version in its own results folder.")
 
 
 def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = True) -> list[Table]:
