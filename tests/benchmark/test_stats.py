@@ -241,6 +241,7 @@ def test_two_versions_of_a_method_are_two_rows_for_the_statistics_and_compare_re
     one seed beside the old one: the leaderboard, --ci, rank and report show each version as a
     row (the older flagged stale); compare names methods, so it stops and says how to separate them."""
     from cmhbench.cli import main
+    from cmhbench.store import load_results
 
     out = str(tmp_path / "o")
     assert main(RUN + ["--methods", "cca-itq,random", "--out", out]) == 0
@@ -275,7 +276,6 @@ def test_two_versions_of_a_method_are_two_rows_for_the_statistics_and_compare_re
     assert "versions.random: 1 vs 2" in err or "versions.random: 2 vs 1" in err
     assert "delete the older version's cells (`cmhbench prune OUT` lists them" in err and "own output folder" in err
     assert main(["prune", out, "--yes"]) == 0  # the older version's cell goes; compare then has one per name
-    from cmhbench.store import load_results
     assert list(load_results(out).query("method == 'random'")["key"]) == ["random-version-2"]
     assert main(["compare", out, "--methods", "cca-itq,random"]) == 0
 
