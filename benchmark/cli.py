@@ -507,8 +507,8 @@ def _cache(args: argparse.Namespace) -> int:
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     try:
         if args.action == "clear":
-            clear_cache(folder)
-            print(f"cleared {folder}")
+            left = clear_cache(folder)
+            print(f"cleared {folder}" + (f" (left alone, not cmhbench's: {', '.join(left)})" if left else ""))
             return 0
         usage = cache_usage(folder)
     except CacheError as exc:

@@ -17,6 +17,12 @@ folder is named by the content id (a hash of the source files' sha256 and the lo
 version), so a changed source file misses the cache, and it is assembled in a temporary
 folder and renamed into place, so readers see it complete or not at all.
 
+The cache folder holds only what cmhbench wrote there: ``datasets/`` (above) and ``joblib/``
+(the methods' bit-independent work: teachers, generators), plus a marker file
+(:data:`MARKER`) written when cmhbench first uses a folder that is new, empty or holds only
+those parts.  ``cmhbench cache clear`` removes those parts alone, and refuses a folder
+without the marker that holds anything else (``--cache-dir ~`` must never empty a home).
+
 Feature preprocessing (``--features``) is not stored here, by design: the folder holds the
 raw arrays only, and :mod:`cmhbench.datasets.features` recomputes ``zscore``/``l2`` per
 split in memory (the runner keeps one result per dataset, protocol, seed and preprocessing).
@@ -34,6 +40,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -43,12 +50,21 @@ from typing import Any
 
 import numpy as np
 
+from cmhbench.datasets.base import DatasetError
+
 log = logging.getLogger(__name__)
 
 
-class CacheError(OSError):
-    """A cache folder that cannot be read, written or cleared; the message names it."""
+class CacheError(DatasetError):
+    """A cache folder that cannot be read, written or cleared; the message names it.
 
+    A dataset error because a run meets it while resolving its datasets, before any cell."""
+
+#: The entries of a cache folder that cmhbench writes, and the marker naming the folder as its own.
+CACHE_PARTS = ("datasets", "joblib")
+MARKER = ".cmhbench-cache"
+JOBLIB_FILES = ("output.pkl", "metadata.json", "func_code.py")
+JOBLIB_GITIGNORE = "# Created by joblib automatically."
 FINGERPRINTS = "fingerprints"
 META = "meta.json"
 HASH_CHUNK = 8 * 2**20
@@ -72,29 +88,104 @@ class CacheUsage:
     bytes: int
 
 
+def _foreign_entries(folder: Path) -> list[str]:
+    """Names in the folder that cmhbench did not write there (joblib's own ``.gitignore`` is its)."""
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name not in (*CACHE_PARTS, MARKER) and not _is_joblib_gitignore(p))
+
+
+def _is_joblib_gitignore(path: Path) -> bool:
+    try:
+        return path.name == ".gitignore" and path.is_file() and path.read_text().startswith(JOBLIB_GITIGNORE)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _looks_like_cache_part(part: Path) -> bool:
+    """Whether an unmarked ``datasets/`` or ``joblib/`` folder has the layout cmhbench writes:
+    prepared folders named ``<dataset>-<content id>`` and fingerprints, or joblib's output
+    files.  A user's own ``datasets/`` of data files does not pass."""
+    if not part.exists():
+        return True
+    if not part.is_dir() or part.is_symlink():
+        return False
+    if part.name == "datasets":
+        return all(entry.name == FINGERPRINTS or entry.name.startswith(".tmp-")
+                   or re.fullmatch(r".+-[0-9a-f]{20}", entry.name) and (entry / META).is_file()
+                   for entry in part.iterdir())
+    return all(f.name in JOBLIB_FILES for f in part.rglob("*") if f.is_file())
+
+
+def _is_cache_folder(folder: Path) -> bool:
+    """Marked by cmhbench, or (a folder made before the marker existed) holding only its parts,
+    each laid out as cmhbench lays it out."""
+    return (folder / MARKER).is_file() or (
+        not _foreign_entries(folder) and all(_looks_like_cache_part(folder / name) for name in CACHE_PARTS))
+
+
+def _refusal(folder: Path, what: str) -> CacheError:
+    foreign = _foreign_entries(folder)
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    return CacheError(f"{folder} is not a cmhbench cache folder (it holds {shown}); {what}; "
+                      f"name a cache folder of its own with --cache-dir")
+
+
+def prepare_cache_folder(folder: Path) -> Path:
+    """Create the cache folder if needed, check that it can be written, and mark it as
+    cmhbench's when it is new or holds only cmhbench's parts; called before a run starts,
+    so a cache folder that is a file or read-only is one error, not one per cell."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise CacheError(f"cache folder {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".tmp-write-check-"):
+            pass
+        if not (folder / MARKER).exists() and _is_cache_folder(folder):
+            (folder / MARKER).write_text("This folder is a cmhbench cache; `cmhbench cache clear` empties it.\n")
+    except OSError as exc:
+        raise CacheError(f"cache folder {folder} cannot be written: {exc.strerror or exc}") from None
+    return folder
+
+
 def cache_usage(folder: Path) -> list[CacheUsage]:
-    """Per top-level part of the cache folder (datasets, teachers, ...), what it holds;
-    empty when the folder does not exist."""
+    """Per part of the cache folder (datasets, joblib), what it holds; empty when the folder
+    does not exist.  Entries cmhbench did not write are not counted as cache."""
     if not folder.exists():
         return []
     if not folder.is_dir():
         raise CacheError(f"cache folder {folder} is a file, not a folder")
+    if not _is_cache_folder(folder):
+        raise _refusal(folder, "nothing of it is cache")
     usage = []
-    for part in sorted(p for p in folder.iterdir() if p.is_dir()) or [folder]:
-        files = [f for f in part.rglob("*") if f.is_file()]
-        usage.append(CacheUsage(part.name, len(files), sum(f.stat().st_size for f in files)))
+    for part in (folder / name for name in CACHE_PARTS):
+        if part.is_dir():
+            files = [f for f in part.rglob("*") if f.is_file()]
+            usage.append(CacheUsage(part.name, len(files), sum(f.stat().st_size for f in files)))
     return usage
 
 
-def clear_cache(folder: Path) -> None:
-    """Delete the cache folder and everything in it (safe: all of it can be recomputed)."""
+def clear_cache(folder: Path) -> list[str]:
+    """Delete cmhbench's parts of the cache folder (all of it can be recomputed) and return
+    the names of the entries left alone; a folder that is not a cache is refused whole."""
     if folder.exists() and not folder.is_dir():
         raise CacheError(f"cache folder {folder} is a file, not a folder; nothing was cleared")
-    if folder.exists():
-        try:
-            shutil.rmtree(folder)
-        except OSError as exc:
-            raise CacheError(f"cannot clear the cache folder {folder}: {exc.strerror or exc}") from None
+    if not folder.exists():
+        return []
+    if not _is_cache_folder(folder):
+        raise _refusal(folder, "nothing was cleared")
+    try:
+        for name in CACHE_PARTS:
+            if (folder / name).is_dir() and not (folder / name).is_symlink():
+                shutil.rmtree(folder / name)
+        if _is_joblib_gitignore(folder / ".gitignore"):
+            (folder / ".gitignore").unlink()
+        left = _foreign_entries(folder)
+        if not left:
+            shutil.rmtree(folder)  # only the marker remains
+    except OSError as exc:
+        raise CacheError(f"cannot clear the cache folder {folder}: {exc.strerror or exc}") from None
+    return left
 
 
 def cache_root(cache_dir: str | Path | None) -> Path:

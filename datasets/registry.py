@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cmhbench.datasets.base import DatasetError, DatasetSource
+from cmhbench.datasets.cache import default_cache_dir, prepare_cache_folder
 from cmhbench.datasets.generic import resolve_file
 
 def default_data_dir() -> Path | None:
@@ -98,6 +99,8 @@ def resolve(name: str, data_dir: str | Path | None = None, *,
     anything runs.
     """
     _load_builtins()
+    if cache_dir is not False:
+        prepare_cache_folder(default_cache_dir() if cache_dir is None else Path(cache_dir))
     if data_dir is None:
         data_dir = default_data_dir()
     data_path = Path(data_dir).expanduser() if data_dir is not None else None
