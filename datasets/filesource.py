@@ -61,13 +61,19 @@ class Layout:
         return out + sorted(self.given.items())
 
 
+def _first_repeat(rows: np.ndarray) -> int:
+    ordered = np.sort(rows)
+    return int(ordered[np.flatnonzero(ordered[1:] == ordered[:-1])[0]])
+
+
 class FileSource(DatasetSource):
     """A file-backed dataset (see the module docstring for what resolution does)."""
 
     def __init__(self, *, name: str, spec: str, layout: Layout, protocols: tuple[str, ...], default_protocol: str,
                  sizes: P.Sizes | None = None, cache_dir: str | Path | None | bool = None,
-                 own_file: bool = False) -> None:
+                 own_file: bool = False, allow_overlap: bool = False) -> None:
         self.name = name
+        self.allow_overlap = allow_overlap  # a given split's queries may sit in its database/training rows
         self.own_file = own_file  # the user's file: its name is the dataset's, messages need not repeat it
         self.spec = spec
         self.layout = layout
@@ -315,6 +321,23 @@ class FileSource(DatasetSource):
             given[key] = P.check_indices(part.key, af.read(part.key), n, f"{self.name}: {where(part.path)}")
         return given
 
+    def _check_given_disjoint(self, given: dict[str, np.ndarray]) -> None:
+        """Refuse repeated rows in an index array and queries that are also database or
+        training rows (train = database stays allowed: most protocols train on the database)."""
+        allow = f"; or accept it on purpose with --datasets '{self.spec}:overlap=allow'"
+        for key, rows in given.items():
+            distinct = np.unique(rows)
+            if distinct.size != rows.size:
+                raise DatasetError(f"{self.name}: {key} repeats {rows.size - distinct.size:,} row numbers "
+                                   f"(e.g. row {_first_repeat(rows)}){allow}")
+        query = given["query_idx"]
+        for key in ("database_idx", "train_idx"):
+            if key in given:
+                shared = np.intersect1d(query, given[key])
+                if shared.size:
+                    raise DatasetError(f"{self.name}: {shared.size:,} rows are in both query_idx and {key} "
+                                       f"(e.g. row {int(shared[0])}): a query would retrieve itself{allow}")
+
     # -- the DatasetSource contract ----------------------------------------------------
 
     def load(self) -> Dataset:
@@ -386,6 +409,8 @@ class FileSource(DatasetSource):
             return P.fixed_split("wiki", labels, query=rows[n_train:], train=rows[:n_train], database=rows[:n_train])
         if protocol == "given":
             given = self._given()
+            if not self.allow_overlap:
+                self._check_given_disjoint(given)
             return P.fixed_split("given", labels, query=given["query_idx"], train=given.get("train_idx"),
                                  database=given.get("database_idx"))
         raise DatasetError(f"{self.spec}: protocol {protocol!r} has no rule")  # pragma: no cover

@@ -5,6 +5,11 @@ multi-hot, or one class id per row (n or n × 1, ids from 0) — and optionally 
 split as 0-based row numbers: ``query_idx``, ``train_idx``, ``database_idx``.  With
 ``query_idx`` the default protocol is ``given``; without it, ``dcmh``.  The size-based
 protocols (``djsrh``, ``dcmh``, ``ucch``) are available on any file large enough.
+
+A given split whose queries also sit in the database or the training rows, or whose index
+arrays repeat a row, is refused: queries in the database inflate every score (a query finds
+itself), and silently dropping repeats hides a broken file.  ``FILE:overlap=allow`` accepts
+such a file on purpose (the dataset's name in every record then says so).
 """
 
 from __future__ import annotations
@@ -19,8 +24,18 @@ from cmhbench.datasets.files import ArrayFile
 KEYS = ("image", "text", "labels")
 
 
-def resolve_file(spec: str, data_dir: Path | None = None, *, cache_dir: Any = None) -> FileSource:
-    """A source for the file ``spec`` (as given, or relative to ``data_dir``)."""
+OPTIONS = {"overlap": ("allow",)}
+
+
+def resolve_file(spec: str, data_dir: Path | None = None, *, cache_dir: Any = None,
+                 options: dict[str, str] | None = None) -> FileSource:
+    """A source for the file ``spec`` (as given, or relative to ``data_dir``); ``options``
+    come from ``FILE:KEY=VALUE`` (only ``overlap=allow``)."""
+    name, spec = spec, spec.partition(":")[0] if options else spec
+    for key, value in (options or {}).items():
+        if value not in OPTIONS.get(key, ()):
+            known = "; ".join(f"{k}={'|'.join(v)}" for k, v in OPTIONS.items())
+            raise DatasetError(f"{name}: unknown option {key}={value} for your own file (known: {known})")
     path = Path(spec).expanduser()
     if not path.is_file() and not path.is_absolute() and data_dir is not None and (data_dir / path).is_file():
         path = data_dir / path
@@ -36,5 +51,5 @@ def resolve_file(spec: str, data_dir: Path | None = None, *, cache_dir: Any = No
     layout = Layout(image=(Part(path, "image"),), text=(Part(path, "text"),), labels=(Part(path, "labels"),),
                     given=given)
     protocols = (("given",) if given else ()) + ("dcmh", "djsrh", "ucch")
-    return FileSource(name=spec, spec=spec, layout=layout, protocols=protocols, default_protocol=protocols[0],
-                      cache_dir=cache_dir, own_file=True)
+    return FileSource(name=name, spec=name, layout=layout, protocols=protocols, default_protocol=protocols[0],
+                      cache_dir=cache_dir, own_file=True, allow_overlap=(options or {}).get("overlap") == "allow")

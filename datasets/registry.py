@@ -119,6 +119,8 @@ def resolve(name: str, data_dir: str | Path | None = None, *,
         return resolver(data_path, **kwargs)
     if name.lower().endswith(FILE_SUFFIXES):
         return resolve_file(name, data_path, cache_dir=cache_dir)
+    if sep and base.lower().endswith(FILE_SUFFIXES):  # the user's file with an option: FILE:overlap=allow
+        return resolve_file(name, data_path, cache_dir=cache_dir, options=parse_options(base, rest))
     names = sorted(_resolvers)
     close = difflib.get_close_matches(base, names, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

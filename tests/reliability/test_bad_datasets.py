@@ -94,3 +94,29 @@ def test_a_killed_preparation_is_cleaned_by_the_next_run(tmp_path, capsys):
     code, err = _run(tmp_path, capsys, path)
     assert code == 0, err
     assert not dead.exists()
+
+
+@pytest.mark.parametrize("split, words", [
+    ({"query_idx": np.arange(0, 50), "database_idx": np.arange(40, N)}, ["10 rows", "query_idx and database_idx",
+                                                                          "row 40", "overlap=allow"]),
+    ({"query_idx": np.arange(0, 50), "train_idx": np.arange(45, 200), "database_idx": np.arange(50, N)},
+     ["5 rows", "query_idx and train_idx"]),
+    ({"query_idx": np.r_[np.arange(0, 50), 7, 7], "database_idx": np.arange(50, N)},
+     ["query_idx repeats 2 row numbers", "row 7"]),
+    ({"query_idx": np.arange(0, 50), "database_idx": np.r_[np.arange(50, N), 60]}, ["database_idx repeats 1"]),
+])
+def test_a_given_split_that_leaks_queries_or_repeats_rows_is_refused(tmp_path, capsys, split, words):
+    _refused(tmp_path, capsys, _npz(tmp_path / "mine.npz", **split), "mine.npz", *words)
+
+
+def test_an_overlapping_split_is_accepted_on_purpose(tmp_path, capsys):
+    path = _npz(tmp_path / "mine.npz", query_idx=np.arange(0, 50), database_idx=np.arange(0, N))
+    code, err = _run(tmp_path, capsys, f"{path}:overlap=allow")
+    assert code == 0, err
+    disjoint = _npz(tmp_path / "disjoint.npz", query_idx=np.arange(0, 50), train_idx=np.arange(50, N))
+    assert _run(tmp_path, capsys, str(disjoint))[0] == 0  # train = database (the default) stays allowed
+
+
+def test_an_unknown_option_of_a_users_file_is_refused(tmp_path, capsys):
+    path = _npz(tmp_path / "mine.npz", query_idx=np.arange(0, 50))
+    _refused(tmp_path, capsys, f"{path}:overlap=yes", "unknown option overlap=yes", "overlap=allow")
