@@ -68,3 +68,12 @@ RECONSTRUCTED_MARK = "†"
 TUNED_MARK = "‡"
 """The mark reports put after a row whose hyper-parameters came from ``cmhbench tune``
 (chosen on a validation split) rather than the paper's defaults."""
+
+COLLAPSE_BELOW = 16
+"""A coded database with fewer distinct codes than this (or than it has items) is collapsed:
+its ranking is coarse and scores drift toward the chance level.  Healthy models on
+Wikipedia's 2,173 items use 100+ codes from 16 bits on; the collapsed 16-bit cells of
+docs/deep-baselines.md use 4–8.  The leaderboard's mark and ``evaluate --codes`` share it."""
+
+COLLAPSE_MARK = "⚠"
+"""The mark of a collapsed entry (never bold)."""

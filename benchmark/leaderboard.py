@@ -38,6 +38,8 @@ from tabulate import tabulate
 
 from cmhbench.chance import chance_level
 from cmhbench.conventions import (
+    COLLAPSE_BELOW,
+    COLLAPSE_MARK,
     DIRECTIONS,
     INTERVAL_RULE,
     RECONSTRUCTED,
@@ -51,11 +53,6 @@ from cmhbench.store import DEFAULT_FEATURES, config_digest, load_results, long_r
 
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
-COLLAPSE_MARK = "⚠"
-#: An entry is flagged as collapsed when a cell coded a database with fewer distinct codes
-#: than this (or than the database has items).  Healthy models on Wikipedia's 2,173 items
-#: use 100+ codes from 16 bits on; the collapsed 16-bit cells of docs/deep-baselines.md use 4–8.
-COLLAPSE_BELOW = 16
 GROUP = ["dataset", "protocol", "features", "database_coding"]
 LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the table's seeds finished (a seed "
           f"failed or is absent from a merged folder); **bold** = best of its column, compared over the seeds "

@@ -16,13 +16,15 @@ this module validates stored or external arrays and then scores them the same wa
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS, PER_QUERY_CUTOFFS, PER_QUERY_RADIUS
+from cmhbench.conventions import (COLLAPSE_BELOW, COLLAPSE_MARK, DEFAULT_METRICS, DIRECTIONS, PER_QUERY_CUTOFFS,
+                                  PER_QUERY_RADIUS)
 from cmhbench.evaluation.engine import PackedBits, packed_bits
 from cmhbench.evaluation.metrics import as_packed, compute_stats, scores
 from cmhbench.evaluation.scoring import DEFAULT_K_GRID, metric_specs, score_directions
@@ -42,6 +44,8 @@ Labels (shared by both directions): query_labels (n_query, classes) and
 database_labels (n_database, classes), multi-hot 0/1 arrays (or packed with np.packbits
 and a scalar n_labels) in the file, or given as arrays to score_codes_file (those win).
 """
+
+log = logging.getLogger(__name__)
 
 
 class EvaluationInputError(ValueError):
@@ -146,11 +150,20 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of an .npz file (no pickled objects), with errors that name the file."""
     path = Path(path)
     try:
+        if path.stat().st_size == 0:
+            raise EvaluationInputError(f"{path}: the file is empty (0 bytes); expected an .npz archive of arrays")
+        if not zipfile.is_zipfile(path):  # np.load would hand back a lone array (.npy) or guess at text
+            raise EvaluationInputError(f"{path}: not a readable .npz file: not a zip archive (np.savez writes "
+                                       "one; a single .npy array has no key names)")
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
+    except EvaluationInputError:
+        raise
     except FileNotFoundError:
         raise EvaluationInputError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except IsADirectoryError:
+        raise EvaluationInputError(f"{path}: is a folder, not an .npz file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise EvaluationInputError(f"{path}: not a readable .npz file ({exc})") from None
 
 
@@ -224,10 +237,21 @@ def score_codes_file(
                                        f"but '{direction}_database' has {codes['database'].n_bits}")
         if codes["query"].n == 0 or codes["database"].n == 0:
             raise EvaluationInputError(f"{source}: direction {direction} has no query or no database rows")
+        _warn_if_collapsed(codes["database"], f"{direction}_database", source)
         stats = compute_stats(codes["query"], codes["database"], labels["query"], labels["database"], specs,
                               workers=workers, backend=backend)
         results[direction] = scores(stats, specs)
     return results
+
+
+def _warn_if_collapsed(database: PackedBits, key: str, source: str) -> None:
+    """The warning ``run`` gives a collapsed cell: a database coded with few distinct codes
+    ranks in large tied groups, so its scores say little (all-zero codes score near chance)."""
+    distinct = len(np.unique(database.data, axis=0))
+    if distinct < min(COLLAPSE_BELOW, database.n):
+        log.warning("%s: key %r holds only %d distinct code(s) for %d items (%s collapsed: fewer than %d), so "
+                    "its scores sit near the chance level and rank nothing", source, key, distinct, database.n,
+                    COLLAPSE_MARK, COLLAPSE_BELOW)
 
 
 def _file_codes(value: np.ndarray, key: str, n_bits: int | None, source: str) -> PackedBits:
