@@ -59,7 +59,26 @@ def detect_format(path: Path) -> str:
         return HDF5
     if not head:
         raise DatasetError(f"{where(path)}: the file is empty (truncated download?)")
-    return MAT5
+    suffix = path.suffix.lower()
+    if suffix != ".mat" or _looks_like_text(head):
+        expected = {".npz": "an .npz (zip) archive", ".mat": "a MATLAB file"}.get(suffix, "an HDF5 file")
+        kind = "text" if _looks_like_text(head) else "of no format cmhbench reads"
+        raise DatasetError(f"{where(path)}: is not {expected}: its content is {kind} "
+                           f"(it starts {head[:24]!r}); was another file saved under this name?")
+    return MAT5  # MATLAB v5 has a text header; v4 has none, so scipy judges the rest
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """Printable ASCII or UTF-8 text without a MATLAB header (a CSV, a note, an HTML error page)."""
+    if head.startswith(b"MATLAB"):
+        return False
+    for cut in range(4):  # the 128 bytes read may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return bool(text) and all(ch.isprintable() or ch in "\t\r\n" for ch in text)
+    return False
 
 
 def v5_truncation(path: Path) -> str | None:

@@ -128,7 +128,7 @@ def test_truncated_hdf5_and_npz(tmp_path, cache, make):
 
 
 def test_garbage_and_empty_files(tmp_path, cache):
-    (tmp_path / "junk.mat").write_bytes(b"not a mat file at all" * 20)
+    (tmp_path / "junk.mat").write_bytes(bytes(range(256)) * 2)  # binary, no header: judged as MATLAB v4
     _raises(tmp_path / "junk.mat", "junk.mat in .*truncated or corrupt", cache)
     (tmp_path / "empty.mat").write_bytes(b"")
     _raises(tmp_path / "empty.mat", "empty.mat in .*: the file is empty", cache)

@@ -120,3 +120,11 @@ def test_an_overlapping_split_is_accepted_on_purpose(tmp_path, capsys):
 def test_an_unknown_option_of_a_users_file_is_refused(tmp_path, capsys):
     path = _npz(tmp_path / "mine.npz", query_idx=np.arange(0, 50))
     _refused(tmp_path, capsys, f"{path}:overlap=yes", "unknown option overlap=yes", "overlap=allow")
+
+
+@pytest.mark.parametrize("name, expected", [("notes.npz", "not an .npz (zip) archive"),
+                                            ("notes.h5", "not an HDF5 file"),
+                                            ("notes.mat", "not a MATLAB file")])
+def test_a_text_file_under_a_data_files_name_says_so(tmp_path, capsys, name, expected):
+    (tmp_path / name).write_text("query,label\n1,2\n" * 20)
+    _refused(tmp_path, capsys, tmp_path / name, name, expected, "content is text", "query,label")
