@@ -255,6 +255,10 @@ def get(name: str) -> type[Hasher]:
     try:
         return _methods[name]
     except KeyError:
+        broken = [f"{label}: {error}" for label, error in _plugin_errors.items() if label.split(" (")[0] == name]
+        if broken:  # registered by a plugin that did not import: say why, not "did you mean"
+            raise UnknownMethodError(f"method {name!r} comes from a plugin that failed to load: {broken[0]}") \
+                from None
         names = sorted(_methods)
         raise UnknownMethodError(
             f"unknown method {name!r}{suggest(name, names)} (known: {', '.join(names)})"

@@ -16,6 +16,15 @@ def test_an_installed_plugin_is_listed_and_a_broken_one_reported(plugin_env, cmh
     assert "Traceback" not in result.stderr
 
 
+def test_running_a_method_whose_plugin_failed_to_import_names_the_import_error(plugin_env, cmhbench_cli,
+                                                                                tmp_path):
+    result = cmhbench_cli(plugin_env, "run", "--methods", "dummy-broken", "--bits", "8", "--out",
+                          str(tmp_path / "o"), "--no-progress")
+    assert result.returncode == 2, result.stderr
+    assert "failed to load" in result.stderr and "broken on purpose" in result.stderr, result.stderr
+    assert "did you mean" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_plugin_runs_in_a_grid_and_failures_are_stored(plugin_env, cmhbench_cli, tmp_path):
     out = tmp_path / "o"
     result = cmhbench_cli(plugin_env, "run", "--methods", "dummy-sleep,random", "--bits", "8,16",
