@@ -9,6 +9,7 @@ named, never scored.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +44,7 @@ def rescore_folder(out: str | Path, metrics: Sequence[str]) -> Rescored:
     done = [r for r in done if r["key"] not in corrupt]
     if not done and not store.cells_dir(out).is_dir():
         raise NotAResultsFolder(f"{out} is not a cmhbench results folder (no cells/ inside)")
+    _check_writable(out)
     for record in done:  # the key is the record's folder name (validated on read), never trusted data
         arrays = store.read_arrays(out, record["key"])
         scores, curves = evaluate_cell(arrays, metrics)
@@ -54,3 +56,16 @@ def rescore_folder(out: str | Path, metrics: Sequence[str]) -> Rescored:
         store.write_cell(out, record["key"], record, arrays)
     store.write_text_atomic(out / "results.csv", leaderboard.to_csv(store.load_results(out)))
     return Rescored(out, len(done), corrupt)
+
+
+def _check_writable(out: Path) -> None:
+    """Re-scoring writes into every cell: refuse a folder it cannot write before touching any,
+    naming the folder (an OSError from deep inside names a temporary file instead)."""
+    for folder in (out, store.cells_dir(out)):
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".tmp-write-check-"):
+                pass
+        except OSError as exc:
+            raise store.StoreError(f"{folder} cannot be written ({exc.strerror or exc}); re-scoring stores the new "
+                                   "scores in the folder, so it needs write access (copy the folder to re-score "
+                                   "a read-only one)") from None
