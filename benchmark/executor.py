@@ -34,6 +34,7 @@ from cmhbench.progress import ProgressWatcher
 from cmhbench.runner import CellOutcome, RunContext, run_and_store
 
 BACKENDS = ("loky", "dask")
+HELD_POLL_S = 0.5  # how often a run looks again at the cells another run holds
 
 logger = logging.getLogger(__name__)
 
@@ -158,5 +159,29 @@ def run_cells(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunC
                 bar.write(f"failed: {outcome.label}: {outcome.error}")
             bar.set_postfix_str(outcome.label, refresh=False)
             bar.update()
+    _await_cells_held_elsewhere(summary, {c.key: c for c in todo}, sources, ctx)
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def _await_cells_held_elsewhere(summary: RunSummary, cells: Mapping[str, Cell],
+                                sources: Mapping[str, DatasetSource], ctx: RunContext) -> None:
+    """Wait for the cells another live run holds: each ends stored by that run (counted as
+    already stored) or, when its holder dies, computed here.  A run therefore never ends with
+    cells undone that it was asked for, and a second run of the same grid exits when the grid
+    is complete."""
+    held = {o.key: i for i, o in enumerate(summary.outcomes) if o.status == "running-elsewhere"}
+    if held:
+        logger.warning("waiting for %d cell(s) that another run holds; Ctrl-C stops waiting (finished cells "
+                       "stay stored)", len(held))
+    while held:
+        time.sleep(HELD_POLL_S)
+        for key, index in list(held.items()):
+            if store.is_done(ctx.out, key):
+                summary.outcomes[index] = CellOutcome(key, cells[key].label, "skipped")
+                del held[key]
+            elif not store.is_claimed(ctx.out, key):  # its holder died: compute it here
+                (outcome,) = run_in_workers([cells[key]], sources, ctx, 1)
+                summary.outcomes[index] = outcome
+                if outcome.status != "running-elsewhere":
+                    del held[key]

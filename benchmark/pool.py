@@ -167,6 +167,19 @@ def _store_failure(cell: Cell, ctx: RunContext, error: str) -> CellOutcome:
     return CellOutcome(cell.key, cell.label, "failed", error)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop(signum: int, previous: Mapping[int, Any]) -> None:
+    """Act on a noted stop signal: hand it to the handler that was there before the pool (the
+    command's own, which raises its exception and prints its line), else stop as Ctrl-C does;
+    the caller's ``finally`` then kills every worker and releases their claims."""
+    handler = previous.get(signum)
+    if callable(handler):
+        handler(signum, None)
+    raise KeyboardInterrupt
+
+
 def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContext,
                    workers: int = 1) -> Iterator[CellOutcome]:
     """Run ``cells`` on ``workers`` processes, yielding each outcome as it arrives."""
@@ -176,14 +189,15 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
     idle: list[_Worker] = []
     busy: list[_Worker] = []
     interrupted: list[int] = []
-    # Ctrl-C is noted and acted on here, between two waits: raised anywhere (inside a fork,
-    # inside logging) it can be swallowed as an "exception ignored" and the run goes on
+    # Ctrl-C and SIGTERM are noted and acted on here, between two waits: raised anywhere (inside
+    # a fork, inside logging) they can be swallowed as an "exception ignored" and the run goes on
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum)) if main else None
+    previous = {signum: signal.signal(signum, lambda signum, frame: interrupted.append(signum))
+                for signum in STOP_SIGNALS} if main else {}
     try:
         while pending or busy:
             if interrupted:
-                raise KeyboardInterrupt
+                _stop(interrupted[0], previous)
             while pending and len(busy) < workers:
                 cell = pending.popleft()
                 worker = idle.pop() if idle else None
@@ -200,7 +214,7 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
                              timeout=min(timeout, 0.5)))
             if interrupted:
-                raise KeyboardInterrupt
+                _stop(interrupted[0], previous)
             for worker in list(busy):
                 cell = worker.cell
                 if worker.conn in ready:
@@ -229,8 +243,8 @@ def run_in_workers(cells: list[Cell], sources: Mapping[str, DatasetSource], ctx:
                     yield _store_failure(cell, ctx, f"the cell ran longer than --timeout {ctx.timeout:g} s and its "
                                                     f"worker was killed ({KILL_GRACE_S:g} s later)")
     finally:  # normal end, Ctrl-C or an error of ours: no worker outlives the run
-        if main:
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         for worker in busy:
             worker.kill()
             _release_claim(ctx, worker.cell.key, worker)

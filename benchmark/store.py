@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import psutil
 
 from cmhbench.conventions import DIRECTIONS
 
@@ -505,16 +506,57 @@ def _claim_owner(path: Path) -> dict[str, Any]:
         return {}
 
 
-def claim_is_stale(path: Path) -> bool:
-    """Owner process gone (same host) or heartbeat silent for STALE_AFTER_S (any host, and
-    also for a live pid here: after a container restart the pid may belong to another process)."""
-    owner = _claim_owner(path)
-    if owner.get("host") == _host() and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
-        return True
+#: A claim file is created and its owner written in one breath; one still without an owner
+#: after this long was cut short (a full disk) and belongs to nobody.
+OWNERLESS_AFTER_S = 10.0
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` of this host started (seconds since the epoch), None if it is gone.
+    With the pid it identifies a process: pids are reused, start times are not."""
     try:
-        return time.time() - path.stat().st_mtime > STALE_AFTER_S
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped by its parent
+            return None
+        return process.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
+        return None
+    except psutil.Error:  # access denied: it exists, its start time is unknown
+        return 0.0
+
+
+def _owner_alive(owner: Mapping[str, Any]) -> bool:
+    """The claim's owner (this host) still runs: its pid exists and, where the claim recorded
+    one, with the same start time (a reused pid is another process)."""
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return False
+    started, recorded = _process_start(pid), owner.get("pid_start")
+    if started is None:
+        return False
+    return not isinstance(recorded, (int, float)) or not started or abs(started - recorded) < 1.0
+
+
+def claim_is_stale(path: Path) -> bool:
+    """Owner process gone (same host: pid and start time), no owner written (a full disk cut
+    the claim short), or heartbeat silent for STALE_AFTER_S (any host, and also for a live pid
+    here: after a container restart the pid may belong to another process)."""
+    owner = _claim_owner(path)
+    try:
+        age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return True
+    if owner.get("host") == _host():
+        return not _owner_alive(owner) or age > STALE_AFTER_S
+    if not owner:
+        return age > OWNERLESS_AFTER_S
+    return age > STALE_AFTER_S
+
+
+def is_claimed(out: str | Path, key: str) -> bool:
+    """A live process holds the cell's claim (a stale claim holds nothing)."""
+    path = claims_dir(out) / key
+    return path.exists() and not claim_is_stale(path)
 
 
 def claim(out: str | Path, key: str) -> Claim | None:
@@ -522,7 +564,8 @@ def claim(out: str | Path, key: str) -> Claim | None:
     root = claims_dir(out)
     root.mkdir(parents=True, exist_ok=True)
     path = root / key
-    owner = json.dumps({"host": _host(), "pid": os.getpid(), "started": time.time()})
+    owner = json.dumps({"host": _host(), "pid": os.getpid(), "pid_start": _process_start(os.getpid()),
+                        "started": time.time()})
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -536,8 +579,12 @@ def claim(out: str | Path, key: str) -> Claim | None:
             for old in root.glob(f".stale-{key}-*"):
                 old.unlink(missing_ok=True)
             continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(owner)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(owner)
+        except OSError:  # a full disk: leave no ownerless claim to block the next run
+            path.unlink(missing_ok=True)
+            raise
         return Claim(path)
     return None
 

@@ -61,3 +61,33 @@ def test_sigkill_mid_grid_then_resume(plugin_env, tmp_path):
     for name, text in finished.items():  # finished cells were not recomputed
         assert (store.cells_dir(out) / name / "record.json").read_text() == text
     assert not [p for p in store.cells_dir(out).iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_sigterm_stops_the_run_and_its_workers_and_says_so(plugin_env, tmp_path):
+    """SIGTERM (a scheduler's stop) to the command alone: one line, exit 143, no worker left
+    running, no claim left behind, and an immediate re-run resumes (it is not told that
+    another run holds the cells)."""
+    out = tmp_path / "o"
+    args = [sys.executable, "-m", "cmhbench", "run", "--methods", "dummy-sleep", "--bits", BITS,
+            "--param", "dummy-sleep.sleep=0.4", "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(args, env=plugin_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while len(_visible_cells(out)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, err
+    assert "cmhbench: terminated (SIGTERM); every finished cell is stored" in err and "Traceback" not in err, err
+    try:  # the workers were stopped with the command, not left to finish their cells
+        os.killpg(proc.pid, 0)
+        survivors = True
+    except ProcessLookupError:
+        survivors = False
+    assert not survivors
+    assert not [p for p in store.claims_dir(out).iterdir() if not p.name.startswith(".")]
+    finished = len(_visible_cells(out))
+    resumed = subprocess.run(args, env=plugin_env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"12 cells: {finished} already stored, {12 - finished} computed" in resumed.stderr, resumed.stderr
+    assert "another run" not in resumed.stderr
