@@ -263,6 +263,10 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
              (grid.seeds, "seed"), (grid.database_coding, "coding")]
     print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset}"
           f"{_preset_note(settings)} → {settings.out}", file=sys.stderr)
+    if len(grid.methods) > 1 and any(registry.get(base).info.kind == "deep" for base in {c.base for c in cells}):
+        from cmhbench.power import seed_advice
+
+        print(seed_advice(len(grid.seeds)), file=sys.stderr)
     try:
         todo, _ = plan(cells, settings.out, args.force)
         workers = (os.cpu_count() or 1) if settings.jobs == -1 else settings.jobs

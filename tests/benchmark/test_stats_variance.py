@@ -165,3 +165,16 @@ def test_the_commands_take_variance_and_default_to_seeds(tmp_path, capsys):
     assert "Intervals and ≈ cover queries (these trained models" in capsys.readouterr().out
     assert main(["leaderboard", out, "--ci"]) == 0
     assert "Intervals and ≈ cover seeds + queries" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # a quick deep cell and a shallow one (15-30 s)
+def test_run_gives_seed_advice_only_when_the_grid_compares_deep_methods(tmp_path, capsys):
+    from cmhbench.cli import main
+
+    common = ["run", "--bits", "16", "--seeds", "0", "--preset", "quick", "--no-progress"]
+    assert main(common + ["--methods", "random,cca-itq", "--out", str(tmp_path / "shallow")]) == 0
+    assert "seed advice" not in capsys.readouterr().err
+    assert main(common + ["--methods", "random,djsrh", "--out", str(tmp_path / "deep")]) == 0
+    advice = [line for line in capsys.readouterr().err.splitlines() if line.startswith("seed advice")]
+    assert len(advice) == 1 and "1 seed cannot test a difference across training runs (3+ needed)" in advice[0]
+    assert "with 10 seeds" in advice[0] and "docs/statistics.md" in advice[0]
