@@ -90,7 +90,8 @@ class Scheme:
                   else "each seed has its own split and queries (nested design)" if self.n_seeds > 1
                   else "one seed")
         if self.variance == SEEDS:
-            how = ("t-interval and paired t-test on the per-seed mean differences (seeds paired by split), "
+            how = ("t-interval on the per-seed means, paired t-test on the per-seed differences (seeds paired by "
+                   "split), "
                    + ("plus the query term of a two-way seeds × queries decomposition (Satterthwaite df)"
                       if self.crossed else "df = seeds − 1"))
             return f"seeds + queries (retraining and other queries): {shared}; {how}."
