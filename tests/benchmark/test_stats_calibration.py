@@ -44,3 +44,19 @@ def test_power_grows_with_seeds_and_matches_the_exact_nested_value():
         assert simulated == pytest.approx(exact, abs=3 * np.sqrt(exact * (1 - exact) / N) + 0.005)
         powers.append(simulated)
     assert powers == sorted(powers) and powers[-1] > 2 * powers[0]
+
+
+def test_docs_power_table_is_what_the_simulation_gives():
+    """docs/statistics.md's numbers come from `python -m cmhbench.power`; one row, recomputed."""
+    from pathlib import Path
+
+    from cmhbench.power import FAMILY
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "statistics.md").read_text()
+    cells = []
+    for delta in (0.005, 0.01, 0.02):
+        outcome = run(Setting(True, 3, 0.010, delta), N)
+        cells += [f"{outcome.rejection():.2f}", f"{outcome.rejection(ALPHA / FAMILY):.2f}"]
+    row = next(line for line in docs.splitlines() if line.replace(" ", "").startswith("|crossed|0.010|3|")
+               and line.count("|") == 10)
+    assert [c.strip() for c in row.split("|")[4:-1]] == cells
