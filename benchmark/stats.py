@@ -601,7 +601,8 @@ def compare_text(table: pd.DataFrame, metric: str, alpha: float = ALPHA) -> str:
     floor = unreachable(table["p floor"].tolist(), alpha)
     if floor is not None:
         shown = shown.drop(columns=["p", "p (Holm)"])
-    lines = [tabulate(shown.values.tolist(), headers=list(shown.columns), floatfmt=".4f"), "",
+    formats = [".3g" if column.startswith("p") else ".4f" for column in shown.columns]  # p: no 0.0000
+    lines = [tabulate(shown.values.tolist(), headers=list(shown.columns), floatfmt=formats), "",
              f"{metric}; difference = mean over seeds of the mean per-query difference; 95% intervals; "
              "p Holm-corrected over the rows."]
     seen = []
