@@ -65,7 +65,7 @@ LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the tabl
           "[...] = configuration (preset, and the parameters that differ between them) when a method has several; "
           "(vN) = the method's version when the results hold several.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
-                                    "Mean over the seeds that finished [95% interval; the line under each table "
+                                    "Mean over the seeds that finished [95% interval; the line above each table "
                                     "says which variance it covers]")
                      + f" {TIED_MARK} = not significantly different from the column's best (the test that line "
                        "names, Holm-corrected over the column, α = 0.05).")
