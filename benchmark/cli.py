@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 import cmhbench
-from cmhbench.conventions import RESCORE_METRICS
+from cmhbench.conventions import RESCORE_METRICS, VARIANCES
 from cmhbench.logs import configure_cli_logging
 
 EXIT_USAGE = 2
@@ -115,16 +115,23 @@ def _parser() -> argparse.ArgumentParser:
                        help="md (default), csv (tidy, long), latex (booktabs) or html (one self-contained page)")
     board.add_argument("-o", "--output", help="write to this file instead of standard output")
     board.add_argument("--methods", help="only these methods, comma-separated (default: every stored method)")
-    board.add_argument("--ci", action="store_true", help="show 95%% intervals (bootstrap over queries within "
-                                                          "each seed) and mark entries not significantly different "
-                                                          "from the best (md only; metrics with per-query scores)")
+    board.add_argument("--ci", action="store_true", help="show 95%% intervals and mark entries not significantly "
+                                                          "different from the best (md only; metrics with "
+                                                          "per-query scores)")
+    board.add_argument("--variance", choices=VARIANCES, default=VARIANCES[0],
+                       help="what --ci's intervals and tests cover: seeds (default: training runs and queries; "
+                            "3+ seeds) or queries (these trained models only)")
 
     cmp = sub.add_parser("compare", help="paired comparison of two methods, per dataset, direction and bits",
                          description="Paired difference A − B on the same queries (within each seed's split), "
-                                     "its 95% interval and a permutation p-value, Holm-corrected.")
+                                     "its 95% interval and p-value, Holm-corrected over the rows.")
     cmp.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
     cmp.add_argument("--methods", required=True, help="two methods: A,B")
     cmp.add_argument("--metric", default="map@all", help="map@all (default), map@50, tmap@all or p@r2")
+    cmp.add_argument("--variance", choices=VARIANCES, default=VARIANCES[0],
+                     help="seeds (default: t-test over training runs, with the query term where every seed "
+                          "answered the same queries; 3+ seeds) or queries (bootstrap and permutation over "
+                          "queries: these trained models only)")
 
     rank = sub.add_parser("rank", help="mean rank of each method across datasets, with a Friedman test",
                           description="Mean rank of each method over all leaderboard entries (dataset × protocol "
@@ -273,6 +280,10 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
              (grid.seeds, "seed"), (grid.database_coding, "coding")]
     print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset}"
           f"{_preset_note(settings)} → {settings.out}", file=sys.stderr)
+    if len(grid.methods) > 1 and any(registry.get(base).info.kind == "deep" for base in {c.base for c in cells}):
+        from cmhbench.power import seed_advice
+
+        print(seed_advice(len(grid.seeds)), file=sys.stderr)
     try:
         todo, _ = plan(cells, settings.out, args.force)
         workers = (os.cpu_count() or 1) if settings.jobs == -1 else settings.jobs
@@ -392,7 +403,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
         elif args.ci:
             from cmhbench.stats import leaderboard_statistics
 
-            text = leaderboard.to_markdown(frame, args.metric, leaderboard_statistics(frame, args.metric))
+            text = leaderboard.to_markdown(frame, args.metric,
+                                        leaderboard_statistics(frame, args.metric, variance=args.variance))
         else:
             text = leaderboard.to_markdown(frame, args.metric)
     except (*_usage_errors(), ValueError) as exc:
@@ -439,10 +451,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     from cmhbench import store
-    from cmhbench.stats import compare_methods
+    from cmhbench.stats import compare_methods, compare_text
 
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(names) != 2:
@@ -452,14 +462,12 @@ def _compare(args: argparse.Namespace) -> int:
         missing = [m for m in names if frame.empty or m not in set(frame["method"])]
         if missing:
             raise UsageError(f"no stored cells of {', '.join(missing)} in {', '.join(args.outs)}")
-        table = compare_methods(frame, names[0], names[1], args.metric)
+        table = compare_methods(frame, names[0], names[1], args.metric, args.variance)
     except (*_usage_errors(), ValueError, KeyError) as exc:
         raise UsageError(str(exc)) from None
     if table.empty:
         raise UsageError(f"{names[0]} and {names[1]} share no finished seed")
-    print(tabulate(table.values.tolist(), headers=list(table.columns), floatfmt=".4f"))
-    print(f"\n{args.metric}; difference = mean over seeds of the mean per-query difference; 95% interval: "
-          "bootstrap over queries within each seed; p: paired permutation test, Holm-corrected over the rows.")
+    print(compare_text(table, args.metric), end="")
     return 0
 
 

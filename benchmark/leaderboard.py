@@ -41,10 +41,8 @@ from cmhbench.conventions import (
     COLLAPSE_BELOW,
     COLLAPSE_MARK,
     DIRECTIONS,
-    INTERVAL_RULE,
     RECONSTRUCTED,
     RECONSTRUCTED_MARK,
-    SIGNIFICANCE_RULE,
     TIED_MARK,
     TUNED_MARK,
 )
@@ -64,8 +62,10 @@ LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the tabl
           "[...] = configuration (preset, and the parameters that differ between them) when a method has several; "
           "(vN) = the method's version when the results hold several.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
-                                    f"Mean over the seeds that finished [95% interval: {INTERVAL_RULE}]")
-                     + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
+                                    "Mean over the seeds that finished [95% interval; the line above each table "
+                                    "says which variance it covers]")
+                     + f" {TIED_MARK} = not significantly different from the column's best (the test that line "
+                       "names, Holm-corrected over the column, α = 0.05).")
 
 
 class LeaderboardError(ValueError):
@@ -435,10 +435,24 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
                 cells.append(f"**{text}**" if table.bold(row, b) else text)
             rows.append([markdown_text(table.label(row)), *cells])
         headers = ["method"] + [f"{b} bits" for b in table.means.columns]
-        parts.append(f"### {markdown_text(table.title)}\n\n{table.seeds_note()}\n\n"
+        covers = _covers(table, statistics) if statistics else ""
+        parts.append(f"### {markdown_text(table.title)}\n\n{table.seeds_note()}{covers}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
                      + (f"\n\n{markdown_text(table.stale)}" if table.stale else ""))
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
+
+
+def _covers(table: Table, statistics: dict) -> str:
+    """Lines naming the variance the table's intervals and tests cover (one per scheme used,
+    from the statistics' schemes: :meth:`cmhbench.stats.Scheme.sentence`)."""
+    sentences: list[str] = []
+    for row in table.means.index:
+        for b in table.means.columns:
+            entry = statistics.get(table.key(row, b))
+            for scheme in (entry.interval.scheme, entry.test) if entry is not None else ():
+                if scheme is not None and scheme.sentence() not in sentences:
+                    sentences.append(scheme.sentence())
+    return "".join(f"\n\nIntervals and {TIED_MARK} cover {sentence}" for sentence in sentences)
 
 
 def to_csv(frame: pd.DataFrame) -> str:

@@ -17,7 +17,7 @@ from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS, RESCORE_METRICS, p
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_architecture import parsed  # noqa: E402
 
-SHARED = ("DIRECTIONS", "DEFAULT_METRICS", "RESCORE_METRICS", "PER_QUERY_METRICS", "INTERVAL_RULE",
+SHARED = ("DIRECTIONS", "DEFAULT_METRICS", "RESCORE_METRICS", "PER_QUERY_METRICS", "INTERVAL_RULE", "VARIANCES",
           "SIGNIFICANCE_RULE", "TIED_MARK", "RECONSTRUCTED_MARK")
 
 

@@ -102,11 +102,15 @@ def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(out), "--ci"]) == 0
     printed = capsys.readouterr().out
-    assert "95% interval" in printed and "≈" not in printed.split("\n\n")[2]  # random is clearly worse
+    table = next(part for part in printed.split("\n\n") if part.startswith("| method"))
+    assert "95% interval" in printed and "≈" not in table  # random is clearly worse
+    assert "Intervals and ≈ cover queries (only 2 seeds, too few for seed variance" in printed  # the fallback, said
     assert main(["leaderboard", str(out), "--ci", "--metric", "map@5000"]) == 2
     assert "per-query scores are stored for" in capsys.readouterr().err
     assert main(["compare", str(out), "--methods", "cca-itq,random"]) == 0
-    assert "cca-itq − random" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "cca-itq − random" in printed and "queries (2 seeds)" in printed and "nested" in printed
+    assert "Intervals and p cover queries (only 2 seeds" in printed
     assert main(["compare", str(out), "--methods", "cca-itq,nope"]) == 2
     assert "no stored cells of nope" in capsys.readouterr().err
 
@@ -148,7 +152,7 @@ def test_entries_are_marked_when_not_significantly_different_from_the_best(tmp_p
     text = to_markdown(frame, "map@all", statistics)
     far_row = next(line for line in text.splitlines() if line.startswith("| far"))
     assert "≈" not in far_row and "[" in far_row
-    assert text.count("≈") == 2 + text.count("≈ = ")  # the twin in both directions, plus the legend
+    assert text.count("≈") == 2 + text.count("≈ = ") + text.count("and ≈ cover")  # the twin twice, legend, notes
 
 
 def test_ranking_entries_and_the_rank_command(tmp_path, capsys):
