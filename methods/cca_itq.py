@@ -36,13 +36,13 @@ Memory: O(n·(d_x + d_y) + (d_x + d_y)²).  Seed: the initial ITQ rotation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from scipy import linalg
 
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
-from cmhbench.methods.domains import Int, Real
+from cmhbench.methods.domains import ITERATIONS, Real
 from cmhbench.methods.registry import register
 
 
@@ -74,13 +74,17 @@ def random_rotation(n: int, rng: np.random.Generator) -> np.ndarray:
     return Q * np.sign(np.diag(R))
 
 
-def itq(V: np.ndarray, n_iter: int, rng: np.random.Generator) -> np.ndarray:
-    """ITQ rotation R (c x c) minimising ||sgn(VR) − VR||_F over orthogonal R."""
+def itq(V: np.ndarray, n_iter: int, rng: np.random.Generator,
+        progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """ITQ rotation R (c x c) minimising ||sgn(VR) − VR||_F over orthogonal R; ``progress``
+    hears the number of iterations done after each."""
     R = random_rotation(V.shape[1], rng)
-    for _ in range(n_iter):
+    for done in range(1, n_iter + 1):
         B = np.where(V @ R >= 0, 1.0, -1.0)
         S, _, Sh_t = np.linalg.svd(B.T @ V)
         R = Sh_t.T @ S.T
+        if progress is not None:
+            progress(done)
     return R
 
 
@@ -97,7 +101,7 @@ def itq(V: np.ndarray, n_iter: int, rng: np.random.Generator) -> np.ndarray:
 )
 class CCAITQ(Hasher):
     param_domains = {
-        "n_iter": Int(1),
+        "n_iter": ITERATIONS,
         "reg": Real(0.0, search=(1e-6, 1e-1), log=True),
         "corr_power": Real(0.0, search=(0.0, 4.0)),
     }
@@ -133,7 +137,8 @@ class CCAITQ(Hasher):
             Wx, Wy = Wx * scale, Wy * scale
         pad = ((0, 0), (0, n_bits - k))
         Wx, Wy = np.pad(Wx, pad), np.pad(Wy, pad)
-        R = itq(np.vstack([X @ Wx, Y @ Wy]), self.n_iter, self._rng())
+        R = itq(np.vstack([X @ Wx, Y @ Wy]), self.n_iter, self._rng(),
+                lambda done: self.report_progress(done, self.n_iter))
         self.image_projection_ = Wx @ R
         self.text_projection_ = Wy @ R
         self.correlations_ = rho

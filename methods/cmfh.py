@@ -66,7 +66,7 @@ from scipy import linalg
 
 from cmhbench.methods._shallow import centred, spd_solve_right
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
-from cmhbench.methods.domains import Int, Real
+from cmhbench.methods.domains import ITERATIONS, Real
 from cmhbench.methods.registry import register
 
 
@@ -122,7 +122,7 @@ class CMFH(Hasher):
         "lam": Real(0.0, 1.0, low_open=True, high_open=True, search=(0.1, 0.9)),
         "mu": Real(0.0, low_open=True, search=(1.0, 1000.0), log=True),
         "gamma": Real(0.0, low_open=True, search=(1e-4, 1.0), log=True),
-        "n_iter": Int(1),
+        "n_iter": ITERATIONS,
         "tol": Real(0.0, low_open=True),
     }
 
@@ -166,6 +166,7 @@ class CMFH(Hasher):
             P1, P2 = V @ Q1, V @ Q2
             value = objective(X1, X2, U1, U2, V, P1, P2, lam, mu, gamma)
             history.append(value)
+            self.report_progress(len(history), self.n_iter, objective=value)
             if np.isfinite(previous) and previous - value <= self.tol * abs(previous):
                 break
             previous = value

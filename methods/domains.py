@@ -126,21 +126,34 @@ class Real(_NumericRange, Domain):
         return float(trial.suggest_float(name, low, high, log=self.log))
 
 
+#: The largest integer hyper-parameter any domain accepts unless it names its own bound: an
+#: integer domain always has an upper end, since ``n_iter=99999999999999999999`` is a typo that
+#: would otherwise run for ever.  No iteration count, width or sample size of a hashing
+#: method comes near it.
+INT_CEILING = 1_000_000
+
+
 @dataclass(frozen=True)
 class Int(_NumericRange, Domain):
-    """An integer between ``low`` and ``high`` (both included)."""
+    """An integer between ``low`` and ``high`` (both included; ``high`` is never unbounded)."""
 
     low: float = -math.inf
-    high: float = math.inf
+    high: float = INT_CEILING
     search: tuple[int, int] | None = None
     log: bool = False
     optional: bool = False
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.high):
+            raise TypeError("an integer domain needs a finite upper bound (leave high out for INT_CEILING)")
+        super().__post_init__()
 
     def _contains(self, value: Any) -> bool:
         return (isinstance(value, int) and not isinstance(value, bool)) and self.low <= value <= self.high
 
     def describe(self) -> str:
-        return self._or_none(f"an integer {_interval(self.low, self.high, False, False)}".rstrip())
+        low = f"in [{int(self.low)}, " if math.isfinite(self.low) else "≤ "
+        return self._or_none(f"an integer {low}{int(self.high)}" + ("]" if math.isfinite(self.low) else ""))
 
     def suggest(self, trial: Any, name: str) -> int:
         low, high = self.search  # type: ignore[misc]
@@ -234,9 +247,10 @@ def _range_text(search: tuple[float, float] | None, log: bool) -> str:
 POSITIVE = Real(0.0, low_open=True)
 NON_NEGATIVE = Real(0.0)
 UNIT = Real(0.0, 1.0)
-EPOCHS = Int(1)
-BATCH = Int(2)
-HIDDEN = Int(1)
+EPOCHS = Int(1, 10_000)
+BATCH = Int(2, 2**20)
+HIDDEN = Int(1, 2**16)
+ITERATIONS = Int(1, 100_000)  # rounds of an iterative solver (ITQ, alternating updates, FISTA)
 MOMENTUM = Real(0.0, 1.0, high_open=True)
 WEIGHT_DECAY = Real(0.0)
 

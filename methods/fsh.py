@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 from cmhbench.methods._shallow import centred, kmeans, nearest, ridge_operator, spd_solve_right, squared_distances
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
-from cmhbench.methods.domains import Int, Real
+from cmhbench.methods.domains import ITERATIONS, Int, Real
 from cmhbench.methods.registry import register
 
 
@@ -127,7 +127,7 @@ class FSH(Hasher):
         "n_anchors": Int(2),
         "lam": Real(0.0, low_open=True, search=(10.0, 1000.0), log=True),
         "r": Real(1.0, low_open=True, search=(1.2, 4.0)),
-        "n_iter": Int(1),
+        "n_iter": ITERATIONS,
     }
 
     def __init__(
@@ -197,6 +197,7 @@ class FSH(Hasher):
             eta = fusion_weights(residuals, self.r)
             w = eta ** self.r
             history.append(float(w @ residuals + self.lam * (np.sum((B - X @ Wx) ** 2) + np.sum((B - Y @ Wy) ** 2))))
+            self.report_progress(len(history), self.n_iter, objective=history[-1])
         self.objective_ = np.array(history)
         self.fusion_weights_ = eta
         self.anchor_codes_ = Bbar

@@ -81,7 +81,7 @@ from cmhbench.methods._shallow import (
     unit_rows,
 )
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
-from cmhbench.methods.domains import Int, Real
+from cmhbench.methods.domains import ITERATIONS, Int, Real
 from cmhbench.methods.registry import register
 
 
@@ -127,9 +127,9 @@ class LSSH(Hasher):
         "rho": Real(0.0, low_open=True, search=(0.05, 5.0), log=True),
         "lam": Real(0.0, low_open=True, search=(0.01, 1.0), log=True),
         "n_atoms": Int(1),
-        "n_iter": Int(1),
-        "lasso_iter": Int(1),
-        "basis_sweeps": Int(1),
+        "n_iter": ITERATIONS,
+        "lasso_iter": ITERATIONS,
+        "basis_sweeps": ITERATIONS,
         "max_train": Int(2),
     }
 
@@ -196,6 +196,7 @@ class LSSH(Hasher):
             B = learn_basis(X, S, B, self.basis_sweeps)
             R = learn_basis(A, S, R, self.basis_sweeps)
             history.append(objective(X, T, B, S, R, A, U, penalties, lam, mu))
+            self.report_progress(len(history), self.n_iter, objective=history[-1])
         self.objective_ = np.array(history)
         self.dictionary_ = B
         self.sparse_to_latent_ = R

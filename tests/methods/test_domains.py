@@ -52,7 +52,10 @@ def test_in_domain_values_and_optional_none_pass():
 
 def test_domains_describe_themselves():
     assert Real(0.0, 1.0, low_open=True).describe() == "a real number in (0, 1]"
-    assert Int(1).describe() == "an integer ≥ 1"
+    assert Int(1).describe() == "an integer in [1, 1000000]"  # never unbounded: INT_CEILING
+    assert Int(high=5).describe() == "an integer ≤ 5"
+    with pytest.raises(TypeError, match="finite upper bound"):
+        Int(1, math.inf)
     assert Choice(("a", "b")).describe() == "one of 'a', 'b'"
     assert Real(0.0, optional=True).describe() == "a real number ≥ 0, or none"
     assert Real(optional=True).describe() == "a real number, or none"

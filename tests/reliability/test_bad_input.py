@@ -72,3 +72,36 @@ def test_cache_clear_on_a_file(tmp_path, capsys):
     target.write_text("x")
     _refused(capsys, ["cache", "clear", "--cache-dir", str(target)], str(target))
     assert target.read_text() == "x"
+
+
+def test_an_absurd_integer_is_refused_by_its_domains_upper_bound(tmp_path, capsys):
+    _refused(capsys, ["run", "--methods", "cca-itq", "--bits", "8", "--param", "cca-itq.n_iter=99999999999999999999",
+                      "--out", str(tmp_path / "o"), "--no-progress"], "cca-itq.n_iter", "[1, 100000]")
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_builtin_integer_domain_is_bounded():
+    import math
+
+    from cmhbench.methods import registry
+    from cmhbench.methods.domains import Int
+
+    for name in registry.available():
+        for param, domain in registry.get(name).param_domains.items():
+            if isinstance(domain, Int):
+                assert math.isfinite(domain.high), f"{name}.{param}"
+
+
+@pytest.mark.parametrize("method", ["cca-itq", "cmfh", "lssh", "fsh"])
+def test_iterative_shallow_fits_report_progress(method):
+    """A long shallow fit shows how far it is, as a deep one shows its epochs."""
+    import numpy as np
+
+    from cmhbench.methods import PairedFeatures, registry
+
+    rng = np.random.default_rng(0)
+    train = PairedFeatures(rng.standard_normal((60, 8)), rng.standard_normal((60, 6)))
+    reports = []
+    model = registry.get(method)(**registry.resolve_params(method, preset="quick"))
+    model.fit(train, 8, progress=reports.append)
+    assert reports and reports[-1].done == len(reports) and all(r.total == model.n_iter for r in reports)
