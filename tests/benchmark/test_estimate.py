@@ -17,7 +17,7 @@ def _store(out, cell, seconds):
     store.write_cell(out, cell.key, record, None)
 
 
-def test_estimate_uses_the_same_method_and_dataset_and_counts_the_rest(tmp_path):
+def test_estimate_uses_the_same_configuration_and_counts_the_rest(tmp_path):
     sources = {"synthetic": SMALL}
     done = build_cells(GridSpec(methods=["random"], bits=[16, 32], seeds=[0], preset="quick"), sources)
     for cell, seconds in zip(done, (10.0, 30.0)):
@@ -28,8 +28,23 @@ def test_estimate_uses_the_same_method_and_dataset_and_counts_the_rest(tmp_path)
     assert result.seconds == pytest.approx(40.0)
     assert estimate(todo, tmp_path, workers=2).seconds == pytest.approx(20.0)
     assert result.line() == ("estimate from stored timings: about 40 s for 2 cells; 2 cells more with no stored "
-                             "timing of their method and dataset")
+                             "timing of their configuration")
     assert estimate(todo[2:], tmp_path).line() is None
+
+
+def test_timings_of_another_preset_or_parameter_are_never_borrowed(tmp_path):
+    """Quick-preset timings once estimated a paper-preset run at 27 s; it took 11 minutes (cmfh's quick
+    preset has fewer rounds than its paper one)."""
+    sources = {"synthetic": SMALL}
+    for cell in build_cells(GridSpec(methods=["cmfh"], bits=[16], seeds=[0], preset="quick"), sources):
+        _store(tmp_path, cell, 1.0)
+    paper = build_cells(GridSpec(methods=["cmfh"], bits=[16], seeds=[1], preset="paper"), sources)
+    other = build_cells(GridSpec(methods=["cmfh"], bits=[16], seeds=[1], preset="quick",
+                                 params={"cmfh": {"n_iter": 7}}), sources)
+    assert estimate(paper, tmp_path).known == 0 and estimate(paper, tmp_path).line() is None
+    assert estimate(other, tmp_path).known == 0
+    same_at_other_bits = build_cells(GridSpec(methods=["cmfh"], bits=[64], seeds=[1], preset="quick"), sources)
+    assert estimate(same_at_other_bits, tmp_path).known == 1
 
 
 def test_durations_read_naturally():
