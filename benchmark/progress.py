@@ -19,15 +19,20 @@ POLL_S = 0.5
 
 
 def progress_text(label: str, report: Mapping[str, Any]) -> str:
-    """'djsrh/wiki/16b/s0 epoch 3/50 loss 0.1234'."""
+    """'djsrh/wiki/16b/s0 epoch 3/50 loss 0.1234', 'uchm/… generator epoch 2/40 …'."""
     values = " ".join(f"{name} {value:.4g}" for name, value in (report.get("values") or {}).items())
-    return f"{label} epoch {report.get('done')}/{report.get('total')}" + (f" {values}" if values else "")
+    stage = report.get("stage") or "epoch"
+    return f"{label} {stage} {report.get('done')}/{report.get('total')}" + (f" {values}" if values else "")
 
 
 def running_text(out: Any, labels: Mapping[str, str]) -> str | None:
-    """Progress of the cells of ``labels`` (key -> label) that are reporting, joined; None if none is."""
+    """Progress of the running cells of ``labels`` (key -> label), joined; None if none runs.
+
+    A running cell that has not reported yet (loading its data, a set-up step) is shown as
+    'label running', so the bar never names a cell that has finished while another works."""
     reports = store.read_progress(out)
-    parts = [progress_text(labels[key], report) for key, report in sorted(reports.items()) if key in labels]
+    parts = [progress_text(labels[key], reports[key]) if key in reports else f"{labels[key]} running"
+             for key in sorted(store.held_claims(out)) if key in labels]
     return " | ".join(parts) if parts else None
 
 

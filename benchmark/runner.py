@@ -343,7 +343,8 @@ class ProgressFile:
             return
         self._last = now
         store.write_progress(self.out, self.key, {"done": progress.done, "total": progress.total,
-                                                  "values": progress.values, "at": time.time()})
+                                                  "stage": progress.stage, "values": progress.values,
+                                                  "at": time.time()})
 
 
 def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOutcome:

@@ -628,6 +628,14 @@ def write_progress(out: str | Path, key: str, values: Mapping[str, Any]) -> None
         tmp.unlink(missing_ok=True)  # progress is never worth failing a cell for
 
 
+def held_claims(out: str | Path) -> list[str]:
+    """Keys of the cells whose claim file exists (running, or left by a killed worker)."""
+    try:
+        return [p.name for p in claims_dir(out).iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
 def read_progress(out: str | Path) -> dict[str, dict[str, Any]]:
     """key -> the latest progress of every running cell (one whose claim is held) reporting one."""
     root = claims_dir(out)

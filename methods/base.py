@@ -233,11 +233,14 @@ def check_memory(n_bytes: int, what: str, fraction: float = 0.8) -> None:
 
 @dataclass(frozen=True)
 class Progress:
-    """One progress report from inside ``fit``: ``done`` of ``total`` steps, plus named values."""
+    """One progress report from inside ``fit``: ``done`` of ``total`` steps of ``stage`` (the
+    training's epochs, a solver's iterations, or a set-up phase such as a teacher's or a
+    generator's epochs), plus named values."""
 
     done: int
     total: int
     values: dict[str, float]
+    stage: str = "epoch"
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -318,15 +321,18 @@ class Hasher:
         self.fitted_ = True
         return self
 
-    def report_progress(self, done: int, total: int, **values: float) -> None:
-        """Tell the harness how far ``fit`` is (``done`` of ``total`` steps, e.g. epochs).
+    def report_progress(self, done: int, total: int, stage: str = "epoch", **values: float) -> None:
+        """Tell the harness how far ``fit`` is (``done`` of ``total`` steps of ``stage``, e.g.
+        "epoch", "iteration", "teacher epoch").
 
-        ``values`` are short named numbers worth showing, such as the current loss.
-        A no-op when nobody listens, so methods call it unconditionally.
+        ``values`` are short named numbers worth showing, such as the current loss.  Every
+        phase that takes more than a few seconds reports, set-up included, so the bar never
+        sits silent on a running cell.  A no-op when nobody listens, so methods call it
+        unconditionally.
         """
         callback = getattr(self, "_progress", None)
         if callback is not None:
-            callback(Progress(int(done), int(total), {k: float(v) for k, v in values.items()}))
+            callback(Progress(int(done), int(total), {k: float(v) for k, v in values.items()}, stage))
 
     def encode_image(self, image: Any) -> np.ndarray:
         """Codes for images alone: int8 {-1, +1}, shape (n, n_bits)."""

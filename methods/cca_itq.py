@@ -138,7 +138,7 @@ class CCAITQ(Hasher):
         pad = ((0, 0), (0, n_bits - k))
         Wx, Wy = np.pad(Wx, pad), np.pad(Wy, pad)
         R = itq(np.vstack([X @ Wx, Y @ Wy]), self.n_iter, self._rng(),
-                lambda done: self.report_progress(done, self.n_iter))
+                lambda done: self.report_progress(done, self.n_iter, "ITQ iteration"))
         self.image_projection_ = Wx @ R
         self.text_projection_ = Wy @ R
         self.correlations_ = rho

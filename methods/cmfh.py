@@ -166,7 +166,7 @@ class CMFH(Hasher):
             P1, P2 = V @ Q1, V @ Q2
             value = objective(X1, X2, U1, U2, V, P1, P2, lam, mu, gamma)
             history.append(value)
-            self.report_progress(len(history), self.n_iter, objective=value)
+            self.report_progress(len(history), self.n_iter, "iteration", objective=value)
             if np.isfinite(previous) and previous - value <= self.tol * abs(previous):
                 break
             previous = value

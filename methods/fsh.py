@@ -197,7 +197,7 @@ class FSH(Hasher):
             eta = fusion_weights(residuals, self.r)
             w = eta ** self.r
             history.append(float(w @ residuals + self.lam * (np.sum((B - X @ Wx) ** 2) + np.sum((B - Y @ Wy) ** 2))))
-            self.report_progress(len(history), self.n_iter, objective=history[-1])
+            self.report_progress(len(history), self.n_iter, "iteration", objective=history[-1])
         self.objective_ = np.array(history)
         self.fusion_weights_ = eta
         self.anchor_codes_ = Bbar

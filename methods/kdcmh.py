@@ -22,9 +22,10 @@ neighbour / non-neighbour matrix, a supervised student learns from it) with DCMH
    outputs on the training set are its relaxed codes of its last epoch,
    U = tanh(α_E·f_I(X)) and V = tanh(α_E·f_T(Y)) with α_E = √E (E = teacher epochs), as
    numpy arrays (float32).  With a ``cache`` (a joblib.Memory) they are cached, keyed by the
-   training data's content key, the teacher's complete parameter set and the seed; so a
-   grid of bit lengths trains the teacher once per dataset and seed.  Without one the teacher
-   is trained in-process at every fit.
+   training data's content key, the teacher's complete parameter set, the seed and the device
+   kind (cpu or cuda: a GPU-trained teacher is never reused by a CPU cell); so a grid of bit
+   lengths trains the teacher once per dataset, seed and device kind.  Without one the teacher
+   is trained in-process at every fit.  Its epochs are the cell's progress ("teacher epoch").
 2. Modal-fusion similarity (ours).  One unit vector per training item from both modalities,
    z_i = rownorm(rownorm(u_i) + rownorm(v_i)), and s_ij = z_iᵀz_j ∈ [−1, 1], where u, v are
    the teacher's relaxed codes (``teacher_codes="continuous"``) or their signs (``"sign"``:
@@ -199,9 +200,11 @@ def train_teacher(train: PairedFeatures, params: dict[str, Any], seed: int, devi
             "report": teacher.fit_report()}
 
 
-def _cached_teacher(data_key: str, seed: int, params: dict[str, Any], version: int, train: PairedFeatures,
-                    device: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """What joblib caches: keyed by data key, seed, parameters and version (not train, device, progress)."""
+def _cached_teacher(data_key: str, seed: int, params: dict[str, Any], version: int, device_kind: str,
+                    train: PairedFeatures, device: str, progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """What joblib caches: keyed by data key, seed, parameters, version and device kind (cpu or
+    cuda: a teacher trained on a GPU differs in its last digits, and a CPU cell must not reuse
+    it); not by train, the exact device or progress."""
     return train_teacher(train, params, seed, device, progress)
 
 
@@ -445,7 +448,8 @@ class KDCMH(DeepHasher):
             out, from_cache = train_teacher(train, params, self.seed, self.device_, self._teacher_progress), False
         else:
             cached = self.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])
-            args = (train.key, int(self.seed), params, TEACHER_VERSION, train, self.device_)
+            args = (train.key, int(self.seed), params, TEACHER_VERSION, torch.device(self.device_).type, train,
+                    self.device_)
             from_cache = bool(cached.check_call_in_cache(*args))
             out = cached(*args, self._teacher_progress)
         if out["n"] != train.n or out["image"].shape[0] != train.n or out["text"].shape[0] != train.n:
@@ -456,7 +460,8 @@ class KDCMH(DeepHasher):
 
     def _teacher_progress(self, report: Progress) -> None:
         """The teacher's epochs as this fit's progress, its values prefixed ``teacher_``."""
-        self.report_progress(report.done, report.total, **{f"teacher_{k}": v for k, v in report.values.items()})
+        self.report_progress(report.done, report.total, "teacher epoch",
+                             **{f"teacher_{k}": v for k, v in report.values.items()})
 
     def _fused(self, image: torch.Tensor, text: torch.Tensor, train: PairedFeatures) -> torch.Tensor:
         """z (n × ·, unit rows): the teacher's fused codes, or the features' own (``source``)."""

@@ -196,7 +196,7 @@ class LSSH(Hasher):
             B = learn_basis(X, S, B, self.basis_sweeps)
             R = learn_basis(A, S, R, self.basis_sweeps)
             history.append(objective(X, T, B, S, R, A, U, penalties, lam, mu))
-            self.report_progress(len(history), self.n_iter, objective=history[-1])
+            self.report_progress(len(history), self.n_iter, "iteration", objective=history[-1])
         self.objective_ = np.array(history)
         self.dictionary_ = B
         self.sparse_to_latent_ = R

@@ -70,7 +70,9 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    The generator depends on the data, the seed and its own parameters, never on c: it is
    trained once per dataset and seed, and its weights and calibration are cached through
    the harness's ``cache`` (a joblib.Memory keyed by PairedFeatures.key, the seed, the
-   generator's parameters and ``GENERATOR_VERSION``).
+   generator's parameters, ``GENERATOR_VERSION`` and the device kind, cpu or cuda, so a
+   generator trained on a GPU is never reused by a CPU cell).  Its epochs are reported as
+   the cell's progress ("generator epoch i/N").
    Version 1 (until 2026-11) embedded each item from its own image and text by cross-
    attention and fitted cos(e_i, e_j) to T: its only target was built without interaction,
    so at best it re-expressed T (fit error 0.134), and its ablation showed no gain.
@@ -153,7 +155,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -382,7 +384,8 @@ def symmetric_pair_scores(scorer: PairScorer, u: torch.Tensor, v: torch.Tensor, 
 
 
 def train_generator(image: np.ndarray, text: np.ndarray, *, config: dict[str, Any], seed: int,
-                    calibration: dict[str, float], device: str = "cpu") -> dict[str, Any]:
+                    calibration: dict[str, float], device: str = "cpu",
+                    progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Train g on the training pairs by matching; return its weights (numpy, CPU), the mean
     loss of each epoch and the quantiles that calibrate its symmetric scores (step 3).
 
@@ -407,7 +410,7 @@ def train_generator(image: np.ndarray, text: np.ndarray, *, config: dict[str, An
                 opt.step()
                 yield {"loss": loss}
 
-        history = train_epochs(config["gen_epochs"], epoch)["loss"]
+        history = train_epochs(config["gen_epochs"], epoch, progress)["loss"]
         scorer.eval()
         with torch.no_grad():
             u, v = project_all(scorer, X, Y)
@@ -437,10 +440,14 @@ def load_scorer(config: dict[str, Any], image_dim: int, text_dim: int, state: di
 
 
 def _generator_job(key: str, config: dict[str, Any], seed: int, calibration: dict[str, float], version: int,
-                   image: np.ndarray, text: np.ndarray, device: str) -> dict[str, Any]:
-    """The cached unit: keyed by data key, generator parameters, seed, calibration and version
-    (``image``, ``text`` and ``device`` are ignored by the cache; the key stands for the data)."""
-    return train_generator(image, text, config=config, seed=seed, calibration=calibration, device=device)
+                   device_kind: str, image: np.ndarray, text: np.ndarray, device: str,
+                   progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """The cached unit: keyed by data key, generator parameters, seed, calibration, version and
+    device kind (cpu or cuda: a generator trained on a GPU must not be reused by a CPU cell);
+    ``image``, ``text``, the exact ``device`` and ``progress`` are ignored by the cache (the key
+    stands for the data)."""
+    return train_generator(image, text, config=config, seed=seed, calibration=calibration, device=device,
+                           progress=progress)
 
 
 # --- step 5: bit selection ------------------------------------------------------------------------
@@ -577,14 +584,19 @@ class UCHM(DeepHasher):
     def _trained_generator(self, train: PairedFeatures) -> dict[str, Any]:
         """The generator trained on the training pairs: from the cache, else trained here."""
         kwargs = dict(key=train.key, config=self.generator_config(), seed=int(self.seed),
-                      calibration=self.calibration_, version=GENERATOR_VERSION, image=train.image, text=train.text,
+                      calibration=self.calibration_, version=GENERATOR_VERSION,
+                      device_kind=torch.device(self.device_).type, image=train.image, text=train.text,
                       device=self.device_)
         if self.cache is not None and hasattr(self.cache, "cache"):
-            job = self.cache.cache(_generator_job, ignore=["image", "text", "device"])
+            job = self.cache.cache(_generator_job, ignore=["image", "text", "device", "progress"])
             self.generator_source_ = "cache" if job.check_call_in_cache(**kwargs) else "trained"
-            return job(**kwargs)
+            return job(**kwargs, progress=self._generator_progress)
         self.generator_source_ = "trained"
-        return _generator_job(**kwargs)
+        return _generator_job(**kwargs, progress=self._generator_progress)
+
+    def _generator_progress(self, done: int, total: int, **values: float) -> None:
+        """The generator's epochs as this fit's progress (it trains for minutes before any hashing)."""
+        self.report_progress(done, total, "generator epoch", **{f"generator_{k}": v for k, v in values.items()})
 
     def _prepare(self, run, train):
         self.calibration_ = estimate_calibration(train.image, train.text, self.beta, self.confident,

@@ -72,6 +72,8 @@ def test_a_progress_file_becomes_the_bar_text(tmp_path):
     assert running_text(tmp_path, {"k1": "djsrh/wiki/16b/s0"}) == "djsrh/wiki/16b/s0 epoch 3/50 loss 0.1235"
     assert running_text(tmp_path, {"other": "x"}) is None  # only this run's cells
     store.clear_progress(tmp_path, "k1")
+    assert running_text(tmp_path, {"k1": "x"}) == "x running"  # claimed, not reporting yet: still named
+    (store.claims_dir(tmp_path) / "k1").unlink()
     assert running_text(tmp_path, {"k1": "x"}) is None
 
 
@@ -109,3 +111,12 @@ def test_a_deep_cell_shows_its_epochs_in_the_run_bar(tmp_path, capfd):
     assert main(["run", "--methods", "djsrh", "--bits", "16", "--preset", "quick", "--out", str(tmp_path)]) == 0
     err = capfd.readouterr().err
     assert "djsrh/synthetic/16b/s0 epoch " in err and "/10 loss " in err
+
+
+def test_a_set_up_stage_is_named_in_the_bar():
+    from cmhbench.progress import progress_text
+
+    assert progress_text("uchm/synthetic/16b/s0", {"done": 2, "total": 40, "stage": "generator epoch",
+                                                   "values": {"generator_loss": 0.5}}) == \
+        "uchm/synthetic/16b/s0 generator epoch 2/40 generator_loss 0.5"
+    assert progress_text("x", {"done": 1, "total": 3, "values": {}}) == "x epoch 1/3"  # reports of older workers
