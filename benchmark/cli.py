@@ -5,18 +5,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
 import cmhbench
-from cmhbench.conventions import RESCORE_METRICS
+from cmhbench.conventions import PER_QUERY_METRICS, RESCORE_METRICS
+from cmhbench.errors import UserError
 from cmhbench.logs import configure_cli_logging
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
+BUG_HINT = ("cmhbench: this is a bug, not a mistake of yours: please report it with the command line and the "
+            "traceback above")
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
+class UsageError(UserError):
+    """Bad input the CLI itself detects (options that do not fit together)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -204,27 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "prune":
             return _prune(args)
         return _list(args)
-    except UsageError as exc:
+    except UserError as exc:  # wherever it was raised (a plugin's too): the message names what to fix
         print(f"cmhbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cmhbench: interrupted; every finished cell is stored: run the same command again to resume",
               file=sys.stderr)
         return 130
-
-
-def _usage_errors():
-    """The exception types that mean bad input, not a bug."""
-    from cmhbench.config import ConfigError
-    from cmhbench.datasets import DatasetError
-    from cmhbench.evaluation import MetricError
-    from cmhbench.grid import GridError
-    from cmhbench.leaderboard import LeaderboardError
-    from cmhbench.methods import ParameterError, UnknownMethodError
-    from cmhbench.store import StoreError
-
-    return (ConfigError, DatasetError, MetricError, GridError, LeaderboardError, ParameterError,
-            UnknownMethodError, StoreError)
+    except Exception:  # anything else is a bug: keep its traceback
+        traceback.print_exc()
+        print(BUG_HINT, file=sys.stderr)
+        return EXIT_BUG
 
 
 def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -238,16 +233,13 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.runner import RunContext
 
     options = {k: v for k, v in vars(args).items() if k not in ("command", "force", "progress")}
-    try:
-        settings = run_settings(options, registry.builtin_names())  # names only: nothing is imported
-        for metric in settings.metrics:
-            check_metric(metric)
-        sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
-                   for name in settings.grid.datasets}
-        cells = build_cells(settings.grid, sources)
-        store.prepare(settings.out)
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
+    settings = run_settings(options, registry.builtin_names())  # names only: nothing is imported
+    for metric in settings.metrics:
+        check_metric(metric)
+    sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
+               for name in settings.grid.datasets}
+    cells = build_cells(settings.grid, sources)
+    store.prepare(settings.out)
     ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
                      cells_per_gpu=settings.cells_per_gpu, threads=settings.threads, timeout=settings.timeout, force=args.force,
                      metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
@@ -264,13 +256,8 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
         line = None
     if line:
         print(line, file=sys.stderr)
-    try:
-        summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
-                            scheduler=settings.scheduler, progress=args.progress)
-    except KeyboardInterrupt:
-        raise
-    except (ImportError, RuntimeError, OSError) as exc:  # e.g. dask missing, scheduler unreachable
-        raise UsageError(f"cannot run the grid: {exc}") from None
+    summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
+                        scheduler=settings.scheduler, progress=args.progress)
     print(summary.line(), file=sys.stderr)
     print(leaderboard.write_tables(settings.out, settings.metrics))
     collapsed = leaderboard.collapse_warning(store.load_results(settings.out), keys={c.key for c in cells})
@@ -289,27 +276,24 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.evaluation import check_metric
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
-    from cmhbench.tune import TUNED_FILE, TuneError, check_tunable, tune
+    from cmhbench.tune import TUNED_FILE, check_tunable, tune
 
     options = {k: v for k, v in vars(args).items()
                if k not in ("command", "trials", "metric", "sampler_seed", "search")}
     search = [name.strip() for name in args.search.split(",") if name.strip()] if args.search else None
     options["bits"] = options.get("bits") or "32"
-    try:
-        settings = run_settings(options, [])
-        check_metric(args.metric)
-        check_tunable(settings.grid.methods, search)
-        sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
-                   for name in settings.grid.datasets}
-        ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                         cells_per_gpu=settings.cells_per_gpu, threads=settings.threads,
-                         timeout=settings.timeout, argv=("cmhbench", *argv),
-                         config=settings.config)
-        results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
-                       sampler_seed=args.sampler_seed, search=search,
-                       report=lambda line: print(line, file=sys.stderr))
-    except (*_usage_errors(), TuneError) as exc:
-        raise UsageError(str(exc)) from None
+    settings = run_settings(options, [])
+    check_metric(args.metric)
+    check_tunable(settings.grid.methods, search)
+    sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
+               for name in settings.grid.datasets}
+    ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
+                     cells_per_gpu=settings.cells_per_gpu, threads=settings.threads,
+                     timeout=settings.timeout, argv=("cmhbench", *argv),
+                     config=settings.config)
+    results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
+                   sampler_seed=args.sampler_seed, search=search,
+                   report=lambda line: print(line, file=sys.stderr))
     for r in results:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.best_params.items())
         default = f"; defaults {r.default_value:.4f}" if r.default_value is not None else ""
@@ -338,15 +322,16 @@ def _report(args: argparse.Namespace) -> int:
     from cmhbench.report import build_report
 
     dest = Path(args.output) if args.output else Path(args.outs[0]) / "report"
-    try:
-        report = build_report([Path(o) for o in args.outs], dest, args.metric)
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"cannot write the report to {dest}: {exc.strerror or exc}") from None
+    report = build_report([Path(o) for o in args.outs], dest, args.metric)
     print(f"wrote {report.index}, {report.latex} and {len(report.figures)} figures (PNG and SVG) in "
           f"{dest / 'figures'}")
     return 0
+
+
+def _check_per_query(metric: str, what: str) -> None:
+    """Statistics need per-query scores, which only some metrics store: say so before reading any."""
+    if metric not in PER_QUERY_METRICS:
+        raise UsageError(f"{what} needs per-query scores, stored for {', '.join(PER_QUERY_METRICS)}, not {metric!r}")
 
 
 def _selected(frame, methods: str | None):
@@ -360,33 +345,26 @@ def _selected(frame, methods: str | None):
 def _leaderboard(args: argparse.Namespace) -> int:
     from cmhbench import leaderboard, store
 
-    try:
-        frame = _selected(store.load_results(*args.outs), args.methods)
-        if args.format == "latex":
-            from cmhbench.report.latex import to_latex
+    frame = _selected(store.load_results(*args.outs), args.methods)
+    if args.format == "latex":
+        from cmhbench.report.latex import to_latex
 
-            text = to_latex(frame, args.metric)
-        elif args.format == "html":
-            from cmhbench.report.html import to_html
+        text = to_latex(frame, args.metric)
+    elif args.format == "html":
+        from cmhbench.report.html import to_html
 
-            text = to_html(frame, metric=args.metric)
-        elif args.format == "csv":
-            text = leaderboard.to_csv(frame)
-        elif args.ci:
-            from cmhbench.stats import leaderboard_statistics
+        text = to_html(frame, metric=args.metric)
+    elif args.format == "csv":
+        text = leaderboard.to_csv(frame)
+    elif args.ci:
+        from cmhbench.stats import leaderboard_statistics
 
-            text = leaderboard.to_markdown(frame, args.metric, leaderboard_statistics(frame, args.metric))
-        else:
-            text = leaderboard.to_markdown(frame, args.metric)
-    except (*_usage_errors(), ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        _check_per_query(args.metric, "--ci")
+        text = leaderboard.to_markdown(frame, args.metric, leaderboard_statistics(frame, args.metric))
+    else:
+        text = leaderboard.to_markdown(frame, args.metric)
     if args.output:
-        from cmhbench.store import write_text_atomic
-
-        try:
-            write_text_atomic(args.output, text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        store.write_text_atomic(args.output, text)
     else:
         print(text, end="")
     return 0
@@ -395,29 +373,24 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from cmhbench.config import parse_list
     from cmhbench.evaluation import check_metric
-    from cmhbench.evaluation.rescore import EvaluationInputError, load_npz, score_codes_file
+    from cmhbench.evaluation.rescore import load_npz, score_codes_file
     from cmhbench.rescoring import rescore_folder
 
-    try:
-        metrics = parse_list(args.metrics, "metrics")
-        for metric in metrics:
-            check_metric(metric)
-        if args.codes:
-            given = load_npz(args.labels) if args.labels else {}
-            labels = {k: v for k, v in given.items() if k in ("query_labels", "database_labels")}
-            scores = score_codes_file(args.codes, metrics, **labels)
-            for direction, values in scores.items():
-                print(direction, " ".join(f"{m}={v:.4f}" for m, v in values.items()))
-            return 0
-        if not args.outs:
-            raise UsageError("give results folders to re-score, or --codes FILE")
-        for out in args.outs:
-            result = rescore_folder(out, metrics)
-            print(f"{out}: re-scored {result.cells} cells with {', '.join(metrics)}")
-    except (EvaluationInputError, OSError, KeyError) as exc:
-        raise UsageError(str(exc)) from None
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
+    metrics = parse_list(args.metrics, "metrics")
+    for metric in metrics:
+        check_metric(metric)
+    if args.codes:
+        given = load_npz(args.labels) if args.labels else {}
+        labels = {k: v for k, v in given.items() if k in ("query_labels", "database_labels")}
+        scores = score_codes_file(args.codes, metrics, **labels)
+        for direction, values in scores.items():
+            print(direction, " ".join(f"{m}={v:.4f}" for m, v in values.items()))
+        return 0
+    if not args.outs:
+        raise UsageError("give results folders to re-score, or --codes FILE")
+    for out in args.outs:
+        result = rescore_folder(out, metrics)
+        print(f"{out}: re-scored {result.cells} cells with {', '.join(metrics)}")
     return 0
 
 
@@ -430,14 +403,12 @@ def _compare(args: argparse.Namespace) -> int:
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(names) != 2:
         raise UsageError(f"--methods takes two methods A,B, got {args.methods!r}")
-    try:
-        frame = store.load_results(*args.outs)
-        missing = [m for m in names if frame.empty or m not in set(frame["method"])]
-        if missing:
-            raise UsageError(f"no stored cells of {', '.join(missing)} in {', '.join(args.outs)}")
-        table = compare_methods(frame, names[0], names[1], args.metric)
-    except (*_usage_errors(), ValueError, KeyError) as exc:
-        raise UsageError(str(exc)) from None
+    _check_per_query(args.metric, "compare")
+    frame = store.load_results(*args.outs)
+    missing = [m for m in names if frame.empty or m not in set(frame["method"])]
+    if missing:
+        raise UsageError(f"no stored cells of {', '.join(missing)} in {', '.join(args.outs)}")
+    table = compare_methods(frame, names[0], names[1], args.metric)
     if table.empty:
         raise UsageError(f"{names[0]} and {names[1]} share no finished seed")
     print(tabulate(table.values.tolist(), headers=list(table.columns), floatfmt=".4f"))
@@ -450,10 +421,7 @@ def _rank(args: argparse.Namespace) -> int:
     from cmhbench import store
     from cmhbench.stats import rank_methods, ranking_entries
 
-    try:
-        entries = ranking_entries(_selected(store.load_results(*args.outs), args.methods), args.metric)
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
+    entries = ranking_entries(_selected(store.load_results(*args.outs), args.methods), args.metric)
     print(rank_methods(entries).to_markdown(args.metric))
     return 0
 
@@ -463,10 +431,7 @@ def _check(args: argparse.Namespace) -> int:
 
     corrupt = 0
     for out in args.outs:
-        try:
-            total, problems = store.check(out)
-        except store.StoreError as exc:
-            raise UsageError(str(exc)) from None
+        total, problems = store.check(out)
         for key, problem in sorted(problems.items()):
             print(f"corrupt: {store.cells_dir(out) / key}: {problem}")
         print(f"{out}: {total} cells, {total - len(problems)} intact, {len(problems)} corrupt"
@@ -476,28 +441,24 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from cmhbench import store
     from cmhbench.pruning import prune, stale_groups
 
     where = ", ".join(args.outs)
-    try:
-        total, groups = stale_groups(*args.outs)
-        for group in groups:
-            print(f"stale: {group.describe()}")
-        replaced = sum(len(g.keys) for g in groups)
-        if not groups:
-            print(f"{where}: no stale cells among {total}", file=sys.stderr)
-        elif not replaced:
-            print(f"{where}: no stale cell is replaced by a newer version yet; nothing to delete", file=sys.stderr)
-        elif not args.yes:
-            print(f"{where}: {replaced} of {total} cells are stale and replaced; nothing deleted "
-                  "(run again with --yes to delete them)", file=sys.stderr)
-        else:
-            deleted = prune(args.outs, groups)
-            print(f"{where}: deleted {deleted} stale cells"
-                  + ("; results.csv and leaderboard.md rewritten" if deleted else ""), file=sys.stderr)
-    except store.StoreError as exc:
-        raise UsageError(str(exc)) from None
+    total, groups = stale_groups(*args.outs)
+    for group in groups:
+        print(f"stale: {group.describe()}")
+    replaced = sum(len(g.keys) for g in groups)
+    if not groups:
+        print(f"{where}: no stale cells among {total}", file=sys.stderr)
+    elif not replaced:
+        print(f"{where}: no stale cell is replaced by a newer version yet; nothing to delete", file=sys.stderr)
+    elif not args.yes:
+        print(f"{where}: {replaced} of {total} cells are stale and replaced; nothing deleted "
+              "(run again with --yes to delete them)", file=sys.stderr)
+    else:
+        deleted = prune(args.outs, groups)
+        print(f"{where}: deleted {deleted} stale cells"
+              + ("; results.csv and leaderboard.md rewritten" if deleted else ""), file=sys.stderr)
     return 0
 
 
@@ -511,7 +472,7 @@ def _cache(args: argparse.Namespace) -> int:
             print(f"cleared {folder}")
             return 0
         usage = cache_usage(folder)
-    except CacheError as exc:
+    except CacheError as exc:  # datasets.cache predates UserError (its owner will re-base it)
         raise UsageError(str(exc)) from None
     if not usage:
         print(f"{folder}: empty (nothing cached yet)")

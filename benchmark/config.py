@@ -35,6 +35,7 @@ else:  # pragma: no cover
 
 from cmhbench.conventions import DEFAULT_METRICS
 from cmhbench.datasets import default_cache_dir, default_data_dir
+from cmhbench.errors import UserError
 from cmhbench.grid import GridSpec
 
 DEFAULT_BITS = [16, 32, 64, 128]
@@ -44,7 +45,7 @@ RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "datab
             "scheduler", "timeout", "cells_per_gpu"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A grid file or option value that cannot be used; the message names it."""
 
 

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from cmhbench.datasets import DatasetSource
 from cmhbench.datasets.features import DEFAULT_FEATURES, FEATURES
+from cmhbench.errors import UserError
 from cmhbench.methods import registry
 
 SCHEMA_VERSION = 1
@@ -32,7 +33,7 @@ SPLIT_ROLES = ("test", "validation")
 VARIANT_KEYS = ("base", "tuned")  # a variant's table entries that are not hyper-parameters
 
 
-class GridError(ValueError):
+class GridError(UserError, ValueError):
     """A grid that cannot be built (bad variant, bits, seeds, coding)."""
 
 

@@ -46,6 +46,7 @@ from cmhbench.conventions import (
     TIED_MARK,
     TUNED_MARK,
 )
+from cmhbench.errors import UserError
 from cmhbench.evaluation import check_metric
 from cmhbench.store import DEFAULT_FEATURES, config_digest, load_results, long_results, write_text_atomic
 
@@ -71,7 +72,7 @@ STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
                      + f" {TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}).")
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(UserError, ValueError):
     """A leaderboard that cannot be built from the stored results."""
 
 

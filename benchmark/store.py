@@ -25,6 +25,7 @@ compares.  Replacing a cell moves the old folder aside as ``.old-<key>-*`` first
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -42,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from cmhbench.conventions import DIRECTIONS
+from cmhbench.errors import UserError
 
 CELLS = "cells"
 CLAIMS = "claims"
@@ -57,7 +59,7 @@ CELL_FIELDS = {"method": str, "base": str, "protocol": str, "database_coding": s
 logger = logging.getLogger(__name__)
 
 
-class StoreError(OSError):
+class StoreError(UserError, OSError):
     """A results folder that cannot be written or read."""
 
 
@@ -145,9 +147,12 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
     record = {k: v for k, v in record.items() if k != CHECKSUM}
     record["key"] = key
     root = cells_dir(out)
-    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
-    tmp.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise StoreError(f"cannot write results to {root}: {exc.strerror or exc}") from None
     try:
         if arrays is not None:
             with open(tmp / ARRAYS, "wb") as fh:
@@ -167,6 +172,9 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
+    except OSError as exc:  # a full disk, a folder made read-only: the user's to fix, named here
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"cannot write cell {root / key}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -209,6 +217,10 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -38,6 +38,7 @@ from cmhbench import store
 from cmhbench.config import RunSettings
 from cmhbench.conventions import DIRECTIONS
 from cmhbench.datasets import DatasetSource
+from cmhbench.errors import UserError
 from cmhbench.executor import run_cells
 from cmhbench.grid import GridSpec, build_cells, canonical_json
 from cmhbench.methods import registry
@@ -53,7 +54,7 @@ TUNED_SUFFIX = "-tuned"
 WAIT_FOR_CLAIM_S = 1.0  # how often a trial looks again at a cell another process holds
 
 
-class TuneError(ValueError):
+class TuneError(UserError, ValueError):
     """A tuning request that cannot run (a method without a search space, bad trial count)."""
 
 
