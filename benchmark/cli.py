@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import cmhbench
 from cmhbench.conventions import PER_QUERY_METRICS, RESCORE_METRICS
@@ -24,6 +24,34 @@ class UsageError(UserError):
     """Bad input the CLI itself detects (options that do not fit together)."""
 
 
+#: Where tune's run options really differ from run's; the rest is declared once (cmhbench.config).
+TUNE_DIFFERENCES: dict[str, dict[str, Any]] = {
+    "methods": {"required": True, "help": "comma-separated registered methods"},
+    "preset": {"help": "values of the parameters not searched (default: paper)"},
+    "bits": {"help": "comma-separated bit lengths; the objective averages over them (default: 32)"},
+    "seeds": {"help": "comma-separated seeds; the objective averages over them (default: 0)"},
+    "param": {"help": "fix a hyper-parameter (repeatable); a searched parameter given here is still searched"},
+    "out": {"required": True, "help": "study folder: study.journal, trials/, tuned.toml"},
+}
+
+
+def _add_run_options(parser: argparse.ArgumentParser,
+                     differences: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Every run option, as :mod:`cmhbench.config` declares it, with a command's own differences."""
+    from cmhbench.config import flag_of, run_options
+
+    for key, option in run_options().items():
+        if option.flag:
+            parser.add_argument(flag_of(key), dest=key, **{**option.argparse_kwargs(), **(differences or {}).get(key, {})})
+
+
+def _run_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options of a parsed command line (None where not given)."""
+    from cmhbench.config import run_options
+
+    return {key: getattr(args, key) for key, option in run_options().items() if option.flag}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cmhbench", description="Benchmark suite for unsupervised cross-modal hashing.")
@@ -34,35 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run methods × datasets × bits × seeds and store every cell",
                          description="Run a grid of cells into a results folder; stored cells are skipped. "
                                      "With no options: every built-in method on the synthetic set, quick preset.")
-    run.add_argument("--methods", help="comma-separated methods or variants (default: all built-in)")
-    run.add_argument("--datasets", help="comma-separated datasets (default: synthetic)")
-    run.add_argument("--protocol", help="split protocol (default: each dataset's own)")
-    run.add_argument("--preset", choices=["paper", "quick"],
-                     help="hyper-parameter preset (default: paper; quick for the bare default tour)")
-    run.add_argument("--bits", help="comma-separated bit lengths (default: 16,32,64,128)")
-    run.add_argument("--seeds", help="comma-separated seeds (default: 0)")
-    run.add_argument("--database-coding", dest="database_coding",
-                     help="modality (default) or unified: how database items are coded")
-    run.add_argument("--features", help="feature preprocessing: raw (default: the files as given), zscore (columns "
-                                        "standardised with training-row statistics) or l2 (rows scaled to unit "
-                                        "norm)")
-    run.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
-                     help="set a hyper-parameter (repeatable); VALUE is read as TOML")
-    run.add_argument("--config", help="TOML grid file (options given here override it)")
-    run.add_argument("--out", help="results folder (default: results/latest)")
-    run.add_argument("--data-dir", dest="data_dir", help="folder of dataset files (default: $CMHBENCH_DATA)")
-    run.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)")
-    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
-    run.add_argument("--jobs", type=int, help="parallel worker processes (default: 1; -1 = all cores)")
-    run.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, metavar="K",
-                     help="deep cells that share one GPU at a time (default: 1; use --jobs ≥ K); each waits for "
-                          "a free slot and enough free GPU memory")
-    run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1; capped so that "
-                                                 "jobs × threads ≤ cores)")
-    run.add_argument("--backend", choices=["loky", "dask"], help="loky (local worker processes; default) or "
-                                                                  "dask (a dask.distributed cluster)")
-    run.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://HOST:8786 (implies --backend dask)")
-    run.add_argument("--timeout", type=float, help="seconds a cell may run before it is stored as failed")
+    _add_run_options(run)
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
@@ -71,15 +71,7 @@ def _parser() -> argparse.ArgumentParser:
                                       "trial is a set of cells scored on a validation split carved from the "
                                       "training/database rows (never the test queries). Writes OUT/tuned.toml; "
                                       "run again to continue an interrupted study.")
-    tune.add_argument("--methods", required=True, help="comma-separated registered methods")
-    tune.add_argument("--datasets", help="comma-separated datasets (default: synthetic)")
-    tune.add_argument("--protocol", help="split protocol (default: each dataset's own)")
-    tune.add_argument("--preset", choices=["paper", "quick"], help="values of the parameters not searched "
-                                                                    "(default: paper)")
-    tune.add_argument("--bits", help="comma-separated bit lengths; the objective averages over them (default: 32)")
-    tune.add_argument("--seeds", help="comma-separated seeds; the objective averages over them (default: 0)")
-    tune.add_argument("--features", help="feature preprocessing: raw (default), zscore or l2 (statistics from the "
-                                         "trial's own training rows)")
+    _add_run_options(tune, TUNE_DIFFERENCES)
     tune.add_argument("--trials", type=int, required=True, help="completed trials per method")
     tune.add_argument("--metric", default="map@all", help="objective: mean of I→T and T→I of this metric on the "
                                                           "validation split (default: map@all)")
@@ -87,19 +79,6 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--search", metavar="NAME[,NAME...]",
                       help="search only these parameters (the others keep their values; default: every "
                            "search range the method declares)")
-    tune.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
-                      help="fix a hyper-parameter (repeatable); a searched parameter given here is still searched")
-    tune.add_argument("--config", help="TOML grid file (options given here override it)")
-    tune.add_argument("--out", required=True, help="study folder: study.journal, trials/, tuned.toml")
-    tune.add_argument("--data-dir", dest="data_dir", help="folder of dataset files (default: $CMHBENCH_DATA)")
-    tune.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or "
-                                                             "~/.cache/cmhbench)")
-    tune.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
-    tune.add_argument("--jobs", type=int, help="parallel worker processes for a trial's cells (default: 1)")
-    tune.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1)")
-    tune.add_argument("--backend", choices=["loky", "dask"], help="loky (default) or dask")
-    tune.add_argument("--scheduler", help="dask scheduler address (implies --backend dask)")
-    tune.add_argument("--timeout", type=float, help="seconds a cell may run before it is stored as failed")
 
     board = sub.add_parser("leaderboard", help="tables from stored results",
                            description="Build leaderboards from one or more results folders (merged).")
@@ -232,17 +211,14 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "force", "progress")}
-    settings = run_settings(options, registry.builtin_names())  # names only: nothing is imported
+    settings = run_settings(_run_values(args), registry.builtin_names())  # names only: nothing is imported
     for metric in settings.metrics:
         check_metric(metric)
     sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
                for name in settings.grid.datasets}
     cells = build_cells(settings.grid, sources)
     store.prepare(settings.out)
-    ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                     cells_per_gpu=settings.cells_per_gpu, threads=settings.threads, timeout=settings.timeout, force=args.force,
-                     metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
+    ctx = RunContext.from_settings(settings, force=args.force, argv=("cmhbench", *argv))
     grid = settings.grid
     sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),
              (grid.seeds, "seed"), (grid.database_coding, "coding")]
@@ -276,21 +252,15 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.evaluation import check_metric
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
-    from cmhbench.tune import TUNED_FILE, check_tunable, tune
+    from cmhbench.tune import DEFAULTS, TUNED_FILE, check_tunable, tune
 
-    options = {k: v for k, v in vars(args).items()
-               if k not in ("command", "trials", "metric", "sampler_seed", "search")}
     search = [name.strip() for name in args.search.split(",") if name.strip()] if args.search else None
-    options["bits"] = options.get("bits") or "32"
-    settings = run_settings(options, [])
+    settings = run_settings(_run_values(args), [], DEFAULTS)
     check_metric(args.metric)
     check_tunable(settings.grid.methods, search)
     sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
                for name in settings.grid.datasets}
-    ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                     cells_per_gpu=settings.cells_per_gpu, threads=settings.threads,
-                     timeout=settings.timeout, argv=("cmhbench", *argv),
-                     config=settings.config)
+    ctx = RunContext.from_settings(settings, argv=("cmhbench", *argv))
     results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
                    sampler_seed=args.sampler_seed, search=search,
                    report=lambda line: print(line, file=sys.stderr))

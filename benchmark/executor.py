@@ -34,8 +34,6 @@ from cmhbench.pool import WORKER_DIED, run_in_workers
 from cmhbench.progress import ProgressWatcher
 from cmhbench.runner import CellOutcome, RunContext, run_and_store
 
-BACKENDS = ("loky", "dask")
-
 logger = logging.getLogger(__name__)
 
 

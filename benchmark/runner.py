@@ -17,9 +17,9 @@ import threading
 import time
 import traceback
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
 from cmhbench.methods.base import Progress
 from cmhbench.provenance import PeakMemory, environment
+
+if TYPE_CHECKING:
+    from cmhbench.config import RunSettings
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,15 @@ class RunContext:
     cells_per_gpu: int = 1
     argv: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: RunSettings, **given: Any) -> RunContext:
+        """The context of a run: each field that :class:`~cmhbench.config.RunSettings` has too
+        (a run option declared there reaches the cells by adding its field here), plus what
+        only the command knows (``argv``, ``force``)."""
+        shared = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        shared["metrics"] = tuple(shared["metrics"])
+        return cls(**{**shared, **given})
 
 
 @dataclass(frozen=True)

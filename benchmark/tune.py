@@ -47,6 +47,7 @@ from cmhbench.runner import RunContext
 
 logger = logging.getLogger(__name__)
 
+DEFAULTS = {"bits": [32]}  # tune's own defaults, under options and grid file: one bit length keeps trials cheap
 TRIALS_DIR = "trials"
 STUDY_FILE = "study.journal"
 TUNED_FILE = "tuned.toml"
