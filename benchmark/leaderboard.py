@@ -48,7 +48,8 @@ from cmhbench.conventions import (
 )
 from cmhbench.errors import UserError
 from cmhbench.evaluation import check_metric
-from cmhbench.store import DEFAULT_FEATURES, config_digest, load_results, long_results, write_text_atomic
+from cmhbench.schema import DEFAULT_FEATURES, DEFAULT_SPLIT
+from cmhbench.store import config_digest, load_results, long_results, write_text_atomic
 
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
@@ -331,7 +332,7 @@ def test_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Only cells scored on a test split: tuning trials (validation split) never enter a leaderboard."""
     if frame.empty or "split" not in frame:
         return frame
-    return frame[frame["split"].fillna("test") == "test"]
+    return frame[frame["split"].fillna(DEFAULT_SPLIT) == DEFAULT_SPLIT]
 
 
 def is_tuned(frame: pd.DataFrame, method: str | None = None) -> bool:

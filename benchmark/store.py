@@ -44,17 +44,16 @@ import pandas as pd
 
 from cmhbench.conventions import DIRECTIONS
 from cmhbench.errors import UserError
+from cmhbench.schema import CELL_TYPES, DEFAULT_FEATURES, DEFAULT_SPLIT  # noqa: F401  (DEFAULT_FEATURES: stats)
 
 CELLS = "cells"
 CLAIMS = "claims"
 RECORD = "record.json"
 ARRAYS = "arrays.npz"
 DONE_STATUSES = ("ok", "not-applicable")  # failed cells are tried again
-DEFAULT_FEATURES = "raw"  # records written before feature preprocessing was a cell field
 STATUSES = (*DONE_STATUSES, "failed")
 CHECKSUM = "arrays_sha256"
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-CELL_FIELDS = {"method": str, "base": str, "protocol": str, "database_coding": str, "bits": int, "seed": int}
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +251,7 @@ def validate_record(data: Any, key: str) -> str | None:
     cell = data.get("cell")
     if not isinstance(cell, dict):
         return "no 'cell' object"
-    for name, kind in CELL_FIELDS.items():
+    for name, kind in CELL_TYPES.items():
         if not isinstance(cell.get(name), kind) or isinstance(cell.get(name), bool):
             return f"cell.{name} is missing or not a {kind.__name__}"
     if not isinstance(cell.get("dataset"), dict) or not isinstance(cell["dataset"].get("name"), str):
@@ -418,12 +417,12 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "base": cell["base"],
         "dataset": cell["dataset"]["name"],
         "protocol": cell["protocol"],
-        "features": cell.get("features", "raw"),  # records from before preprocessing existed: raw
+        "features": cell.get("features", DEFAULT_FEATURES),  # records from before preprocessing existed
         "database_coding": cell["database_coding"],
         "bits": cell["bits"],
         "seed": cell["seed"],
         "preset": cell.get("preset"),
-        "split": cell.get("split", "test"),
+        "split": cell.get("split", DEFAULT_SPLIT),
         "tuned": (record.get("tuned") or {}).get("study"),
         "status": record["status"],
         "error": record.get("error") or "",
@@ -431,7 +430,6 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "kind": info.get("kind"),
         "device": record.get("device"),
         "finished_at": record.get("finished_at"),
-        "features": cell.get("features", DEFAULT_FEATURES),
         "variant": cell["method"] if cell["method"] != cell.get("base", cell["method"]) else "",
         "params": json.dumps(cell.get("params", {}), sort_keys=True),
         "config_digest": config_digest(cell.get("params", {})),

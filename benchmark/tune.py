@@ -40,10 +40,11 @@ from cmhbench.conventions import DIRECTIONS
 from cmhbench.datasets import DatasetSource
 from cmhbench.errors import UserError
 from cmhbench.executor import run_cells
-from cmhbench.grid import GridSpec, build_cells, canonical_json
+from cmhbench.grid import GridSpec, build_cells
 from cmhbench.methods import registry
 from cmhbench.methods.domains import search_space, suggest
 from cmhbench.runner import RunContext
+from cmhbench.schema import canonical_json
 
 logger = logging.getLogger(__name__)
 
