@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 SCHEMA_VERSION = 1  # part of every key: changing it recomputes every stored cell
 DEFAULT_FEATURES = "raw"  # the files as given (cmhbench.datasets.features lists the others)
@@ -34,6 +34,51 @@ CELL_TYPES: dict[str, type] = {"method": str, "base": str, "protocol": str, "dat
 def canonical_json(obj: Any) -> str:
     """The one JSON spelling of ``obj`` that keys hash (sorted keys, no spaces)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    """How one cell field enters the cell's key: always, never, or unless its value is the one
+    that results stored before the field existed implied (so their keys stay valid)."""
+
+    omitted: Callable[[Any], bool]  # True: the value stays out of the key
+    why: str
+
+    @classmethod
+    def always(cls) -> KeyRule:
+        return cls(lambda value: False, "defines the result")
+
+    @classmethod
+    def never(cls, why: str) -> KeyRule:
+        return cls(lambda value: True, why)
+
+    @classmethod
+    def unless_equal(cls, default: Any, why: str) -> KeyRule:
+        return cls(lambda value: value == default, why)
+
+
+def _all_version_one(versions: Mapping[str, int]) -> bool:
+    return all(v == 1 for v in versions.values())
+
+
+#: Every field of :class:`Cell` and how it enters the key.  A field added to ``Cell`` needs its
+#: line here (importing this module fails until it has one): a new field that entered every key
+#: would make every stored cell look new, and all of them be computed again.
+CELL_KEY: dict[str, KeyRule] = {
+    "method": KeyRule.always(),
+    "base": KeyRule.always(),
+    "params": KeyRule.always(),
+    "dataset": KeyRule.always(),
+    "protocol": KeyRule.always(),
+    "bits": KeyRule.always(),
+    "seed": KeyRule.always(),
+    "database_coding": KeyRule.always(),
+    "preset": KeyRule.never("a name for values that params holds resolved"),
+    "tuned": KeyRule.never("where tuned values came from; params holds the values"),
+    "versions": KeyRule(_all_version_one, "every version 1: the keys of the time before method versions"),
+    "features": KeyRule.unless_equal(DEFAULT_FEATURES, "the keys of the time before feature preprocessing"),
+    "split": KeyRule.unless_equal(DEFAULT_SPLIT, "test cells keep the keys of the time before validation splits"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,17 +110,9 @@ class Cell:
         return str(self.dataset["name"])
 
     def key_fields(self) -> dict[str, Any]:
-        fields = asdict(self)
-        fields.pop("preset")
-        fields.pop("tuned")
-        if fields["split"] == DEFAULT_SPLIT:  # test cells keep the keys they had before validation splits existed
-            fields.pop("split")
-        if all(v == 1 for v in self.versions.values()):
-            fields.pop("versions")  # keys of the time before method versions
-        if self.features == DEFAULT_FEATURES:
-            fields.pop("features")  # keys of the time before feature preprocessing
-        fields["schema_version"] = SCHEMA_VERSION
-        return fields
+        """What the key hashes: the fields :data:`CELL_KEY` keeps, and the schema version."""
+        kept = {name: value for name, value in asdict(self).items() if not CELL_KEY[name].omitted(value)}
+        return {**kept, "schema_version": SCHEMA_VERSION}
 
     @property
     def key(self) -> str:
@@ -109,6 +146,17 @@ class Cell:
             params,
         ]
         return " ".join(p for p in parts if p)
+
+
+def check_key_rules(cell_type: type = Cell) -> None:
+    """Refuse a cell type whose fields and :data:`CELL_KEY` differ (run on import)."""
+    unruled = {f.name for f in fields(cell_type)} ^ set(CELL_KEY)
+    if unruled:
+        raise TypeError(f"schema.CELL_KEY must say how each Cell field enters the key; check: "
+                        f"{', '.join(sorted(unruled))}")
+
+
+check_key_rules()
 
 
 def _optional() -> Any:

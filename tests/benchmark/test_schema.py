@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from cmhbench import store
 from cmhbench.datasets.features import FEATURES
 from cmhbench.grid import GridSpec
-from cmhbench.schema import DEFAULT_FEATURES, SCHEMA_VERSION, Cell, Record
+from cmhbench.schema import DEFAULT_FEATURES, SCHEMA_VERSION, Cell, Record, check_key_rules
 
 CELL = Cell("cca-itq", "cca-itq", {"n_iter": 50}, {"name": "synthetic", "x": 1}, "synthetic", 16, 0)
 
@@ -48,3 +50,12 @@ def test_a_record_from_before_features_split_and_versions_existed_reads_with_the
     (folder / "record.json").write_text(json.dumps(old))
     row = store.load_results(tmp_path).iloc[0]
     assert (row["features"], row["split"], row["method_versions"]) == ("raw", "test", '{"cca-itq": 1}')
+
+
+def test_a_cell_field_without_a_key_rule_is_refused():
+    @dataclasses.dataclass(frozen=True)
+    class Wider(Cell):
+        extra: int = 0
+
+    with pytest.raises(TypeError, match="CELL_KEY must say how each Cell field enters the key; check: extra"):
+        check_key_rules(Wider)
