@@ -42,7 +42,8 @@ def _add_run_options(parser: argparse.ArgumentParser,
 
     for key, option in run_options().items():
         if option.flag:
-            parser.add_argument(flag_of(key), dest=key, **{**option.argparse_kwargs(), **(differences or {}).get(key, {})})
+            how = {**option.argparse_kwargs(), **(differences or {}).get(key, {})}
+            parser.add_argument(flag_of(key), dest=key, **how)
 
 
 def _run_values(args: argparse.Namespace) -> dict[str, Any]:
