@@ -302,7 +302,7 @@ def _report(args: argparse.Namespace) -> int:
 def _check_per_query(metric: str, what: str) -> None:
     """Statistics need per-query scores, which only some metrics store: say so before reading any."""
     if metric not in PER_QUERY_METRICS:
-        raise UsageError(f"{what} needs per-query scores, stored for {', '.join(PER_QUERY_METRICS)}, not {metric!r}")
+        raise UsageError(f"{what}: per-query scores are stored for {', '.join(PER_QUERY_METRICS)}, not {metric!r}")
 
 
 def _selected(frame, methods: str | None):

@@ -154,5 +154,5 @@ def test_every_user_error_of_the_package_shares_the_base():
 
 def test_a_metric_without_per_query_scores_is_refused_in_one_line(tmp_path, capsys):
     assert main(["compare", str(tmp_path), "--methods", "a,b", "--metric", "map@50-found"]) == 2
-    assert _one_line(capsys.readouterr().err).startswith("cmhbench: error: compare needs per-query scores, "
-                                                         "stored for map@all")
+    assert _one_line(capsys.readouterr().err).startswith("cmhbench: error: compare: per-query scores are stored "
+                                                         "for map@all")
