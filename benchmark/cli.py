@@ -7,18 +7,52 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import cmhbench
-from cmhbench.conventions import RESCORE_METRICS, VARIANCES
+from cmhbench.conventions import PER_QUERY_METRICS, RESCORE_METRICS, VARIANCES
+from cmhbench.errors import UserError
 from cmhbench.logs import configure_cli_logging
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
+BUG_HINT = ("cmhbench: this is a bug, not a mistake of yours: please report it with the command line and the "
+            "traceback above")
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
+class UsageError(UserError):
+    """Bad input the CLI itself detects (options that do not fit together)."""
+
+
+#: Where tune's run options really differ from run's; the rest is declared once (cmhbench.config).
+TUNE_DIFFERENCES: dict[str, dict[str, Any]] = {
+    "methods": {"required": True, "help": "comma-separated registered methods"},
+    "preset": {"help": "values of the parameters not searched (default: paper)"},
+    "bits": {"help": "comma-separated bit lengths; the objective averages over them (default: 32)"},
+    "seeds": {"help": "comma-separated seeds; the objective averages over them (default: 0)"},
+    "param": {"help": "fix a hyper-parameter (repeatable); a searched parameter given here is still searched"},
+    "out": {"required": True, "help": "study folder: study.journal, trials/, tuned.toml"},
+}
+
+
+def _add_run_options(parser: argparse.ArgumentParser,
+                     differences: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Every run option, as :mod:`cmhbench.config` declares it, with a command's own differences."""
+    from cmhbench.config import flag_of, run_options
+
+    for key, option in run_options().items():
+        if option.flag:
+            how = {**option.argparse_kwargs(), **(differences or {}).get(key, {})}
+            parser.add_argument(flag_of(key), dest=key, **how)
+
+
+def _run_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The run options of a parsed command line (None where not given)."""
+    from cmhbench.config import run_options
+
+    return {key: getattr(args, key) for key, option in run_options().items() if option.flag}
 
 
 class Terminated(KeyboardInterrupt):
@@ -40,35 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run methods × datasets × bits × seeds and store every cell",
                          description="Run a grid of cells into a results folder; stored cells are skipped. "
                                      "With no options: every built-in method on the synthetic set, quick preset.")
-    run.add_argument("--methods", help="comma-separated methods or variants (default: all built-in)")
-    run.add_argument("--datasets", help="comma-separated datasets (default: synthetic)")
-    run.add_argument("--protocol", help="split protocol (default: each dataset's own)")
-    run.add_argument("--preset", choices=["paper", "quick"],
-                     help="hyper-parameter preset (default: paper; quick for the bare default tour)")
-    run.add_argument("--bits", help="comma-separated bit lengths (default: 16,32,64,128)")
-    run.add_argument("--seeds", help="comma-separated seeds (default: 0)")
-    run.add_argument("--database-coding", dest="database_coding",
-                     help="modality (default) or unified: how database items are coded")
-    run.add_argument("--features", help="feature preprocessing: raw (default: the files as given), zscore (columns "
-                                        "standardised with training-row statistics) or l2 (rows scaled to unit "
-                                        "norm)")
-    run.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
-                     help="set a hyper-parameter (repeatable); VALUE is read as TOML")
-    run.add_argument("--config", help="TOML grid file (options given here override it)")
-    run.add_argument("--out", help="results folder (default: results/latest)")
-    run.add_argument("--data-dir", dest="data_dir", help="folder of dataset files (default: $CMHBENCH_DATA)")
-    run.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)")
-    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
-    run.add_argument("--jobs", type=int, help="parallel worker processes (default: 1; -1 = all cores)")
-    run.add_argument("--cells-per-gpu", dest="cells_per_gpu", type=int, metavar="K",
-                     help="deep cells that share one GPU at a time (default: 1; use --jobs ≥ K); each waits for "
-                          "a free slot and enough free GPU memory")
-    run.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1; capped so that "
-                                                 "jobs × threads ≤ cores)")
-    run.add_argument("--backend", choices=["loky", "dask"], help="loky (local worker processes; default) or "
-                                                                  "dask (a dask.distributed cluster)")
-    run.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://HOST:8786 (implies --backend dask)")
-    run.add_argument("--timeout", type=float, help="seconds a cell may run before it is stored as failed")
+    _add_run_options(run)
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
@@ -77,15 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                                       "trial is a set of cells scored on a validation split carved from the "
                                       "training/database rows (never the test queries). Writes OUT/tuned.toml; "
                                       "run again to continue an interrupted study.")
-    tune.add_argument("--methods", required=True, help="comma-separated registered methods")
-    tune.add_argument("--datasets", help="comma-separated datasets (default: synthetic)")
-    tune.add_argument("--protocol", help="split protocol (default: each dataset's own)")
-    tune.add_argument("--preset", choices=["paper", "quick"], help="values of the parameters not searched "
-                                                                    "(default: paper)")
-    tune.add_argument("--bits", help="comma-separated bit lengths; the objective averages over them (default: 32)")
-    tune.add_argument("--seeds", help="comma-separated seeds; the objective averages over them (default: 0)")
-    tune.add_argument("--features", help="feature preprocessing: raw (default), zscore or l2 (statistics from the "
-                                         "trial's own training rows)")
+    _add_run_options(tune, TUNE_DIFFERENCES)
     tune.add_argument("--trials", type=int, required=True, help="completed trials per method")
     tune.add_argument("--metric", default="map@all", help="objective: mean of I→T and T→I of this metric on the "
                                                           "validation split (default: map@all)")
@@ -93,19 +91,6 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--search", metavar="NAME[,NAME...]",
                       help="search only these parameters (the others keep their values; default: every "
                            "search range the method declares)")
-    tune.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
-                      help="fix a hyper-parameter (repeatable); a searched parameter given here is still searched")
-    tune.add_argument("--config", help="TOML grid file (options given here override it)")
-    tune.add_argument("--out", required=True, help="study folder: study.journal, trials/, tuned.toml")
-    tune.add_argument("--data-dir", dest="data_dir", help="folder of dataset files (default: $CMHBENCH_DATA)")
-    tune.add_argument("--cache-dir", dest="cache_dir", help="cache folder (default: $CMHBENCH_CACHE or "
-                                                             "~/.cache/cmhbench)")
-    tune.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
-    tune.add_argument("--jobs", type=int, help="parallel worker processes for a trial's cells (default: 1)")
-    tune.add_argument("--threads", type=int, help="BLAS/torch threads per cell (default: 1)")
-    tune.add_argument("--backend", choices=["loky", "dask"], help="loky (default) or dask")
-    tune.add_argument("--scheduler", help="dask scheduler address (implies --backend dask)")
-    tune.add_argument("--timeout", type=float, help="seconds a cell may run before it is stored as failed")
 
     board = sub.add_parser("leaderboard", help="tables from stored results",
                            description="Build leaderboards from one or more results folders (merged).")
@@ -224,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "prune":
             return _prune(args)
         return _list(args)
-    except UsageError as exc:
+    except UserError as exc:  # wherever it was raised (a plugin's too): the message names what to fix
         print(f"cmhbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
@@ -232,23 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cmhbench: {what}; every finished cell is stored: run the same command again to resume",
               file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    except Exception:  # anything else is a bug: keep its traceback
+        traceback.print_exc()
+        print(BUG_HINT, file=sys.stderr)
+        return EXIT_BUG
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _usage_errors():
-    """The exception types that mean bad input, not a bug."""
-    from cmhbench.config import ConfigError
-    from cmhbench.datasets import DatasetError
-    from cmhbench.evaluation import MetricError
-    from cmhbench.grid import GridError
-    from cmhbench.leaderboard import LeaderboardError
-    from cmhbench.methods import ParameterError, UnknownMethodError
-    from cmhbench.store import StoreError
-
-    return (ConfigError, DatasetError, MetricError, GridError, LeaderboardError, ParameterError,
-            UnknownMethodError, StoreError)
 
 
 def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
@@ -261,20 +236,14 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "force", "progress")}
-    try:
-        settings = run_settings(options, registry.builtin_names())  # names only: nothing is imported
-        for metric in settings.metrics:
-            check_metric(metric)
-        sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
-                   for name in settings.grid.datasets}
-        cells = build_cells(settings.grid, sources)
-        store.prepare(settings.out)
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
-    ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                     cells_per_gpu=settings.cells_per_gpu, threads=settings.threads, timeout=settings.timeout, force=args.force,
-                     metrics=tuple(settings.metrics), argv=("cmhbench", *argv), config=settings.config)
+    settings = run_settings(_run_values(args), registry.builtin_names())  # names only: nothing is imported
+    for metric in settings.metrics:
+        check_metric(metric)
+    sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
+               for name in settings.grid.datasets}
+    cells = build_cells(settings.grid, sources)
+    store.prepare(settings.out)
+    ctx = RunContext.from_settings(settings, force=args.force, argv=("cmhbench", *argv))
     grid = settings.grid
     sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),
              (grid.seeds, "seed"), (grid.database_coding, "coding")]
@@ -292,13 +261,8 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
         line = None
     if line:
         print(line, file=sys.stderr)
-    try:
-        summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
-                            scheduler=settings.scheduler, progress=args.progress)
-    except KeyboardInterrupt:
-        raise
-    except (ImportError, RuntimeError, OSError) as exc:  # e.g. dask missing, scheduler unreachable
-        raise UsageError(f"cannot run the grid: {exc}") from None
+    summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
+                        scheduler=settings.scheduler, progress=args.progress)
     print(summary.line(), file=sys.stderr)
     print(leaderboard.write_tables(settings.out, settings.metrics))
     collapsed = leaderboard.collapse_warning(store.load_results(settings.out), keys={c.key for c in cells})
@@ -317,27 +281,18 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench.evaluation import check_metric
     from cmhbench.methods import registry
     from cmhbench.runner import RunContext
-    from cmhbench.tune import TUNED_FILE, TuneError, check_tunable, tune
+    from cmhbench.tune import DEFAULTS, TUNED_FILE, check_tunable, tune
 
-    options = {k: v for k, v in vars(args).items()
-               if k not in ("command", "trials", "metric", "sampler_seed", "search")}
     search = [name.strip() for name in args.search.split(",") if name.strip()] if args.search else None
-    options["bits"] = options.get("bits") or "32"
-    try:
-        settings = run_settings(options, [])
-        check_metric(args.metric)
-        check_tunable(settings.grid.methods, search)
-        sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
-                   for name in settings.grid.datasets}
-        ctx = RunContext(out=settings.out, cache_dir=settings.cache_dir, device=settings.device,
-                         cells_per_gpu=settings.cells_per_gpu, threads=settings.threads,
-                         timeout=settings.timeout, argv=("cmhbench", *argv),
-                         config=settings.config)
-        results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
-                       sampler_seed=args.sampler_seed, search=search,
-                       report=lambda line: print(line, file=sys.stderr))
-    except (*_usage_errors(), TuneError) as exc:
-        raise UsageError(str(exc)) from None
+    settings = run_settings(_run_values(args), [], DEFAULTS)
+    check_metric(args.metric)
+    check_tunable(settings.grid.methods, search)
+    sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
+               for name in settings.grid.datasets}
+    ctx = RunContext.from_settings(settings, argv=("cmhbench", *argv))
+    results = tune(settings, sources, ctx, trials=args.trials, metric=args.metric,
+                   sampler_seed=args.sampler_seed, search=search,
+                   report=lambda line: print(line, file=sys.stderr))
     for r in results:
         values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.best_params.items())
         default = f"; defaults {r.default_value:.4f}" if r.default_value is not None else ""
@@ -366,15 +321,16 @@ def _report(args: argparse.Namespace) -> int:
     from cmhbench.report import build_report
 
     dest = Path(args.output) if args.output else Path(args.outs[0]) / "report"
-    try:
-        report = build_report([Path(o) for o in args.outs], dest, args.metric)
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
-    except OSError as exc:
-        raise UsageError(f"cannot write the report to {dest}: {exc.strerror or exc}") from None
+    report = build_report([Path(o) for o in args.outs], dest, args.metric)
     print(f"wrote {report.index}, {report.latex} and {len(report.figures)} figures (PNG and SVG) in "
           f"{dest / 'figures'}")
     return 0
+
+
+def _check_per_query(metric: str, what: str) -> None:
+    """Statistics need per-query scores, which only some metrics store: say so before reading any."""
+    if metric not in PER_QUERY_METRICS:
+        raise UsageError(f"{what}: per-query scores are stored for {', '.join(PER_QUERY_METRICS)}, not {metric!r}")
 
 
 def _selected(frame, methods: str | None):
@@ -388,34 +344,27 @@ def _selected(frame, methods: str | None):
 def _leaderboard(args: argparse.Namespace) -> int:
     from cmhbench import leaderboard, store
 
-    try:
-        frame = _selected(store.load_results(*args.outs), args.methods)
-        if args.format == "latex":
-            from cmhbench.report.latex import to_latex
+    frame = _selected(store.load_results(*args.outs), args.methods)
+    if args.format == "latex":
+        from cmhbench.report.latex import to_latex
 
-            text = to_latex(frame, args.metric)
-        elif args.format == "html":
-            from cmhbench.report.html import to_html
+        text = to_latex(frame, args.metric)
+    elif args.format == "html":
+        from cmhbench.report.html import to_html
 
-            text = to_html(frame, metric=args.metric)
-        elif args.format == "csv":
-            text = leaderboard.to_csv(frame)
-        elif args.ci:
-            from cmhbench.stats import leaderboard_statistics
+        text = to_html(frame, metric=args.metric)
+    elif args.format == "csv":
+        text = leaderboard.to_csv(frame)
+    elif args.ci:
+        from cmhbench.stats import leaderboard_statistics
 
-            text = leaderboard.to_markdown(frame, args.metric,
-                                        leaderboard_statistics(frame, args.metric, variance=args.variance))
-        else:
-            text = leaderboard.to_markdown(frame, args.metric)
-    except (*_usage_errors(), ValueError) as exc:
-        raise UsageError(str(exc)) from None
+        _check_per_query(args.metric, "--ci")
+        text = leaderboard.to_markdown(frame, args.metric,
+                                       leaderboard_statistics(frame, args.metric, variance=args.variance))
+    else:
+        text = leaderboard.to_markdown(frame, args.metric)
     if args.output:
-        from cmhbench.store import write_text_atomic
-
-        try:
-            write_text_atomic(args.output, text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        store.write_text_atomic(args.output, text)
     else:
         print(text, end="")
     return 0
@@ -424,29 +373,24 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from cmhbench.config import parse_list
     from cmhbench.evaluation import check_metric
-    from cmhbench.evaluation.rescore import EvaluationInputError, load_npz, score_codes_file
+    from cmhbench.evaluation.rescore import load_npz, score_codes_file
     from cmhbench.rescoring import rescore_folder
 
-    try:
-        metrics = parse_list(args.metrics, "metrics")
-        for metric in metrics:
-            check_metric(metric)
-        if args.codes:
-            given = load_npz(args.labels) if args.labels else {}
-            labels = {k: v for k, v in given.items() if k in ("query_labels", "database_labels")}
-            scores = score_codes_file(args.codes, metrics, **labels)
-            for direction, values in scores.items():
-                print(direction, " ".join(f"{m}={v:.4f}" for m, v in values.items()))
-            return 0
-        if not args.outs:
-            raise UsageError("give results folders to re-score, or --codes FILE")
-        for out in args.outs:
-            result = rescore_folder(out, metrics)
-            print(f"{out}: re-scored {result.cells} cells with {', '.join(metrics)}")
-    except (EvaluationInputError, OSError, KeyError) as exc:
-        raise UsageError(str(exc)) from None
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
+    metrics = parse_list(args.metrics, "metrics")
+    for metric in metrics:
+        check_metric(metric)
+    if args.codes:
+        given = load_npz(args.labels) if args.labels else {}
+        labels = {k: v for k, v in given.items() if k in ("query_labels", "database_labels")}
+        scores = score_codes_file(args.codes, metrics, **labels)
+        for direction, values in scores.items():
+            print(direction, " ".join(f"{m}={v:.4f}" for m, v in values.items()))
+        return 0
+    if not args.outs:
+        raise UsageError("give results folders to re-score, or --codes FILE")
+    for out in args.outs:
+        result = rescore_folder(out, metrics)
+        print(f"{out}: re-scored {result.cells} cells with {', '.join(metrics)}")
     return 0
 
 
@@ -457,14 +401,12 @@ def _compare(args: argparse.Namespace) -> int:
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(names) != 2:
         raise UsageError(f"--methods takes two methods A,B, got {args.methods!r}")
-    try:
-        frame = store.load_results(*args.outs)
-        missing = [m for m in names if frame.empty or m not in set(frame["method"])]
-        if missing:
-            raise UsageError(f"no stored cells of {', '.join(missing)} in {', '.join(args.outs)}")
-        table = compare_methods(frame, names[0], names[1], args.metric, args.variance)
-    except (*_usage_errors(), ValueError, KeyError) as exc:
-        raise UsageError(str(exc)) from None
+    _check_per_query(args.metric, "compare")
+    frame = store.load_results(*args.outs)
+    missing = [m for m in names if frame.empty or m not in set(frame["method"])]
+    if missing:
+        raise UsageError(f"no stored cells of {', '.join(missing)} in {', '.join(args.outs)}")
+    table = compare_methods(frame, names[0], names[1], args.metric, args.variance)
     if table.empty:
         raise UsageError(f"{names[0]} and {names[1]} share no finished seed")
     print(compare_text(table, args.metric), end="")
@@ -475,10 +417,7 @@ def _rank(args: argparse.Namespace) -> int:
     from cmhbench import store
     from cmhbench.stats import rank_methods, ranking_entries
 
-    try:
-        entries = ranking_entries(_selected(store.load_results(*args.outs), args.methods), args.metric)
-    except _usage_errors() as exc:
-        raise UsageError(str(exc)) from None
+    entries = ranking_entries(_selected(store.load_results(*args.outs), args.methods), args.metric)
     print(rank_methods(entries).to_markdown(args.metric))
     return 0
 
@@ -488,10 +427,7 @@ def _check(args: argparse.Namespace) -> int:
 
     corrupt = 0
     for out in args.outs:
-        try:
-            total, problems = store.check(out)
-        except store.StoreError as exc:
-            raise UsageError(str(exc)) from None
+        total, problems = store.check(out)
         for key, problem in sorted(problems.items()):
             print(f"corrupt: {store.cells_dir(out) / key}: {problem}")
         print(f"{out}: {total} cells, {total - len(problems)} intact, {len(problems)} corrupt"
@@ -501,43 +437,36 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from cmhbench import store
     from cmhbench.pruning import prune, stale_groups
 
     where = ", ".join(args.outs)
-    try:
-        total, groups = stale_groups(*args.outs)
-        for group in groups:
-            print(f"stale: {group.describe()}")
-        replaced = sum(len(g.keys) for g in groups)
-        if not groups:
-            print(f"{where}: no stale cells among {total}", file=sys.stderr)
-        elif not replaced:
-            print(f"{where}: no stale cell is replaced by a newer version yet; nothing to delete", file=sys.stderr)
-        elif not args.yes:
-            print(f"{where}: {replaced} of {total} cells are stale and replaced; nothing deleted "
-                  "(run again with --yes to delete them)", file=sys.stderr)
-        else:
-            deleted = prune(args.outs, groups)
-            print(f"{where}: deleted {deleted} stale cells"
-                  + ("; results.csv and leaderboard.md rewritten" if deleted else ""), file=sys.stderr)
-    except store.StoreError as exc:
-        raise UsageError(str(exc)) from None
+    total, groups = stale_groups(*args.outs)
+    for group in groups:
+        print(f"stale: {group.describe()}")
+    replaced = sum(len(g.keys) for g in groups)
+    if not groups:
+        print(f"{where}: no stale cells among {total}", file=sys.stderr)
+    elif not replaced:
+        print(f"{where}: no stale cell is replaced by a newer version yet; nothing to delete", file=sys.stderr)
+    elif not args.yes:
+        print(f"{where}: {replaced} of {total} cells are stale and replaced; nothing deleted "
+              "(run again with --yes to delete them)", file=sys.stderr)
+    else:
+        deleted = prune(args.outs, groups)
+        print(f"{where}: deleted {deleted} stale cells"
+              + ("; results.csv and leaderboard.md rewritten" if deleted else ""), file=sys.stderr)
     return 0
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from cmhbench.datasets.cache import CacheError, cache_usage, clear_cache, default_cache_dir
+    from cmhbench.datasets.cache import cache_usage, clear_cache, default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    try:
-        if args.action == "clear":
-            left = clear_cache(folder)
-            print(f"cleared {folder}" + (f" (left alone, not cmhbench's: {', '.join(left)})" if left else ""))
-            return 0
-        usage = cache_usage(folder)
-    except CacheError as exc:
-        raise UsageError(str(exc)) from None
+    if args.action == "clear":
+        left = clear_cache(folder)
+        print(f"cleared {folder}" + (f" (left alone, not cmhbench's: {', '.join(left)})" if left else ""))
+        return 0
+    usage = cache_usage(folder)
     if not usage:
         print(f"{folder}: empty (nothing cached yet)")
         return 0

@@ -24,9 +24,9 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,16 +35,15 @@ else:  # pragma: no cover
 
 from cmhbench.conventions import DEFAULT_METRICS
 from cmhbench.datasets import default_cache_dir, default_data_dir
+from cmhbench.errors import UserError
 from cmhbench.grid import GridSpec
+from cmhbench.methods.registry import PRESETS
 
-DEFAULT_BITS = [16, 32, 64, 128]
 DEFAULT_OUT = Path("results") / "latest"
-RUN_KEYS = {"methods", "datasets", "bits", "seeds", "preset", "protocol", "database_coding", "features", "params",
-            "variants", "out", "data_dir", "cache_dir", "device", "jobs", "threads", "metrics", "backend",
-            "scheduler", "timeout", "cells_per_gpu"}
+BACKENDS = ("loky", "dask")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A grid file or option value that cannot be used; the message names it."""
 
 
@@ -107,23 +106,6 @@ def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
     return params
 
 
-@dataclass
-class RunSettings:
-    grid: GridSpec
-    out: Path
-    data_dir: Path | None
-    cache_dir: Path | None
-    device: str = "auto"
-    jobs: int = 1
-    cells_per_gpu: int = 1
-    threads: int | None = 1
-    backend: str = "loky"
-    scheduler: str | None = None
-    timeout: float | None = None
-    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
-    config: dict[str, Any] = field(default_factory=dict)
-
-
 def _as_list(value: Any, what: str, kind: type = str) -> list[Any]:
     """A list option from a comma-separated string or a TOML array, each item of ``kind``."""
     if isinstance(value, str):
@@ -178,18 +160,160 @@ def _name(value: Any, what: str) -> str:
     return value
 
 
-def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSettings:
-    """Merge command-line options (None = not given) over a config file over defaults.
+def _names(value: Any, what: str) -> list[str]:
+    return _as_list(value, what)
+
+
+def _integers(value: Any, what: str) -> list[int]:
+    return _as_list(value, what, int)
+
+
+def _path(value: Any, what: str) -> Path:
+    return Path(_name(str(value) if isinstance(value, Path) else value, what))
+
+
+def _device(value: Any, what: str) -> str:
+    device = _name(value, what)
+    if not DEVICE.fullmatch(device):
+        raise ConfigError(f"{what} must be auto, cpu, cuda or cuda:K, got {device!r}")
+    return device
+
+
+def _jobs(value: Any, what: str) -> int:
+    jobs = _integer(value, what, -1)
+    if jobs == 0:
+        raise ConfigError(f"{what} must be a positive number of workers or -1 (all cores), got {jobs}")
+    return jobs
+
+
+def _positive(value: Any, what: str) -> int:
+    return _integer(value, what, 1)
+
+
+def _backend(value: Any, what: str) -> str:
+    backend = _name(value, what)
+    if backend not in BACKENDS:
+        raise ConfigError(f"{what} must be {' or '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+@dataclass(frozen=True)
+class Option:
+    """One run option as the user gives it: help text, checks, and where it may be written.
+
+    Every option of ``run`` and ``tune`` is declared once, either in :data:`GRID_OPTIONS` or as
+    a field of :class:`RunSettings`; both commands' parsers (:func:`cmhbench.cli`), the keys a
+    grid file accepts (:data:`RUN_KEYS`) and the settings come from these declarations, so an
+    option cannot reach one of them and miss another."""
+
+    help: str
+    parse: Callable[[Any, str], Any] | None = None  # checks a given value (the flag's text or a TOML value)
+    type: Callable[[str], Any] | None = None  # argparse's conversion of the flag's text
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    action: str | None = None
+    flag: bool = True  # a command-line option, --key-with-dashes
+    file: bool = True  # a key of the grid file
+
+    def argparse_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``add_argument`` (those that are set)."""
+        given = {"help": self.help, "type": self.type, "choices": self.choices, "metavar": self.metavar,
+                 "action": self.action}
+        return {k: v for k, v in given.items() if v is not None}
+
+
+def flag_of(key: str) -> str:
+    """``database_coding`` -> ``--database-coding``."""
+    return "--" + key.replace("_", "-")
+
+
+#: The options that describe the grid: each becomes the :class:`GridSpec` field of its name,
+#: whose default is the default (``--param`` and the grid file's tables fill ``params`` and
+#: ``variants``; ``--config`` names the file).
+GRID_OPTIONS: dict[str, Option] = {
+    "methods": Option("comma-separated methods or variants (default: all built-in)", _names),
+    "datasets": Option("comma-separated datasets (default: synthetic)", _names),
+    "protocol": Option("split protocol (default: each dataset's own)"),
+    "preset": Option("hyper-parameter preset (default: paper; quick for the bare default tour)", choices=PRESETS),
+    "bits": Option("comma-separated bit lengths (default: 16,32,64,128)", _integers),
+    "seeds": Option("comma-separated seeds (default: 0)", _integers),
+    "database_coding": Option("modality (default) or unified: how database items are coded", _names),
+    "features": Option("feature preprocessing: raw (default: the files as given), zscore (columns standardised "
+                       "with training-row statistics) or l2 (rows scaled to unit norm)"),
+    "param": Option("set a hyper-parameter (repeatable); VALUE is read as TOML", action="append",
+                    metavar="METHOD.NAME=VALUE", file=False),
+    "params": Option("[params.METHOD] tables of hyper-parameter values", flag=False),
+    "variants": Option("[variants.NAME] tables: named rows with a base method and values", flag=False),
+    "config": Option("TOML grid file (options given here override it)", file=False),
+}
+
+
+def setting(default: Any, help: str, parse: Callable[[Any, str], Any], *, factory: Callable[[], Any] | None = None,
+            **how: Any) -> Any:
+    """A :class:`RunSettings` field that is also a run option (``how``: the other :class:`Option` fields)."""
+    metadata = {"option": Option(help, parse, **how)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class RunSettings:
+    """How a grid is run: where, on what, how many at once.  Each field below ``grid`` is a run
+    option too (its ``setting`` declares flag and help), and reaches the cells through
+    :meth:`cmhbench.runner.RunContext.from_settings`; none changes a cell's result."""
+
+    grid: GridSpec
+    out: Path = setting(DEFAULT_OUT, "results folder (default: results/latest)", _path)
+    data_dir: Path | None = setting(None, "folder of dataset files (default: $CMHBENCH_DATA)", _path)
+    cache_dir: Path | None = setting(None, "cache folder (default: $CMHBENCH_CACHE or ~/.cache/cmhbench)", _path)
+    device: str = setting("auto", "auto (default), cpu, cuda or cuda:K", _device)
+    jobs: int = setting(1, "parallel worker processes (default: 1; -1 = all cores)", _jobs, type=int)
+    cells_per_gpu: int = setting(1, "deep cells that share one GPU at a time (default: 1; use --jobs ≥ K); each "
+                                    "waits for a free slot and enough free GPU memory", _positive, type=int,
+                                 metavar="K")
+    threads: int | None = setting(1, "BLAS/torch threads per cell (default: 1; capped so that jobs × threads ≤ "
+                                     "cores)", _positive, type=int)
+    backend: str = setting("loky", "loky (local worker processes; default) or dask (a dask.distributed cluster)",
+                           _backend, choices=BACKENDS)
+    scheduler: str | None = setting(None, "dask scheduler address, e.g. tcp://HOST:8786 (implies --backend dask)",
+                                    _name)
+    timeout: float | None = setting(None, "seconds a cell may run before it is stored as failed", _seconds,
+                                    type=float)
+    metrics: list[str] = setting(None, "metrics every cell stores (grid file only)", _names, flag=False,
+                                 factory=lambda: list(DEFAULT_METRICS))
+    config: dict[str, Any] = field(default_factory=dict)  # the grid file's values and the options given
+
+
+def run_options() -> dict[str, Option]:
+    """Every run option, in the order ``--help`` lists them: the grid's, then the settings'."""
+    settings = {f.name: f.metadata["option"] for f in fields(RunSettings) if "option" in f.metadata}
+    return {**GRID_OPTIONS, **settings}
+
+
+RUN_KEYS = frozenset(key for key, option in run_options().items() if option.file)
+
+
+def run_settings(options: Mapping[str, Any], all_methods: list[str],
+                 defaults: Mapping[str, Any] | None = None) -> RunSettings:
+    """Merge command-line options (None = not given) over a config file over ``defaults``
+    (a command's own, e.g. tune's bits) over the declared ones.
 
     With nothing given at all — no methods, datasets or config — this is the default
     tour: every built-in method on the synthetic set with the ``quick`` preset.
     """
     config = load_config(options["config"]) if options.get("config") else {}
-    merged = {**config, **{k: v for k, v in options.items() if v is not None and k != "config"}}
+    given = {k: v for k, v in options.items() if v is not None and k not in ("config", "param")}
+    merged = {**(defaults or {}), **config, **given}
     tour = not any(k in merged for k in ("methods", "datasets"))
-    methods = _as_list(merged.get("methods", all_methods), "methods")
+    declared = run_options()
+    chosen = {k: declared[k].parse(v, k) if declared[k].parse else v for k, v in merged.items()
+              if k not in ("params", "variants")}
     variants = {name: dict(v) for name, v in config.get("variants", {}).items()}
     params = {name: dict(values) for name, values in config.get("params", {}).items()}
+    if "methods" not in chosen:
+        chosen["methods"] = _names(all_methods, "methods")
+    methods = chosen["methods"]
     if options.get("methods") is not None:
         # --methods narrows the config's grid: its [params] for rows left out no longer apply
         # (a --param naming a method outside the grid is still an error)
@@ -197,44 +321,18 @@ def run_settings(options: Mapping[str, Any], all_methods: list[str]) -> RunSetti
         params = {name: values for name, values in params.items() if name in kept}
     for name, values in parse_params(options.get("param") or []).items():
         params.setdefault(name, {}).update(values)
-    grid = GridSpec(
-        methods=methods,
-        datasets=_as_list(merged.get("datasets", ["synthetic"]), "datasets"),
-        bits=_as_list(merged.get("bits", DEFAULT_BITS), "bits", int),
-        seeds=_as_list(merged.get("seeds", [0]), "seeds", int),
-        preset=merged.get("preset", "quick" if tour else "paper"),
-        protocol=merged.get("protocol"),
-        database_coding=_as_list(merged.get("database_coding", ["modality"]), "database coding"),
-        features=merged.get("features", "raw"),
-        params=params,
-        variants=variants,
-    )
-    data_dir = _name(merged["data_dir"], "data_dir") if "data_dir" in merged else None
-    cache_dir = _name(merged["cache_dir"], "cache_dir") if "cache_dir" in merged else None
-    device = _name(merged.get("device", "auto"), "device")
-    if not DEVICE.fullmatch(device):
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:K, got {device!r}")
+    chosen.setdefault("preset", "quick" if tour else "paper")
+    grid_fields = {f.name for f in fields(GridSpec)}
+    grid = GridSpec(**{k: v for k, v in chosen.items() if k in grid_fields}, params=params, variants=variants)
     settings = RunSettings(
         grid=grid,
-        out=Path(_name(str(merged["out"]), "out") if "out" in merged else DEFAULT_OUT),
-        data_dir=Path(data_dir) if data_dir else default_data_dir(),
-        cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-        device=device,
-        jobs=_integer(merged.get("jobs", 1), "jobs", -1),
-        cells_per_gpu=_integer(merged.get("cells_per_gpu", 1), "cells_per_gpu", 1),
-        threads=_integer(merged.get("threads", 1), "threads", 1),
-        backend=_name(merged.get("backend", "dask" if merged.get("scheduler") else "loky"), "backend"),
-        scheduler=_name(merged["scheduler"], "scheduler") if merged.get("scheduler") is not None else None,
-        timeout=_seconds(merged["timeout"], "timeout") if "timeout" in merged else None,
-        metrics=_as_list(merged.get("metrics", list(DEFAULT_METRICS)), "metrics"),
+        **{k: v for k, v in chosen.items() if k not in grid_fields},
         config={**config, **{k: str(v) if isinstance(v, Path) else v for k, v in options.items() if v is not None}},
     )
-    if settings.jobs == 0 or settings.jobs < -1:
-        raise ConfigError(f"jobs must be a positive number of workers or -1 (all cores), got {settings.jobs}")
-    if settings.cells_per_gpu < 1:
-        raise ConfigError(f"cells_per_gpu must be at least 1, got {settings.cells_per_gpu}")
-    if settings.backend not in ("loky", "dask"):
-        raise ConfigError(f"backend must be loky or dask, got {settings.backend!r}")
+    settings.data_dir = settings.data_dir or default_data_dir()
+    settings.cache_dir = settings.cache_dir or default_cache_dir()
+    if "backend" not in chosen and settings.scheduler:
+        settings.backend = "dask"  # --scheduler implies the dask backend
     cores = os.cpu_count() or 1
     workers = cores if settings.jobs == -1 else settings.jobs
     if settings.threads and workers * settings.threads > cores:

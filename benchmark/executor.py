@@ -27,13 +27,13 @@ from tqdm.auto import tqdm
 
 from cmhbench import store
 from cmhbench.datasets import DatasetSource
+from cmhbench.errors import UserError
 from cmhbench.grid import Cell
 from cmhbench.methods import registry
 from cmhbench.pool import WORKER_DIED, run_in_workers
 from cmhbench.progress import ProgressWatcher
 from cmhbench.runner import CellOutcome, RunContext, run_and_store
 
-BACKENDS = ("loky", "dask")
 HELD_POLL_S = 0.5  # how often a run looks again at the cells another run holds
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,10 @@ def longest_first(cells: list[Cell]) -> list[Cell]:
     return sorted(cells, key=lambda c: (registry.get(c.base).info.kind != "deep", -c.bits))
 
 
+class BackendError(UserError, RuntimeError):
+    """A backend asked for that cannot run here (dask not installed, scheduler unreachable)."""
+
+
 def _needs_gpu(cell: Cell, ctx: RunContext) -> bool:
     return ctx.device != "cpu" and registry.get(cell.base).info.kind == "deep"
 
@@ -95,10 +99,13 @@ def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContex
     try:
         from distributed import Client
     except ImportError:
-        raise RuntimeError("the dask backend needs dask.distributed: pip install 'cmhbench[dask]'") from None
+        raise BackendError("the dask backend needs dask.distributed: pip install 'cmhbench[dask]'") from None
     from joblib import Parallel, delayed, parallel_config
 
-    client = Client(scheduler) if scheduler else Client(processes=True)
+    try:
+        client = Client(scheduler) if scheduler else Client(processes=True)
+    except OSError as exc:  # unreachable address, timeout (TimeoutError is an OSError)
+        raise BackendError(f"cannot reach the dask scheduler {scheduler or '(local cluster)'}: {exc}") from None
     try:
         workers = client.scheduler_info().get("workers", {}).values()
         has_gpu_workers = any("GPU" in (w.get("resources") or {}) for w in workers)

@@ -46,8 +46,10 @@ from cmhbench.conventions import (
     TIED_MARK,
     TUNED_MARK,
 )
+from cmhbench.errors import UserError
 from cmhbench.evaluation import check_metric
-from cmhbench.store import DEFAULT_FEATURES, config_digest, load_results, long_results, write_text_atomic
+from cmhbench.schema import DEFAULT_FEATURES, DEFAULT_SPLIT
+from cmhbench.store import config_digest, load_results, long_results, write_text_atomic
 
 MISSING = "—"
 NOT_APPLICABLE = "n/a"
@@ -68,7 +70,7 @@ STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
                        "names, Holm-corrected over the column, α = 0.05).")
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(UserError, ValueError):
     """A leaderboard that cannot be built from the stored results."""
 
 
@@ -327,7 +329,7 @@ def test_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Only cells scored on a test split: tuning trials (validation split) never enter a leaderboard."""
     if frame.empty or "split" not in frame:
         return frame
-    return frame[frame["split"].fillna("test") == "test"]
+    return frame[frame["split"].fillna(DEFAULT_SPLIT) == DEFAULT_SPLIT]
 
 
 def is_tuned(frame: pd.DataFrame, method: str | None = None) -> bool:

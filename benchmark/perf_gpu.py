@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cmhbench.perf_train import DEEP_METHODS
+from cmhbench.perf_train import chosen_methods
 
 MIRFLICKR = "synthetic:shape=mirflickr25k"
 BITS = (16, 32, 64, 128)
@@ -109,11 +109,11 @@ def _mean(values: list[float]) -> str:
     return f"{sum(values) / len(values):.0f}" if values else "—"
 
 
-def method_table(run: GridRun, fraction: float) -> str:
+def method_table(run: GridRun, fraction: float, methods: list[str]) -> str:
     """Per method at K = 1: measured fit seconds per cell and the paper-preset extrapolation."""
     lines = ["| method | cells ok | fit s per cell (measured) | paper-preset fit s (est. = ÷ fraction) | "
              "encode s | peak GPU MB |", "|---|---:|---:|---:|---:|---:|"]
-    for method in DEEP_METHODS:
+    for method in methods:
         ok = [r for r in run.records if r["cell"]["base"] == method and r.get("status") == "ok"]
         if not ok:
             lines.append(f"| {method} | 0 | — | — | — | — |")
@@ -146,7 +146,7 @@ def bench_gpu(args: argparse.Namespace) -> int:
         print("cmhbench perf gpu: torch sees no GPU (a CPU-only torch, or no driver); nothing to check",
               file=sys.stderr)
         return 2
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = chosen_methods(args.methods)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name(0)
@@ -164,7 +164,7 @@ def bench_gpu(args: argparse.Namespace) -> int:
         f"GPU check on {name}: {', '.join(methods)} × bits {', '.join(map(str, BITS))} on MIRFlickr-shaped "
         f"synthetic features, paper presets at {args.fraction:g} of their epochs (estimates = measured ÷ "
         f"{args.fraction:g}; set-up time such as data generation is scaled too, so they are upper bounds).",
-        "Per method, one cell at a time (K = 1):", method_table(runs[0], args.fraction),
+        "Per method, one cell at a time (K = 1):", method_table(runs[0], args.fraction, methods),
         "The grid:", grid_table(runs, args.fraction, n_cells),
         "Targets (issue #23): one MIRFlickr-size djsrh cell ≤ 20 s; the 24-cell grid ≤ 10 minutes."])
     (out / "gpu-check.md").write_text(report + "\n")
@@ -174,7 +174,7 @@ def bench_gpu(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     gpu = sub.add_parser("gpu", help="the GPU check: a MIRFlickr-size deep grid with 1 and K cells per GPU")
-    gpu.add_argument("--methods", default=",".join(DEEP_METHODS), help="deep methods (default: all six)")
+    gpu.add_argument("--methods", help="comma-separated deep methods (default: every registered deep method)")
     gpu.add_argument("--k", type=int, default=8, help="cells per GPU of the second grid (default 8)")
     gpu.add_argument("--fraction", type=float, default=0.05,
                      help="share of each method's paper epochs to train (default 0.05)")

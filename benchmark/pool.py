@@ -163,7 +163,7 @@ def _release_claim(ctx: RunContext, key: str, worker: _Worker) -> None:
 
 
 def _store_failure(cell: Cell, ctx: RunContext, error: str) -> CellOutcome:
-    store.write_cell(ctx.out, cell.key, failed_record(cell, ctx, error), None)
+    store.write_cell(ctx.out, cell.key, failed_record(cell, ctx, error).to_json(), None)
     return CellOutcome(cell.key, cell.label, "failed", error)
 
 

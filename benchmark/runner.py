@@ -17,23 +17,26 @@ import threading
 import time
 import traceback
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cmhbench import gpu_slots, store
 from cmhbench.datasets import Dataset, DatasetSource, Split
-from cmhbench.datasets.features import DEFAULT_FEATURES, preprocess
+from cmhbench.datasets.features import preprocess
 from cmhbench.datasets.validation import split_for_role
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
 from cmhbench.evaluation.scoring import score_cell
-from cmhbench.grid import SCHEMA_VERSION, Cell, canonical_json
 from cmhbench.methods import registry
 from cmhbench.methods.base import Progress
 from cmhbench.provenance import PeakMemory, environment
+from cmhbench.schema import DEFAULT_FEATURES, Cell, Record, canonical_json
+
+if TYPE_CHECKING:
+    from cmhbench.config import RunSettings
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,15 @@ class RunContext:
     cells_per_gpu: int = 1
     argv: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: RunSettings, **given: Any) -> RunContext:
+        """The context of a run: each field that :class:`~cmhbench.config.RunSettings` has too
+        (a run option declared there reaches the cells by adding its field here), plus what
+        only the command knows (``argv``, ``force``)."""
+        shared = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        shared["metrics"] = tuple(shared["metrics"])
+        return cls(**{**shared, **given})
 
 
 @dataclass(frozen=True)
@@ -204,35 +216,25 @@ def time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, previous)
 
 
-def base_record(cell: Cell, ctx: RunContext) -> dict[str, Any]:
+def base_record(cell: Cell, ctx: RunContext) -> Record:
     """The part of a record known before the cell runs (status ``failed`` until it succeeds)."""
-    cell_fields = {k: v for k, v in cell.key_fields().items() if k != "schema_version"}
-    record = {
-        "schema_version": SCHEMA_VERSION,
-        "key": cell.key,
-        "cell": {**cell_fields, "preset": cell.preset, "versions": dict(cell.versions), "features": cell.features,
-                 "split": cell.split},
-        "status": "failed",
-        "error": None,
-        "metrics": {},
-        "evaluation": {"relevance": RELEVANCE, "tie_rule": TIE_RULE, "metrics": METRIC_DEFINITIONS},
-        "environment": environment(),
-        "reproduce": {"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
-        "started_at": utc_now(),
-    }
-    if cell.tuned:
-        record["tuned"] = dict(cell.tuned)
-    return record
+    return Record.start(
+        cell,
+        evaluation={"relevance": RELEVANCE, "tie_rule": TIE_RULE, "metrics": METRIC_DEFINITIONS},
+        environment=environment(),
+        reproduce={"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
+        started_at=utc_now(),
+    )
 
 
-def failed_record(cell: Cell, ctx: RunContext, error: str) -> dict[str, Any]:
+def failed_record(cell: Cell, ctx: RunContext, error: str) -> Record:
     """A record for a cell that failed outside the method (e.g. its worker process died)."""
     record = base_record(cell, ctx)
-    record.update(error=error, finished_at=utc_now())
+    record.error, record.finished_at = error, utc_now()
     return record
 
 
-def compute_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+def compute_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[Record, dict[str, np.ndarray] | None]:
     """Compute one cell; never raises for a method's failure (it is recorded instead)."""
     record = base_record(cell, ctx)
     arrays = None
@@ -240,55 +242,55 @@ def compute_cell(cell: Cell, source: DatasetSource, ctx: RunContext) -> tuple[di
     try:
         cls = registry.get(cell.base)
         info = cls.info
-        record["method_info"] = {"title": info.title, "citation": info.citation, "kind": info.kind,
-                                 "fidelity": info.fidelity, "pair_encoder": info.pair_encoder}
-        record["device"], warning = cell_device(ctx.device, info.kind == "deep")
+        record.method_info = {"title": info.title, "citation": info.citation, "kind": info.kind,
+                              "fidelity": info.fidelity, "pair_encoder": info.pair_encoder}
+        record.device, warning = cell_device(ctx.device, info.kind == "deep")
         if warning:
-            record["warnings"] = [warning]
+            record.warnings = [warning]
             _warn_once(warning)
         if cell.database_coding == "unified" and not info.pair_encoder:
-            record["status"] = "not-applicable"
-            record["error"] = f"{cell.base} has no pair encoder, which unified database coding needs"
+            record.status = "not-applicable"
+            record.error = f"{cell.base} has no pair encoder, which unified database coding needs"
             return record, None
         with _limit_threads(ctx.threads), time_limit(ctx.timeout):
-            record, arrays = _compute(cell, cls, source, ctx, record)
+            arrays = _compute(cell, cls, source, ctx, record)
     except (Exception, SystemExit) as exc:  # a method calling sys.exit fails its cell, not the run
-        record["status"] = "failed"
+        record.status = "failed"
         if isinstance(exc, SystemExit):
-            record["error"] = f"SystemExit: the method tried to end the process (exit code {exc.code!r})"
+            record.error = f"SystemExit: the method tried to end the process (exit code {exc.code!r})"
         else:
-            record["error"] = f"{type(exc).__name__}: {exc}"
-        record["traceback"] = traceback.format_exc()
+            record.error = f"{type(exc).__name__}: {exc}"
+        record.traceback = traceback.format_exc()
     finally:
-        record.setdefault("timings", {})["total_s"] = round(time.perf_counter() - start, 4)
-        record["finished_at"] = utc_now()
+        record.timings = {**(record.timings or {}), "total_s": round(time.perf_counter() - start, 4)}
+        record.finished_at = utc_now()
     return record, arrays
 
 
-def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
-             record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext, record: Record) -> dict[str, np.ndarray]:
+    """Fill ``record`` as the cell runs (what is known survives an exception) and return its arrays."""
     dataset = load_dataset(source)
     split = split_for_role(source.split(dataset, cell.protocol, cell.seed), dataset.labels, cell.seed, cell.split)
-    record["split"] = {"role": cell.split, "hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+    record.split = {"role": cell.split, "hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
     dataset = prepared_features(dataset, source, cell, split)
     memory = None
     if ctx.cache_dir is not None:
         import joblib
 
         memory = joblib.Memory(str(ctx.cache_dir), verbose=0)
-    gpu = record["device"].startswith("cuda")
+    gpu = record.device.startswith("cuda")
     q, db = split.query, split.database
     with ExitStack() as on_gpu, PeakMemory() as peak:
         if gpu:  # a GPU slot, held until the codes are made (scoring needs no GPU)
             import torch
 
-            record["device"] = on_gpu.enter_context(_slot_for(record["device"], cell, len(split.train), dataset, ctx))
-            torch.cuda.reset_peak_memory_stats(record["device"])
-        model = cls(**cell.params, seed=cell.seed, device=record["device"], cache=memory)
+            record.device = on_gpu.enter_context(_slot_for(record.device, cell, len(split.train), dataset, ctx))
+            torch.cuda.reset_peak_memory_stats(record.device)
+        model = cls(**cell.params, seed=cell.seed, device=record.device, cache=memory)
         t0 = time.perf_counter()
         model.fit(dataset.paired(split.train), cell.bits, progress=ProgressFile(ctx.out, cell.key))
         t1 = time.perf_counter()
-        record["fit"] = model.fit_report()
+        record.fit = model.fit_report()
         query_image = model.encode_image(dataset.image[q])
         query_text = model.encode_text(dataset.text[q])
         if cell.database_coding == "unified":
@@ -298,7 +300,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
             db_for_t2i = model.encode_image(dataset.image[db])
         t2 = time.perf_counter()
         if gpu:
-            peak_gpu_mb = round(torch.cuda.max_memory_allocated(record["device"]) / 2**20, 1)
+            peak_gpu_mb = round(torch.cuda.max_memory_allocated(record.device) / 2**20, 1)
     ql, dl = dataset.labels[q], dataset.labels[db]
     arrays = {
         "i2t_query": _pack(query_image),
@@ -312,18 +314,18 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext,
         "n_bits": np.array(cell.bits),
         "n_labels": np.array(dataset.labels.shape[1]),
     }
-    record["codes"] = code_statistics(arrays, cell.bits)
-    record["metrics"], curves = score_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
+    record.codes = code_statistics(arrays, cell.bits)
+    record.metrics, curves = score_cell(arrays, ctx.metrics, workers=ctx.threads or 1)
     arrays.update(curves)
     t3 = time.perf_counter()
-    record["timings"] = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}
-    record["memory"] = {"peak_rss_mb": peak.peak_mb}
+    record.timings = {"fit_s": round(t1 - t0, 4), "encode_s": round(t2 - t1, 4), "eval_s": round(t3 - t2, 4)}
+    record.memory = {"peak_rss_mb": peak.peak_mb}
     if gpu:
-        record["memory"]["peak_gpu_mb"] = peak_gpu_mb
-    record["status"] = "ok"
+        record.memory["peak_gpu_mb"] = peak_gpu_mb
+    record.status = "ok"
     for name, values in getattr(model, "loss_history_", {}).items():
         arrays[f"loss_{name}"] = np.asarray(values, dtype=np.float64)
-    return record, arrays
+    return arrays
 
 
 class ProgressFile:
@@ -363,5 +365,5 @@ def run_and_store(cell: Cell, source: DatasetSource, ctx: RunContext) -> CellOut
             record, arrays = compute_cell(cell, source, ctx)
         finally:
             store.clear_progress(ctx.out, cell.key)
-        store.write_cell(ctx.out, cell.key, record, arrays)
-    return CellOutcome(cell.key, cell.label, record["status"], record.get("error"))
+        store.write_cell(ctx.out, cell.key, record.to_json(), arrays)
+    return CellOutcome(cell.key, cell.label, record.status, record.error)

@@ -459,7 +459,7 @@ def _short(value: Any, limit: int = 24) -> str:
 def per_query_key(direction: str, metric: str) -> str:
     """The arrays.npz key holding per-query scores of a metric (only some metrics have them)."""
     if metric not in PER_QUERY_METRICS:
-        raise ValueError(f"per-query scores are stored for {', '.join(PER_QUERY_METRICS)}, not {metric!r}")
+        raise LeaderboardError(f"per-query scores are stored for {', '.join(PER_QUERY_METRICS)}, not {metric!r}")
     return per_query_array(direction, metric)
 
 
@@ -502,7 +502,7 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
 
     per_query_key("i2t", metric)  # fails early, naming the metrics that have per-query scores
     if variance not in VARIANCES:
-        raise ValueError(f"--variance must be one of {', '.join(VARIANCES)}, not {variance!r}")
+        raise LeaderboardError(f"--variance must be one of {', '.join(VARIANCES)}, not {variance!r}")
     if "features" not in frame.columns:
         frame = frame.assign(features="raw")
     result = {}
@@ -525,7 +525,7 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
         for row in others:
             for seed in seeds:
                 if not np.array_equal(scores[row][seed][0], scores[best][seed][0]):
-                    raise ValueError(f"{table.dataset} seed {seed}: {row} and {best} were scored on "
+                    raise LeaderboardError(f"{table.dataset} seed {seed}: {row} and {best} were scored on "
                                      "different queries")
             compared = paired_comparison([scores[best][s][1] for s in seeds], [scores[row][s][1] for s in seeds],
                                          n_resamples=n_resamples, variance=variance,
@@ -551,7 +551,7 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
     smallest p its test can give (``p floor``).  A method with several configurations in one
     of them is an error, never a mix."""
     if variance not in VARIANCES:
-        raise ValueError(f"--variance must be one of {', '.join(VARIANCES)}, not {variance!r}")
+        raise LeaderboardError(f"--variance must be one of {', '.join(VARIANCES)}, not {variance!r}")
     rows = []
     ok = with_rows(test_cells(frame[frame["status"] == "ok"]))
     for (dataset, protocol, features, coding, bits), cells in ok.groupby([*GROUP, "bits"]):
@@ -565,7 +565,7 @@ def compare_methods(frame: pd.DataFrame, a: str, b: str, metric: str = "map@all"
             sb = _stored_per_query(cells_b[cells_b["seed"].isin(seeds)], direction, metric)
             for seed in seeds:
                 if not np.array_equal(sa[seed][0], sb[seed][0]):
-                    raise ValueError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
+                    raise LeaderboardError(f"{dataset} seed {seed}: {a} and {b} were scored on different queries")
             result = paired_comparison([sa[s][1] for s in seeds], [sb[s][1] for s in seeds], variance=variance,
                                        n_resamples=n_resamples, crossed=crossed_design([sa[s][0] for s in seeds]))
             rows.append({"dataset": dataset, "protocol": protocol, "features": features, "database_coding": coding,

@@ -25,6 +25,7 @@ compares.  Replacing a cell moves the old folder aside as ``.old-<key>-*`` first
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -43,22 +44,22 @@ import pandas as pd
 import psutil
 
 from cmhbench.conventions import DIRECTIONS
+from cmhbench.errors import UserError
+from cmhbench.schema import CELL_TYPES, DEFAULT_FEATURES, DEFAULT_SPLIT  # noqa: F401  (DEFAULT_FEATURES: stats)
 
 CELLS = "cells"
 CLAIMS = "claims"
 RECORD = "record.json"
 ARRAYS = "arrays.npz"
 DONE_STATUSES = ("ok", "not-applicable")  # failed cells are tried again
-DEFAULT_FEATURES = "raw"  # records written before feature preprocessing was a cell field
 STATUSES = (*DONE_STATUSES, "failed")
 CHECKSUM = "arrays_sha256"
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-CELL_FIELDS = {"method": str, "base": str, "protocol": str, "database_coding": str, "bits": int, "seed": int}
 
 logger = logging.getLogger(__name__)
 
 
-class StoreError(OSError):
+class StoreError(UserError, OSError):
     """A results folder that cannot be written or read."""
 
 
@@ -146,9 +147,12 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
     record = {k: v for k, v in record.items() if k != CHECKSUM}
     record["key"] = key
     root = cells_dir(out)
-    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
-    tmp.mkdir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise StoreError(f"cannot write results to {root}: {exc.strerror or exc}") from None
     try:
         if arrays is not None:
             with open(tmp / ARRAYS, "wb") as fh:
@@ -168,6 +172,9 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
+    except OSError as exc:  # a full disk, a folder made read-only: the user's to fix, named here
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"cannot write cell {root / key}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -210,6 +217,10 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -241,7 +252,7 @@ def validate_record(data: Any, key: str) -> str | None:
     cell = data.get("cell")
     if not isinstance(cell, dict):
         return "no 'cell' object"
-    for name, kind in CELL_FIELDS.items():
+    for name, kind in CELL_TYPES.items():
         if not isinstance(cell.get(name), kind) or isinstance(cell.get(name), bool):
             return f"cell.{name} is missing or not a {kind.__name__}"
     if not isinstance(cell.get("dataset"), dict) or not isinstance(cell["dataset"].get("name"), str):
@@ -407,12 +418,12 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "base": cell["base"],
         "dataset": cell["dataset"]["name"],
         "protocol": cell["protocol"],
-        "features": cell.get("features", "raw"),  # records from before preprocessing existed: raw
+        "features": cell.get("features", DEFAULT_FEATURES),  # records from before preprocessing existed
         "database_coding": cell["database_coding"],
         "bits": cell["bits"],
         "seed": cell["seed"],
         "preset": cell.get("preset"),
-        "split": cell.get("split", "test"),
+        "split": cell.get("split", DEFAULT_SPLIT),
         "tuned": (record.get("tuned") or {}).get("study"),
         "status": record["status"],
         "error": record.get("error") or "",
@@ -420,7 +431,6 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "kind": info.get("kind"),
         "device": record.get("device"),
         "finished_at": record.get("finished_at"),
-        "features": cell.get("features", DEFAULT_FEATURES),
         "variant": cell["method"] if cell["method"] != cell.get("base", cell["method"]) else "",
         "params": json.dumps(cell.get("params", {}), sort_keys=True),
         "config_digest": config_digest(cell.get("params", {})),

@@ -38,14 +38,17 @@ from cmhbench import store
 from cmhbench.config import RunSettings
 from cmhbench.conventions import DIRECTIONS
 from cmhbench.datasets import DatasetSource
+from cmhbench.errors import UserError
 from cmhbench.executor import run_cells
-from cmhbench.grid import GridSpec, build_cells, canonical_json
+from cmhbench.grid import GridSpec, build_cells
 from cmhbench.methods import registry
 from cmhbench.methods.domains import search_space, suggest
 from cmhbench.runner import RunContext
+from cmhbench.schema import canonical_json
 
 logger = logging.getLogger(__name__)
 
+DEFAULTS = {"bits": [32]}  # tune's own defaults, under options and grid file: one bit length keeps trials cheap
 TRIALS_DIR = "trials"
 STUDY_FILE = "study.journal"
 TUNED_FILE = "tuned.toml"
@@ -53,7 +56,7 @@ TUNED_SUFFIX = "-tuned"
 WAIT_FOR_CLAIM_S = 1.0  # how often a trial looks again at a cell another process holds
 
 
-class TuneError(ValueError):
+class TuneError(UserError, ValueError):
     """A tuning request that cannot run (a method without a search space, bad trial count)."""
 
 

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from cmhbench.errors import UserError
 from cmhbench.methods.base import PairedFeatures
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset that cannot be resolved or loaded; the message names file, path and field."""
 
 

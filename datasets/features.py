@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cmhbench.datasets.base import Dataset
+from cmhbench.schema import DEFAULT_FEATURES
 
-FEATURES = ("raw", "zscore", "l2")
-DEFAULT_FEATURES = "raw"
+FEATURES = (DEFAULT_FEATURES, "zscore", "l2")
 
 
 def check_features(name: str) -> str:

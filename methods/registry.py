@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from cmhbench.errors import UserError
 from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
@@ -39,14 +40,14 @@ _plugin_errors: dict[str, str] = {}
 _state = {"builtins": False, "plugins": False}
 
 
-class UnknownMethodError(KeyError):
+class UnknownMethodError(UserError, KeyError):
     """A method name that is not registered (the message suggests a close match)."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want the sentence
         return str(self.args[0])
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """A hyper-parameter name, value or preset that a method does not accept."""
 
 

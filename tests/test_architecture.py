@@ -121,11 +121,11 @@ def _under(module: str, *prefixes: str) -> bool:
 
 # (modules the rule is about, what they may import from cmhbench: None = anything but the forbidden)
 ALLOWED = [
-    (("cmhbench.conventions", "cmhbench.logs", "cmhbench.methods.domains"), ()),
-    (("cmhbench.methods",), ("cmhbench.methods",)),
-    (("cmhbench.datasets",), ("cmhbench.datasets", "cmhbench.methods.base")),
-    (("cmhbench.evaluation",), ("cmhbench.evaluation", "cmhbench.conventions")),
-    (("cmhbench.store",), ("cmhbench.conventions",)),
+    (("cmhbench.conventions", "cmhbench.errors", "cmhbench.logs", "cmhbench.schema", "cmhbench.methods.domains"), ()),
+    (("cmhbench.methods",), ("cmhbench.methods", "cmhbench.errors")),
+    (("cmhbench.datasets",), ("cmhbench.datasets", "cmhbench.methods.base", "cmhbench.errors", "cmhbench.schema")),
+    (("cmhbench.evaluation",), ("cmhbench.evaluation", "cmhbench.conventions", "cmhbench.errors")),
+    (("cmhbench.store",), ("cmhbench.conventions", "cmhbench.errors", "cmhbench.schema")),
 ]
 FORBIDDEN = [
     (("cmhbench.leaderboard", "cmhbench.stats", "cmhbench.report"),

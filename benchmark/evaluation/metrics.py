@@ -73,6 +73,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from cmhbench.conventions import DEFAULT_METRICS
+from cmhbench.errors import UserError
 from cmhbench.evaluation.engine import PackedBits, RankingStats, pack_bits, ranking_stats
 from cmhbench.evaluation.ties import ratio, tie_aware_ap, tie_aware_ap_at_k
 
@@ -109,7 +110,7 @@ _NAMES = ("map@all, map@K, map@K-found, map@all-found, cmap@K, tmap@all, tmap@K,
           "(K ≥ 1 and H ≥ 0 integers, e.g. map@50, tmap@50, p@r2)")
 
 
-class MetricError(ValueError):
+class MetricError(UserError, ValueError):
     """An unknown metric name."""
 
 

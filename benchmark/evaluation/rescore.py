@@ -25,6 +25,7 @@ import numpy as np
 
 from cmhbench.conventions import (COLLAPSE_BELOW, COLLAPSE_MARK, DEFAULT_METRICS, DIRECTIONS, PER_QUERY_CUTOFFS,
                                   PER_QUERY_RADIUS)
+from cmhbench.errors import UserError
 from cmhbench.evaluation.engine import PackedBits, packed_bits
 from cmhbench.evaluation.metrics import as_packed, compute_stats, scores
 from cmhbench.evaluation.scoring import DEFAULT_K_GRID, metric_specs, score_directions
@@ -48,7 +49,7 @@ and a scalar n_labels) in the file, or given as arrays to score_codes_file (thos
 log = logging.getLogger(__name__)
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(UserError, ValueError):
     """Arrays to score that are missing, or of the wrong shape or values (names the file and key)."""
 
 

@@ -27,7 +27,10 @@ class Report:
 def build_report(outs: list[Path], dest: Path, metric: str = "map@all") -> Report:
     """Write ``dest/index.html``, ``dest/leaderboard.tex`` and ``dest/figures/*`` for ``outs``."""
     frame = store.load_results(*outs)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise store.StoreError(f"cannot write the report to {dest}: {exc.strerror or exc}") from None
     metrics = stored_metrics(frame) or [metric]
     tested = [m for m in metrics if m in PER_QUERY_METRICS]
     figures: list[Figure] = []

@@ -13,8 +13,8 @@ SMALL = SyntheticSource(SyntheticConfig(n_items=400, n_query=50, n_train=200))
 
 def _store(out, cell, seconds):
     record = base_record(cell, RunContext(out=out))
-    record.update(status="ok", timings={"total_s": seconds})
-    store.write_cell(out, cell.key, record, None)
+    record.status, record.timings = "ok", {"total_s": seconds}
+    store.write_cell(out, cell.key, record.to_json(), None)
 
 
 def test_estimate_uses_the_same_configuration_and_counts_the_rest(tmp_path):

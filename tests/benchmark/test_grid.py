@@ -103,6 +103,14 @@ def test_raw_version_one_cells_keep_the_keys_stored_before_versions_and_features
     assert _cell(features="zscore").key != _cell(features="l2").key != _cell().key
 
 
+def test_the_keys_of_known_cells_are_pinned():
+    # keys stored by the code of commit 110533d: a change here recomputes every stored cell (on purpose only)
+    assert _cell(versions={"cca-itq": 1}, features="l2").key == "29c0e3cca74ae9076547"
+    every_field_set = _cell(method="kdcmh", base="kdcmh", database_coding="unified", versions={"kdcmh": 3, "jdsh": 3},
+                            features="zscore", split="validation", tuned={"study": "s"})
+    assert every_field_set.key == "41ac3755eb0d8344fee2"
+
+
 def test_unknown_features_are_refused(sources):
     with pytest.raises(GridError, match="features must be one of raw, zscore, l2, got 'standard'"):
         build_cells(GridSpec(methods=["cca-itq"], features="standard"), sources)

@@ -27,7 +27,7 @@ def test_a_grid_is_run_timed_and_tabulated(tmp_path, monkeypatch):
     assert not run.timed_out and len(run.records) == 4
     assert {r["status"] for r in run.records} == {"ok"}
     assert {r["fit"]["epochs"] for r in run.records} == {1}  # 1% of 80 epochs, at least one
-    table = perf_gpu.method_table(run, 0.01)
+    table = perf_gpu.method_table(run, 0.01, ["djsrh"])
     djsrh = next(line for line in table.splitlines() if line.startswith("| djsrh"))
     assert djsrh.split("|")[2].strip() == "4"
     assert "| 1 | 4/4 |" in perf_gpu.grid_table([run], 0.01, 4)

@@ -3,7 +3,9 @@ import re
 import pytest
 
 from cmhbench import perf
-from cmhbench.perf_train import steps_for, time_fit
+from cmhbench.methods.base import Hasher
+from cmhbench.methods.registry import register, unregister
+from cmhbench.perf_train import chosen_methods, deep_methods, steps_for, time_fit
 
 
 @pytest.mark.slow
@@ -36,3 +38,19 @@ def test_bad_options_are_refused(capsys):
     with pytest.raises(SystemExit) as exc:
         perf.main(["train", "--rows", "0"])
     assert exc.value.code == 2 and "--rows must be positive" in capsys.readouterr().err
+
+
+def test_the_deep_methods_come_from_the_registry_plugins_included():
+    @register(name="test-deep-plugin", title="t", authors="a", venue="v", year=2030, kind="deep", fidelity="paper",
+              deterministic=False, memory="O(n)")
+    class DeepPlugin(Hasher):
+        """Registered like a plugin's deep method; never trained here."""
+
+    try:
+        found = deep_methods()
+        assert found[-1] == "test-deep-plugin"  # the newest paper last
+        assert {"djsrh", "jdsh", "dgcpn", "ucch", "kdcmh", "uchm"} < set(found)
+        assert "cca-itq" not in found and "random" not in found
+        assert chosen_methods(None) == found and chosen_methods("djsrh, kdcmh") == ["djsrh", "kdcmh"]
+    finally:
+        unregister("test-deep-plugin")
