@@ -118,7 +118,7 @@ def test_a_study_killed_mid_way_continues_without_recomputing_finished_trials(tm
 @pytest.mark.parametrize("args, message", [
     (["--methods", "cca-itq", "--trials", "0"], "--trials must be at least 1, got 0"),
     (["--methods", "cca-itq", "--trials", "2", "--param", "cca-itq.n_iter=-5"],
-     "cca-itq.n_iter=-5 is outside its domain: an integer ≥ 1"),
+     "cca-itq.n_iter=-5 is outside its domain: an integer in [1, 100000]"),
     (["--methods", "cca-itq", "--trials", "2", "--search", "reg,lam"],
      "--search names parameters no listed method searches: lam (searchable: corr_power, reg)"),
     (["--methods", "cca-itq,cmfh", "--trials", "2", "--search", "reg"],

@@ -89,6 +89,7 @@ def test_a_claim_whose_owner_cannot_be_written_is_removed(tmp_path, monkeypatch)
     assert not (store.claims_dir(tmp_path) / "k").exists()
 
 
+@pytest.mark.slow  # a holder process lives for 2 s
 def test_a_run_waits_for_a_cell_another_live_run_holds_then_computes_it_when_the_holder_dies(tmp_path, capsys):
     """The holder (a live process here) dies without storing the cell: the waiting run
     computes it and exits 0 with the grid complete, instead of leaving it undone."""
