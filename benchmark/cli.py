@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
                                      "With no options: every built-in method on the synthetic set, quick preset.")
     _add_run_options(run)
     run.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    run.add_argument("--into-existing", dest="into_existing", action="store_true",
+                     help="write into an existing --out folder that holds files cmhbench did not write (its "
+                          "results.csv and leaderboard.md are rewritten); without it such a folder is refused")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
 
     tune = sub.add_parser("tune", help="tune each method's hyper-parameters on a validation split (Optuna TPE)",
@@ -242,7 +245,7 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
                for name in settings.grid.datasets}
     cells = build_cells(settings.grid, sources)
-    store.prepare(settings.out)
+    store.prepare(settings.out, into_existing=args.into_existing)
     ctx = RunContext.from_settings(settings, force=args.force, argv=("cmhbench", *argv))
     grid = settings.grid
     sizes = [(grid.methods, "method"), (grid.datasets, "dataset"), (grid.bits, "bit length"),

@@ -67,8 +67,86 @@ def cells_dir(out: str | Path) -> Path:
     return Path(out) / CELLS
 
 
-def prepare(out: str | Path) -> Path:
-    """Create ``OUT/cells`` (checking it is writable) and remove dead runs' temporary folders."""
+#: The file that names a folder as a cmhbench results folder (written when cmhbench creates
+#: the folder, or adopts one that holds nothing but its own layout).
+MARKER = ".cmhbench-results"
+#: What cmhbench writes at a results folder's top level (run, report, tune).
+OWN_ENTRIES = frozenset({MARKER, CELLS, CLAIMS, "results.csv", "leaderboard.md", "report", "trials",
+                         "study.journal", "tuned.toml"})
+#: System folders a results folder may never be, or be inside (the home folder itself is refused too).
+SYSTEM_FOLDERS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin", "/sys",
+                  "/usr", "/var")
+
+
+def _refused_place(folder: Path) -> str | None:
+    """Why ``folder`` can never hold results (the root, a system folder, the home folder), or None."""
+    if folder == Path(folder.anchor):
+        return "it is the file system's root"
+    if folder == Path.home().resolve():
+        return "it is your home folder itself"
+    for system in SYSTEM_FOLDERS:
+        if folder == Path(system) or Path(system) in folder.parents:
+            if system == "/var" and (folder == Path("/var/tmp") or Path("/var/tmp") in folder.parents):
+                continue
+            return f"it is {'' if folder == Path(system) else 'inside '}the system folder {system}"
+    return None
+
+
+def _not_own(folder: Path) -> list[str]:
+    """What keeps an unmarked folder from being taken for a results folder made before the
+    marker existed: entries cmhbench does not write, tables without ``cells/`` (a user's own
+    results.csv), and cells whose record is not valid.  Empty: the folder is adopted."""
+    entries = sorted(p.name for p in folder.iterdir())
+    foreign = [name for name in entries if name not in OWN_ENTRIES]
+    if not (folder / CELLS).is_dir():  # tables without cells are someone else's (claims alone: a run starting)
+        return foreign + [name for name in entries if name in ("results.csv", "leaderboard.md", "report")]
+    for cell in sorted((folder / CELLS).iterdir()):
+        if cell.name.startswith("."):
+            continue
+        try:
+            valid = validate_record(json.loads((cell / RECORD).read_text()), cell.name) is None
+        except (OSError, ValueError):
+            valid = False
+        if not valid:
+            foreign.append(f"{CELLS}/{cell.name}")
+    return foreign
+
+
+def claim_folder(out: str | Path, into_existing: bool = False) -> Path:
+    """Check that ``out`` may hold results and mark it as a results folder.
+
+    Refused, before anything is written: the root, a system folder or anything inside one,
+    the home folder itself, and (unless ``into_existing``) an existing non-empty folder
+    that is neither marked nor laid out as cmhbench lays out a results folder, since a run
+    rewrites ``results.csv`` and ``leaderboard.md`` there."""
+    out = Path(out)
+    folder = out.expanduser().resolve()
+    why = _refused_place(folder)
+    if why:
+        raise StoreError(f"--out {out}: refused, {why}; name a folder of its own for the results")
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"cannot write results to {out}: it is a file, not a folder")
+    if folder.is_dir() and not (folder / MARKER).exists() and not into_existing:
+        foreign = _not_own(folder)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise StoreError(f"--out {out} already holds files that are not cmhbench results ({shown}); a run "
+                             "would rewrite results.csv and leaderboard.md there: name a new or empty folder, "
+                             "or add --into-existing to write into it anyway")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / MARKER).exists():
+            (folder / MARKER).write_text("This folder holds cmhbench results (cells/, results.csv, "
+                                         "leaderboard.md).\n")
+    except OSError as exc:
+        raise StoreError(f"cannot write results to {out}: {exc.strerror or exc}") from None
+    return folder
+
+
+def prepare(out: str | Path, into_existing: bool = False) -> Path:
+    """Claim the folder (:func:`claim_folder`), create ``OUT/cells`` (checking it is writable)
+    and remove dead runs' temporary folders."""
+    claim_folder(out, into_existing)
     root = cells_dir(out)
     try:
         root.mkdir(parents=True, exist_ok=True)
