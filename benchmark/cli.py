@@ -151,6 +151,8 @@ def _parser() -> argparse.ArgumentParser:
                                      "and an arrays.npz matching the record's checksum. Corrupt cells are "
                                      "listed (exit 1); `cmhbench run` computes them again.")
     chk.add_argument("outs", nargs="+", metavar="OUT", help="results folders")
+    chk.add_argument("--rescore", action="store_true",
+                     help="also re-derive every stored score from the stored codes and name any that differ")
 
     prune = sub.add_parser("prune", help="delete the cells of superseded method versions (the stale rows)",
                            description="List the cells that leaderboards flag as stale (computed by an older "
@@ -433,9 +435,21 @@ def _check(args: argparse.Namespace) -> int:
         total, problems = store.check(out)
         for key, problem in sorted(problems.items()):
             print(f"corrupt: {store.cells_dir(out) / key}: {problem}")
+        unverified = store.unverified(out)
         print(f"{out}: {total} cells, {total - len(problems)} intact, {len(problems)} corrupt"
-              + (" (cmhbench run computes them again)" if problems else ""), file=sys.stderr)
+              + (" (cmhbench run computes them again)" if problems else "")
+              + (f"; {len(unverified)} unverified (records written before they carried a checksum: "
+                 "check --rescore tests their scores)" if unverified else ""), file=sys.stderr)
         corrupt += len(problems)
+        if args.rescore:
+            from cmhbench.rescoring import rescore_differences
+
+            differing = rescore_differences(out)
+            for key, found in sorted(differing.items()):
+                print(f"differs: {store.cells_dir(out) / key}: {'; '.join(found)}")
+            print(f"{out}: stored scores re-derived from the stored codes: {len(differing)} cell(s) differ",
+                  file=sys.stderr)
+            corrupt += len(differing)
     return 1 if corrupt else 0
 
 

@@ -69,3 +69,30 @@ def _check_writable(out: Path) -> None:
             raise store.StoreError(f"{folder} cannot be written ({exc.strerror or exc}); re-scoring stores the new "
                                    "scores in the folder, so it needs write access (copy the folder to re-score "
                                    "a read-only one)") from None
+
+
+#: Stored and re-derived scores agree to this: both come from the same codes by the same
+#: exact computation, so only a changed metric definition or an edit moves them.
+RESCORE_TOLERANCE = 1e-9
+
+
+def rescore_differences(out: str | Path) -> dict[str, list[str]]:
+    """Each finished, intact cell's stored scores re-derived from its stored codes (nothing is
+    written): ``{key: ["i2t map@all: stored 0.99, codes give 0.4123", ...]}`` for the cells
+    where they differ (``cmhbench check --rescore``)."""
+    out = Path(out)
+    differences: dict[str, list[str]] = {}
+    for record in store.iter_records(out):
+        if record["status"] != "ok" or store.verify_cell(out, record["key"]) is not None:
+            continue
+        stored = record.get("metrics") or {}
+        names = sorted({m for values in stored.values() for m in values})
+        if not names:
+            continue
+        scores, _ = evaluate_cell(store.read_arrays(out, record["key"]), names)
+        found = [f"{direction} {metric}: stored {value:.6g}, codes give {scores[direction][metric]:.6g}"
+                 for direction, values in sorted(stored.items()) for metric, value in sorted(values.items())
+                 if abs(float(value) - scores[direction][metric]) > RESCORE_TOLERANCE]
+        if found:
+            differences[record["key"]] = found
+    return differences

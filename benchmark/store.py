@@ -54,6 +54,10 @@ ARRAYS = "arrays.npz"
 DONE_STATUSES = ("ok", "not-applicable")  # failed cells are tried again
 STATUSES = (*DONE_STATUSES, "failed")
 CHECKSUM = "arrays_sha256"
+#: The SHA-256 of the record itself (every other field, as :func:`record_digest` writes them):
+#: a score edited by hand no longer matches it.  Records written before it existed have none
+#: and read as "unverified" in ``cmhbench check``.
+RECORD_CHECKSUM = "record_sha256"
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 logger = logging.getLogger(__name__)
@@ -222,7 +226,7 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
 
     The record is stored with the key it is written under and the checksum of its arrays."""
     check_key(key)
-    record = {k: v for k, v in record.items() if k != CHECKSUM}
+    record = {k: v for k, v in record.items() if k not in (CHECKSUM, RECORD_CHECKSUM)}
     record["key"] = key
     root = cells_dir(out)
     tmp = root / f".tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
@@ -238,6 +242,7 @@ def write_cell(out: str | Path, key: str, record: Mapping[str, Any], arrays: Map
                 fh.flush()
                 os.fsync(fh.fileno())
             record[CHECKSUM] = file_sha256(tmp / ARRAYS)
+        record[RECORD_CHECKSUM] = record_digest(record)
         with open(tmp / RECORD, "w") as fh:
             json.dump(record, fh, indent=1, sort_keys=True, default=_json_default, allow_nan=True)
             fh.flush()
@@ -274,6 +279,24 @@ def delete_cell(out: str | Path, key: str) -> bool:
         raise StoreError(f"cannot delete cell {root / key}: {exc.strerror or exc}") from None
     shutil.rmtree(trash, ignore_errors=True)
     return True
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    """SHA-256 of a record's fields but its own checksum, in one canonical JSON form (sorted
+    keys, floats as Python writes them, so a record read back gives the same text)."""
+    plain = json.loads(json.dumps({k: v for k, v in record.items() if k != RECORD_CHECKSUM},
+                                  default=_json_default, allow_nan=True))  # as read back: keys are strings
+    text = json.dumps(plain, sort_keys=True, allow_nan=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record_problem(record: Mapping[str, Any]) -> str | None:
+    """Why a valid record cannot be trusted as written (its checksum differs), or None; a record
+    without a checksum (written before there was one) is not a problem, only unverified."""
+    expected = record.get(RECORD_CHECKSUM)
+    if expected is not None and expected != record_digest(record):
+        return "record.json does not match its checksum (a score or field edited after it was written)"
+    return None
 
 
 def file_sha256(path: Path) -> str:
@@ -356,7 +379,7 @@ def _load_record(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
             data = json.load(fh)
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
         return None, f"unreadable record.json ({type(exc).__name__}: {exc})"
-    problem = validate_record(data, folder.name)
+    problem = validate_record(data, folder.name) or record_problem(data)
     return (None, problem) if problem else (data, None)
 
 
@@ -431,6 +454,12 @@ def _arrays_problem(folder: Path, record: Mapping[str, Any]) -> str | None:
         if actual != expected:
             return "arrays.npz does not match the record's checksum (truncated or modified)"
     return None
+
+
+def unverified(out: str | Path) -> list[str]:
+    """Keys of the valid cells whose record has no checksum of its own (written before records
+    carried one): their scores cannot be told from a hand edit."""
+    return [r["key"] for r in iter_records(out) if RECORD_CHECKSUM not in r]
 
 
 def check(out: str | Path) -> tuple[int, dict[str, str]]:

@@ -149,3 +149,41 @@ def test_evaluate_on_a_folder_it_cannot_write_names_the_folder(tmp_path, capsys,
     err = capsys.readouterr().err
     assert err.startswith(f"cmhbench: error: {out} cannot be written (Permission denied)") and ".tmp" not in err, err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_score_edited_by_hand_is_caught_by_check_and_never_bolded(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path / "edited")
+    path = next(p for p in store.cells_dir(out).glob("*/record.json") if '"cca-itq"' in p.read_text())
+    record = json.loads(path.read_text())
+    record["metrics"]["i2t"]["map@all"] = 0.99
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "does not match its checksum" in captured.out and "1 corrupt" in captured.err
+    assert "0.99" not in store.load_results(out).to_string()  # readers skip it, as any corrupt record
+
+
+def test_check_rescore_names_a_score_the_codes_do_not_give(finished, tmp_path, capsys):
+    """A record written without a checksum (as before there was one) and then edited: only
+    re-deriving its scores from its codes can tell."""
+    out = _copy(finished, tmp_path / "old")
+    path = next(p for p in store.cells_dir(out).glob("*/record.json") if '"cca-itq"' in p.read_text())
+    record = json.loads(path.read_text())
+    del record[store.RECORD_CHECKSUM]
+    record["metrics"]["i2t"]["map@all"] = 0.99
+    path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["check", str(out)]) == 0
+    assert "1 unverified" in capsys.readouterr().err
+    assert main(["check", str(out), "--rescore"]) == 1
+    captured = capsys.readouterr()
+    assert "i2t map@all: stored 0.99, codes give" in captured.out and "1 cell(s) differ" in captured.err
+
+
+def test_evaluate_keeps_the_record_checksum_true(finished, tmp_path, capsys):
+    out = _copy(finished, tmp_path / "rescored")
+    assert main(["evaluate", str(out), "--metrics", "map@100"]) == 0
+    capsys.readouterr()
+    assert main(["check", str(out), "--rescore"]) == 0
+    assert "0 corrupt" in capsys.readouterr().err
