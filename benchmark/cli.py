@@ -567,6 +567,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"plugin {plugin} failed to load and is skipped: {error}", file=sys.stderr)
     else:
         from cmhbench import datasets
+        from cmhbench.published import protocols_by_dataset
 
-        print(datasets.listing(args.data_dir), end="")
+        print(datasets.listing(args.data_dir, published=protocols_by_dataset()), end="")
     return 0

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cmhbench.datasets.real import DIFFERS, VERIFIED
 from cmhbench.published import PublishedResult, load
 
 TOLERANCE = 0.03
 _ROUNDING = 1e-9  # |difference| = 0.03 up to float noise counts as within the tolerance
 
-#: A cell's data files, as the record says (:mod:`cmhbench.datasets.real`).
-VERIFIED, DIFFERS = "verified", "differs"
 WITHHELD = ("published values withheld: some cells of this table were computed from a file that differs from "
             "the community's release file (cmhbench list datasets says which)")
 UNVERIFIED = "files not verified as release files"

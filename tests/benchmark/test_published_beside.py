@@ -3,6 +3,9 @@ score matches, with our difference and which reproduction rule held."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -103,7 +106,22 @@ def wikipedia_results(shared_data, tmp_path_factory):
     synthetic = out.parent / "synthetic"
     assert main(["run", "--methods", "cmfh,lssh", "--datasets", "synthetic", "--database-coding", "unified",
                  "--bits", "16", "--preset", "quick", "--out", str(synthetic), "--no-progress"]) == 0
-    return out, synthetic
+    differing = out.parent / "data"
+    shutil.copytree(shared_data / "wikipedia", differing / "wikipedia")
+    header = differing / "wikipedia" / "wikiData.mat"
+    data = bytearray(header.read_bytes())
+    data[40] ^= 1  # one byte of the MATLAB header text: the file still reads, its sha256 differs
+    header.chmod(0o644)
+    header.write_bytes(bytes(data))
+    differs = out.parent / "differs"
+    assert main(["run", "--methods", "cmfh,lssh", "--database-coding", "unified",
+                 *[a if a != str(shared_data) else str(differing) for a in common[:-3]], "--out", str(differs),
+                 "--no-progress"]) == 0
+    return out, synthetic, differs
+
+
+def _records(out) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(out.glob("cells/*/record.json"))]
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -121,7 +139,7 @@ def _board(capsys, *args) -> str:
 
 @pytest.mark.slow
 def test_djsrh_table_2_beside_cmfh_and_lssh_on_the_real_wikipedia_file_and_nowhere_else(wikipedia_results, capsys):
-    out, synthetic = wikipedia_results
+    out, synthetic, _ = wikipedia_results
     sections = _sections(_board(capsys, out, "--metric", "map@50"))
     shown = {title: section for title, section in sections.items() if "Published values" in section}
     assert sorted(shown) == [f"wikipedia · protocol wiki · features raw · database unified · preset quick · {d} · "
@@ -136,7 +154,7 @@ def test_djsrh_table_2_beside_cmfh_and_lssh_on_the_real_wikipedia_file_and_nowhe
             ours = float(cells[2].split()[0])
             assert float(cells[3]) == expected[cells[0]]
             assert float(cells[4]) == pytest.approx(ours - expected[cells[0]], abs=1e-4)
-            assert cells[5].startswith(("yes: ", "no"))
+            assert cells[5].startswith(("yes: ", "no")) and "not verified" not in cells[5]  # the release file
     assert "Published values" not in _board(capsys, out, "--metric", "map@all")
     assert "Published values" not in _board(capsys, synthetic, "--metric", "map@50")
 
@@ -164,3 +182,15 @@ def test_published_with_a_format_that_cannot_show_it_is_one_line_and_exit_2(tmp_
 
     assert main(["leaderboard", str(tmp_path), "--format", "csv", "--published"]) == 2
     assert "--published works with --format md or html" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_each_record_says_whether_its_file_is_the_release_file_and_a_differing_one_gets_nothing(
+        wikipedia_results, capsys):
+    out, synthetic, differs = wikipedia_results
+    assert {json.dumps(r["data_files"]) for r in _records(out) if r["status"] == "ok"} == {'{"wikiData.mat": "verified"}'}
+    assert {json.dumps(r["data_files"]) for r in _records(differs)} == {'{"wikiData.mat": "differs"}'}
+    assert all(r["data_files"] == {} for r in _records(synthetic))
+    text = _board(capsys, differs, "--metric", "map@50")
+    assert "Published values" not in text and "0.595" not in text
+    assert "withheld" in text and "differs from the community's release file" in text
