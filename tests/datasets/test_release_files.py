@@ -87,3 +87,16 @@ def test_the_registry_holds_the_checksums_the_shared_notes_list():
     assert set(listed) == {"mirflickr25k-lall.mat", "mirflickr25k-yall.mat", "mirflickr25k-iall-vgg.mat",
                            "wikiData.mat"}
     assert {name: release_of(name).sha256 for name in listed} == listed
+
+
+def test_list_datasets_names_the_protocols_with_published_numbers_and_the_release_state(shared_data, capsys):
+    from cmhbench.cli import main
+
+    assert main(["list", "datasets", "--data-dir", str(shared_data)]) == 0
+    text = capsys.readouterr().out
+    header, _, *rows = text.splitlines()[:8]
+    assert "published numbers" in header
+    columns = {row.split()[0]: row.split() for row in rows if row.strip()}
+    assert columns["wikipedia"][:4] == ["wikipedia", "ready", "wiki*", "wiki"]
+    assert columns["synthetic"][3:5] == ["synthetic*", "—"]  # status "built in" is two words
+    assert text.count(VERIFIED_TEXT) == 3
