@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--ci", action="store_true", help="show 95%% intervals and mark entries not significantly "
                                                           "different from the best (md only; metrics with "
                                                           "per-query scores)")
+    board.add_argument("--published", action="store_true",
+                       help="beside our entries, the published values measured the same way, our difference and "
+                            "whether ours reproduces them (md and html; computes the --ci intervals)")
     board.add_argument("--variance", choices=VARIANCES, default=VARIANCES[0],
                        help="what --ci's intervals and tests cover: seeds (default: training runs and queries; "
                             "3+ seeds) or queries (these trained models only)")
@@ -349,6 +352,8 @@ def _selected(frame, methods: str | None):
 def _leaderboard(args: argparse.Namespace) -> int:
     from cmhbench import leaderboard, store
 
+    if args.published and args.format not in ("md", "html"):
+        raise UsageError(f"--published works with --format md or html, not {args.format}")
     frame = _selected(store.load_results(*args.outs), args.methods)
     if args.format == "latex":
         from cmhbench.report.latex import to_latex
@@ -357,19 +362,27 @@ def _leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "html":
         from cmhbench.report.html import to_html
 
-        text = to_html(frame, metric=args.metric)
+        statistics = None
+        if args.published:
+            from cmhbench.stats import leaderboard_statistics
+
+            _check_per_query(args.metric, "--published")
+            statistics = {args.metric: leaderboard_statistics(frame, args.metric, variance=args.variance)}
+        text = to_html(frame, metric=args.metric, statistics=statistics, published=args.published)
     elif args.format == "csv":
         text = leaderboard.to_csv(frame)
-    elif args.ci:
+    elif args.ci or args.published:
         from cmhbench.stats import leaderboard_statistics
 
-        _check_per_query(args.metric, "--ci")
+        _check_per_query(args.metric, "--published" if args.published else "--ci")
         text = leaderboard.to_markdown(frame, args.metric,
-                                       leaderboard_statistics(frame, args.metric, variance=args.variance))
+                                       leaderboard_statistics(frame, args.metric, variance=args.variance),
+                                       published=args.published)
     else:
         text = leaderboard.to_markdown(frame, args.metric)
     if args.output:
         store.write_text_atomic(args.output, text)
+        print(f"wrote {args.output} ({args.format})", file=sys.stderr)
     else:
         print(text, end="")
     return 0
@@ -502,6 +515,7 @@ def _list(args: argparse.Namespace) -> int:
             print(f"plugin {plugin} failed to load and is skipped: {error}", file=sys.stderr)
     else:
         from cmhbench import datasets
+        from cmhbench.published import protocols_by_dataset
 
-        print(datasets.listing(args.data_dir), end="")
+        print(datasets.listing(args.data_dir, published=protocols_by_dataset()), end="")
     return 0

@@ -48,6 +48,7 @@ from cmhbench.conventions import (
 )
 from cmhbench.errors import UserError
 from cmhbench.evaluation import check_metric
+from cmhbench.published.compare import DIFFERS, TOLERANCE, VERIFIED, WITHHELD, Beside, matching
 from cmhbench.schema import DEFAULT_FEATURES, DEFAULT_SPLIT
 from cmhbench.store import config_digest, load_results, long_results, write_text_atomic
 
@@ -419,10 +420,54 @@ def markdown_text(name: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(name).split()))
 
 
-def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None) -> str:
+def published_beside(table: Table, statistics: dict | None = None) -> tuple[list[tuple[str, int, Beside]], bool]:
+    """The published values measured exactly as an entry of ``table`` was (:mod:`cmhbench.published.compare`),
+    each with our mean and 95 % interval (from ``statistics`` when given), as (row, bits, beside);
+    and whether some entry's values were withheld because a cell of it read a file that differs
+    from the release file."""
+    found, withheld = [], False
+    files = _column(table.cells, "release_files", "")
+    for row in table.means.index:
+        for b in table.means.columns:
+            mean = table.means.loc[row, b]
+            published = matching(table.methods[row], table.dataset, table.protocol, table.features,
+                                 table.database_coding, table.metric, int(b), table.direction)
+            if np.isnan(mean) or not published:
+                continue
+            states = set(",".join(files[(table.cells["row"] == row) & (table.cells["bits"] == b)]).split(","))
+            if DIFFERS in states:
+                withheld = True
+                continue
+            entry = (statistics or {}).get(table.key(row, b))
+            low, high = (entry.interval.low, entry.interval.high) if entry is not None else (None, None)
+            found += [(row, int(b), Beside(p, float(mean), low, high, files_verified=states == {VERIFIED}))
+                      for p in published]
+    return found, withheld
+
+
+def _published_markdown(table: Table, statistics: dict | None) -> str:
+    """The published values beside the table's entries, as a Markdown table ('' when there are none)."""
+    found, withheld = published_beside(table, statistics)
+    lines = [WITHHELD + "."] if withheld else []
+    if found:
+        rows = [[markdown_text(table.label(row)), b, beside.ours_text(), beside.published_text(),
+                 beside.difference_text(), beside.verdict(), markdown_text(beside.result.source)]
+                for row, b, beside in found]
+        headers = ["method", "bits", "ours [95% interval]", "published", "ours − published", "reproduces",
+                   "source"]
+        lines.append(f"Published values measured the same way (method, dataset, protocol, features, database "
+                     f"coding, metric); reproduces = the published value lies in our 95% interval or "
+                     f"|ours − published| ≤ {TOLERANCE:.2f}:\n\n"
+                     + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True))
+    return "\n\n".join(lines)
+
+
+def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None,
+                published: bool = False) -> str:
     """All tables as Markdown, with a legend.  ``statistics`` (from
     :func:`cmhbench.stats.leaderboard_statistics`) replaces the seed spread by 95% intervals
-    and marks the entries not significantly different from their column's best."""
+    and marks the entries not significantly different from their column's best; ``published``
+    adds, under each table, the published values measured the same way (:func:`published_beside`)."""
     parts = []
     for table in build_tables(frame, metric):
         rows = []
@@ -441,6 +486,9 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
         parts.append(f"### {markdown_text(table.title)}\n\n{table.seeds_note()}{covers}\n\n"
                      + tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True)
                      + (f"\n\n{markdown_text(table.stale)}" if table.stale else ""))
+        beside = _published_markdown(table, statistics) if published else ""
+        if beside:
+            parts[-1] += "\n\n" + beside
     return "\n\n".join(parts) + "\n\n" + (STATISTICS_LEGEND if statistics else LEGEND) + "\n"
 
 

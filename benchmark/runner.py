@@ -26,6 +26,7 @@ import numpy as np
 from cmhbench import gpu_slots, store
 from cmhbench.datasets import Dataset, DatasetSource, Split
 from cmhbench.datasets.features import preprocess
+from cmhbench.datasets.real import data_files
 from cmhbench.datasets.validation import split_for_role
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
@@ -272,6 +273,7 @@ def _compute(cell: Cell, cls: type, source: DatasetSource, ctx: RunContext, reco
     dataset = load_dataset(source)
     split = split_for_role(source.split(dataset, cell.protocol, cell.seed), dataset.labels, cell.seed, cell.split)
     record.split = {"role": cell.split, "hash": split.digest(), "sizes": split.sizes(), "notes": list(split.notes)}
+    record.data_files = data_files(source)  # file name -> verified / differs / unknown (release file)
     dataset = prepared_features(dataset, source, cell, split)
     memory = None
     if ctx.cache_dir is not None:

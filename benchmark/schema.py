@@ -187,6 +187,7 @@ class Record:
     device: str | None = _optional()
     warnings: list[str] | None = _optional()
     split: dict[str, Any] | None = _optional()  # role, hash, sizes, notes of the rows used
+    data_files: dict[str, str] | None = _optional()  # file name -> verified / differs / unknown (release file)
     fit: dict[str, Any] | None = _optional()  # the method's own fit report
     codes: dict[str, dict[str, int]] | None = _optional()  # distinct codes and constant bits per code array
     timings: dict[str, float] | None = _optional()  # fit_s, encode_s, eval_s, total_s

@@ -547,6 +547,7 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "n_database": sizes.get("database"),
         "peak_rss_mb": (record.get("memory") or {}).get("peak_rss_mb"),
         "split_hash": (record.get("split") or {}).get("hash"),
+        "release_files": ",".join(sorted(set((record.get("data_files") or {}).values()))),  # verified, differs, unknown
         "commit": (record.get("environment") or {}).get("commit"),
         "versions": json.dumps((record.get("environment") or {}).get("versions", {}), sort_keys=True),
     }

@@ -1,14 +1,19 @@
 """What ``cmhbench list datasets [--data-dir DIR]`` shows: each dataset, its files, where
 they are looked for, which are present, and how to obtain the missing ones.
 
-Only file presence is checked (no hashing, no reading), so listing is instant.
+Nothing is read but a present file that has a release checksum: its size, then (when the
+size matches) its sha256, memoised in the cache folder as every file fingerprint is, so only
+the first listing of a file hashes it.  The protocols with published numbers come from the
+caller (``cmhbench.published``), which this package does not import.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cmhbench.datasets.cache import cache_root
 from cmhbench.datasets.registry import available, default_data_dir
 
 
@@ -19,6 +24,7 @@ class FileStatus:
     keys: tuple[str, ...]
     holds: str
     found: Path | None
+    release: str = ""  # verified / differs / unknown (cmhbench.datasets.real); '' when absent
 
     @property
     def present(self) -> bool:
@@ -36,6 +42,7 @@ class DatasetEntry:
     alternative: str = ""
     obtain: str = ""
     builtin: bool = False
+    published: tuple[str, ...] = ()  # protocols with published numbers a cell can be compared with
 
     @property
     def status(self) -> str:
@@ -54,41 +61,66 @@ def _data_dir(data_dir: str | Path | None) -> tuple[Path | None, str]:
     return (env, "$CMHBENCH_DATA") if env is not None else (None, "")
 
 
-def catalog(data_dir: str | Path | None = None) -> list[DatasetEntry]:
-    """One entry per registered dataset, with file presence under ``data_dir`` (default $CMHBENCH_DATA)."""
+def _file_status(expected, found: Path | None) -> FileStatus:
+    from cmhbench.datasets.real import file_state
+
+    state = ""
+    if found is not None:
+        try:
+            state = file_state(found, cache_root(None))
+        except OSError:
+            state = ""  # unreadable: the run names it; listing stays a listing
+    return FileStatus(expected.role, expected.names, expected.keys, expected.holds, found, state)
+
+
+def catalog(data_dir: str | Path | None = None,
+            published: Mapping[str, Sequence[str]] | None = None) -> list[DatasetEntry]:
+    """One entry per registered dataset, with file presence under ``data_dir`` (default $CMHBENCH_DATA),
+    each present file's release state, and ``published`` (dataset -> protocols with published numbers)."""
     from cmhbench.datasets.real import SPECS, Finder
 
     folder, _ = _data_dir(data_dir)
+    published = published or {}
     entries = []
     for name, summary in available().items():
         spec = SPECS.get(name)
         if spec is None:
             entries.append(DatasetEntry(name, summary, builtin=name == "synthetic",
                                         protocols=("synthetic",) if name == "synthetic" else (),
-                                        default_protocol="synthetic" if name == "synthetic" else ""))
+                                        default_protocol="synthetic" if name == "synthetic" else "",
+                                        published=tuple(published.get(name, ()))))
             continue
         finder = Finder(spec, folder)
-        files = [FileStatus(e.role, e.names, e.keys, e.holds, finder.find(e.names)) for e in spec.files]
+        files = [_file_status(e, finder.find(e.names)) for e in spec.files]
         entries.append(DatasetEntry(name, summary, spec.protocols, spec.default_protocol, finder.folders(), files,
-                                    spec.alternative, spec.obtain))
+                                    spec.alternative, spec.obtain, published=tuple(published.get(name, ()))))
     return entries
 
 
-def rows(data_dir: str | Path | None = None) -> tuple[list[list[str]], list[str]]:
-    """A summary table: (rows, headers) for ``tabulate``."""
+def _rows(entries: list[DatasetEntry]) -> tuple[list[list[str]], list[str]]:
     table = []
-    for entry in catalog(data_dir):
+    for entry in entries:
         protocols = ", ".join(f"{p}*" if p == entry.default_protocol else p for p in entry.protocols)
-        table.append([entry.name, entry.status, protocols, entry.summary])
-    return table, ["dataset", "status", "protocols (* default)", "description"]
+        table.append([entry.name, entry.status, protocols, ", ".join(entry.published) or "—", entry.summary])
+    return table, ["dataset", "status", "protocols (* default)", "published numbers", "description"]
 
 
-def listing(data_dir: str | Path | None = None) -> str:
-    """The full text of ``cmhbench list datasets``: the table, then each dataset's files."""
+def rows(data_dir: str | Path | None = None,
+         published: Mapping[str, Sequence[str]] | None = None) -> tuple[list[list[str]], list[str]]:
+    """A summary table: (rows, headers) for ``tabulate``."""
+    return _rows(catalog(data_dir, published))
+
+
+def listing(data_dir: str | Path | None = None, published: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The full text of ``cmhbench list datasets``: the table, then each dataset's files.
+    ``published``: dataset -> the protocols that have published numbers (``cmhbench.published``)."""
     from tabulate import tabulate
 
+    from cmhbench.datasets.real import RELEASE_STATES
+
     folder, origin = _data_dir(data_dir)
-    table, headers = rows(data_dir)
+    entries = catalog(data_dir, published)
+    table, headers = _rows(entries)
     lines = [tabulate(table, headers=headers), ""]
     if folder is None:
         lines.append("Data folder: none given — pass --data-dir DIR or set CMHBENCH_DATA.")
@@ -98,7 +130,10 @@ def listing(data_dir: str | Path | None = None) -> str:
                      "for each of its folder names, then in DIR/.")
     lines.append("Your own features: --datasets path/to/file.npz|.mat|.h5 with arrays image, text, labels "
                  "(optional query_idx, train_idx, database_idx); see docs/datasets.md.")
-    for entry in catalog(data_dir):
+    if published is not None:
+        lines.append("Published numbers: protocols with values in cmhbench's published tables "
+                     "(cmhbench leaderboard --published puts them beside yours).")
+    for entry in entries:
         if not entry.files:
             continue
         lines += ["", f"{entry.name}: {entry.status}"]
@@ -107,6 +142,8 @@ def listing(data_dir: str | Path | None = None) -> str:
         for f in entry.files:
             names = " or ".join(f.names)
             state = f"present: {f.found}" if f.present else "MISSING"
+            if f.release:
+                state += f" — {RELEASE_STATES[f.release]}"
             lines.append(f"  {f.role:<6} {names} [{', '.join(f.keys)}] — {f.holds} — {state}")
         if entry.alternative:
             lines.append(f"  alternatively: {entry.alternative}")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmhbench.datasets.base import DatasetError
+from cmhbench.datasets.base import DatasetError, DatasetSource
+from cmhbench.datasets.cache import file_fingerprint
 from cmhbench.datasets.registry import register_dataset
 from cmhbench.datasets.filesource import FileSource, Layout, Part
 from cmhbench.datasets.files import ArrayFile, where
@@ -22,13 +23,30 @@ IMAGE_KEYS = ("XAll", "image", "features")  # tried in order in a features file 
 
 
 @dataclass(frozen=True)
+class Release:
+    """The community's release file: its sha256 and size in bytes, so that a user learns
+    whether the file they downloaded is the one the papers used (docs/datasets.md)."""
+
+    sha256: str
+    size: int
+
+
+#: What a file is, in a record (``data_files``) and in ``cmhbench list datasets``.
+VERIFIED, DIFFERS, UNKNOWN = "verified", "differs", "unknown"
+RELEASE_STATES = {VERIFIED: "release file (sha256 verified)", DIFFERS: "differs from the release file",
+                  UNKNOWN: "no reference checksum"}
+
+
+@dataclass(frozen=True)
 class Expected:
-    """A file a dataset needs: accepted names (the first is canonical), keys, what it holds."""
+    """A file a dataset needs: accepted names (the first is canonical), keys, what it holds,
+    and the release file's checksum where one is known."""
 
     role: str
     names: tuple[str, ...]
     keys: tuple[str, ...]
     holds: str
+    release: Release | None = None
 
 
 @dataclass(frozen=True)
@@ -62,10 +80,13 @@ MIRFLICKR = _spec(Spec(
     summary="MIRFlickr-25K: 20,015 pairs, 24 labels, 1,386-d tags, VGG-19 fc7 features (files needed)",
     folders=("mirflickr25k", "MIRFLICKR25K", "mirflickr", "MIRFlickr"),
     files=(
-        Expected("labels", ("mirflickr25k-lall.mat",), ("LAll",), "20,015 × 24 0/1 labels"),
-        Expected("text", ("mirflickr25k-yall.mat",), ("YAll",), "20,015 × 1,386 0/1 tags"),
+        Expected("labels", ("mirflickr25k-lall.mat",), ("LAll",), "20,015 × 24 0/1 labels",
+                 Release("173eec1fb2603bb54c893467c127325556fbe5bc91dd7e647d136a8e4e9fd07d", 51_716)),
+        Expected("text", ("mirflickr25k-yall.mat",), ("YAll",), "20,015 × 1,386 0/1 tags",
+                 Release("a53d2ba6a5f3672b5e747aaa8b76d4af6be568d300715c6910d8c67bdef55f7e", 327_403)),
         Expected("image", ("mirflickr25k-iall-vgg.mat", "mirflickr25k-xall-vgg.mat"), ("XAll",),
-                 "20,015 × 4,096 VGG-19 fc7 features"),
+                 "20,015 × 4,096 VGG-19 fc7 features",
+                 Release("95ed1d9ffdaf7fc8c8d24acc01d07367278d9936377bdc7a768a47bcd3cab540", 327_925_944)),
     ),
     protocols=("djsrh", "dcmh", "ucch"),
     default_protocol="djsrh",
@@ -135,13 +156,49 @@ WIKIPEDIA = _spec(Spec(
     folders=("wikipedia", "wiki", "Wikipedia", "WIKI"),
     files=(
         Expected("all", ("wikiData.mat",), ("I_tr", "I_te", "T_tr", "T_te", "L_tr", "L_te"),
-                 "128-d SIFT BoVW, 10-d LDA topics, classes 1..10 of the train and test pairs"),
+                 "128-d SIFT BoVW, 10-d LDA topics, classes 1..10 of the train and test pairs",
+                 Release("65eb91876cf7df0547165271336dd068f10d1df7bf433969622338baf410413c", 1_077_135)),
     ),
     protocols=("wiki",),
     default_protocol="wiki",
     obtain=("the Wikipedia benchmark, www.svcl.ucsd.edu/projects/crossmodal/; wikiData.mat is the community's "
             "packaging of its features, shipped with many cross-modal hashing codes"),
 ))
+
+
+def release_of(name: str) -> Release | None:
+    """The release file known under a file name (any of a dataset's accepted names)."""
+    for spec in SPECS.values():
+        for expected in spec.files:
+            if expected.release is not None and name in expected.names:
+                return expected.release
+    return None
+
+
+def file_state(path: Path, cache_root: Path | None) -> str:
+    """:data:`VERIFIED`, :data:`DIFFERS` or :data:`UNKNOWN` for a file on disk: the size first
+    (a differing size needs no hashing), then its sha256, memoised as every fingerprint is
+    (:func:`cmhbench.datasets.cache.file_fingerprint`), so a run that follows hashes nothing."""
+    release = release_of(path.name)
+    if release is None:
+        return UNKNOWN
+    if path.stat().st_size != release.size:
+        return DIFFERS
+    return VERIFIED if file_fingerprint(path, cache_root) == release.sha256 else DIFFERS
+
+
+def data_files(source: DatasetSource) -> dict[str, str]:
+    """File name -> state of each file a resolved source reads, for its cells' records; from
+    the sha256 digests its identity already holds (nothing is hashed again).  Empty for a
+    source without files (synthetic)."""
+    if not isinstance(source, FileSource):
+        return {}
+    digests = set(source.identity().get("sha256", ()))
+    states = {}
+    for _, part in source.layout.parts():
+        release = release_of(part.path.name)
+        states[part.path.name] = UNKNOWN if release is None else VERIFIED if release.sha256 in digests else DIFFERS
+    return states
 
 
 class Finder:

@@ -52,6 +52,7 @@ def build_report(outs: list[Path], dest: Path, metric: str = "map@all") -> Repor
             bar.update()
         bar.set_postfix_str("HTML page")
         index = dest / "index.html"
-        store.write_text_atomic(index, to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics))
+        store.write_text_atomic(index, to_html(frame, [f.png for f in figures], metric=metric, statistics=statistics,
+                                                   published=True))
         bar.update()
     return Report(dest, index, latex, figures)

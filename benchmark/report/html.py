@@ -28,8 +28,9 @@ from cmhbench.conventions import (
 )
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
 from cmhbench.leaderboard import (COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, is_reconstructed, is_tuned,
-                                  method_label,
+                                  method_label, published_beside,
                                   stored_metrics)
+from cmhbench.published.compare import TOLERANCE, WITHHELD
 from cmhbench.stats import rank_methods, ranking_entries
 
 STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
@@ -89,8 +90,18 @@ function renderTables(metric){
           td.title='collapsed: fewer than '+DATA.collapse_below+' distinct database codes';}if(c.interval)td.title='95% interval '+c.interval;
         tr.appendChild(td);});});
     host.appendChild(table);makeSortable(table);
-    if(t.stale)host.appendChild(el('p',{className:'note stale'},t.stale));});
+    if(t.stale)host.appendChild(el('p',{className:'note stale'},t.stale));
+    if(t.published)renderPublished(host,t.published);});
   renderRanking(metric);
+}
+function renderPublished(host,p){
+  if(p.withheld)host.appendChild(el('p',{className:'note withheld'},p.withheld));
+  if(!p.rows.length)return;
+  host.appendChild(el('p',{className:'note'},DATA.published_note));
+  const table=el('table',{className:'published'});const hr=table.createTHead().insertRow();
+  DATA.published_columns.forEach(c=>hr.appendChild(el('th',{},c)));const body=table.createTBody();
+  p.rows.forEach(row=>{const tr=body.insertRow();row.forEach(v=>tr.appendChild(el('td',{},String(v))));});
+  host.appendChild(table);makeSortable(table);
 }
 function showIntervals(){const box=document.getElementById('intervals');return box!==null&&box.checked;}
 function renderRanking(metric){
@@ -117,7 +128,21 @@ renderTables(picker.value);
 """
 
 
-def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> list[dict]:
+PUBLISHED_COLUMNS = ["method", "bits", "ours [95% interval]", "published", "ours − published", "reproduces", "source"]
+PUBLISHED_NOTE = (f"Published values measured the same way (method, dataset, protocol, features, database coding, "
+                  f"metric); reproduces = the published value lies in our 95% interval or |ours − published| ≤ "
+                  f"{TOLERANCE:.2f}.")
+
+
+def _published_json(table, statistics: dict | None) -> dict:
+    """The published values beside a table's entries (cmhbench.leaderboard.published_beside)."""
+    found, withheld = published_beside(table, statistics)
+    rows = [[table.label(row), b, beside.ours_text(), beside.published_text(), beside.difference_text(),
+             beside.verdict(), beside.result.source] for row, b, beside in found]
+    return {"rows": rows, "withheld": WITHHELD if withheld else None}
+
+
+def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None, published: bool = False) -> list[dict]:
     out = []
     for table in build_tables(frame, metric):
         rows = []
@@ -136,7 +161,8 @@ def _tables_json(frame: pd.DataFrame, metric: str, statistics: dict | None) -> l
             rows.append({"method": row, "label": table.label(row), "reconstructed": row in table.reconstructed,
                          "cells": cells})
         out.append({"title": table.title, "direction": DIRECTIONS[table.direction], "seeds": table.seeds,
-                    "note": table.seeds_note(), "stale": table.stale, "bits": [int(b) for b in table.means.columns], "rows": rows})
+                    "note": table.seeds_note(), "stale": table.stale, "bits": [int(b) for b in table.means.columns], "rows": rows,
+                    "published": _published_json(table, statistics) if published else None})
     return out
 
 
@@ -153,15 +179,19 @@ def _cells_json(frame: pd.DataFrame) -> list[dict]:
 
 
 def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all",
-            title: str = "cmhbench leaderboard", statistics: dict[str, dict] | None = None) -> str:
+            title: str = "cmhbench leaderboard", statistics: dict[str, dict] | None = None,
+            published: bool = False) -> str:
     """The whole page as one string.  ``statistics``: metric -> the output of
-    :func:`cmhbench.stats.leaderboard_statistics`, shown as intervals and ≈ marks."""
+    :func:`cmhbench.stats.leaderboard_statistics`, shown as intervals and ≈ marks; ``published``
+    puts the published values measured the same way under each table."""
     metrics = stored_metrics(frame) or [metric]
     statistics = statistics or {}
     data = {
         "metrics": metrics,
         "default_metric": metric if metric in metrics else metrics[0],
-        "tables": {m: _tables_json(frame, m, statistics.get(m)) for m in metrics},
+        "tables": {m: _tables_json(frame, m, statistics.get(m), published) for m in metrics},
+        "published_columns": PUBLISHED_COLUMNS,
+        "published_note": PUBLISHED_NOTE,
         "rankings": {m: _ranking_json(frame, m) for m in metrics},
         "cells": _cells_json(frame),
         "provenance_columns": [c for c in PROVENANCE if c in frame.columns],

@@ -121,6 +121,8 @@ def test_wheel_contains_only_the_cmhbench_tree(tmp_path):
                      "cmhbench/methods/cca_itq.py", "cmhbench/datasets/synthetic.py",
                      "cmhbench/evaluation/__init__.py"):
         assert expected in names
+    tables = sorted(p.name for p in (REPO / "benchmark" / "published").glob("*.csv"))
+    assert tables and all(f"cmhbench/published/{name}" in names for name in tables), tables  # package data
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "cmhbench = cmhbench.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -123,3 +123,24 @@ def test_intervals_marks_and_the_ranking_are_shown(driver, report):
     ranking = driver.find_elements("css selector", "#ranking table.ranking tbody tr")
     assert [tr.find_elements("tag name", "td")[0].text for tr in ranking] == ["cca-itq", "random"]
     assert "No Friedman test" in driver.find_element("id", "ranking").text
+
+
+def test_published_values_render_beside_ours(driver, tmp_path):
+    import pandas as pd
+
+    from cmhbench.report.html import to_html
+
+    frame = pd.DataFrame([dict(key=f"k{s}", dataset="wikipedia", protocol="wiki", database_coding="unified",
+                               features="raw", method="cmfh", bits=16, seed=s, status="ok", fidelity="paper",
+                               kind="shallow", release_files="verified", **{"i2t/map@50": 0.26, "t2i/map@50": 0.61})
+                          for s in (0, 1)])
+    page = tmp_path / "published.html"
+    page.write_text(to_html(frame, metric="map@50", published=True), encoding="utf-8")
+    driver.get_log("browser")
+    driver.get(page.as_uri())
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    tables = driver.find_elements("css selector", "table.published")
+    rows = [[td.text for td in tr.find_elements("tag name", "td")] for t in tables
+            for tr in t.find_elements("css selector", "tbody tr")]
+    assert [(r[0], r[3], r[4]) for r in rows] == [("cmfh", "0.251", "+0.0090"), ("cmfh", "0.595", "+0.0150")]
+    assert all(r[5] == "yes: within ±0.03" for r in rows)
