@@ -35,6 +35,7 @@ def hostile_folder(tmp_path_factory):
         path = folder / "record.json"
         record = json.loads(path.read_text())
         record["cell"]["method"] = HOSTILE[record["cell"]["method"]]
+        record[store.RECORD_CHECKSUM] = store.record_digest(record)  # a deliberate tamperer re-signs
         path.write_text(json.dumps(record))
     return out
 
