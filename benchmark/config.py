@@ -70,7 +70,23 @@ def load_config(path: str | Path) -> dict[str, Any]:
         value = config.get(table, {})
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise ConfigError(f"config file {path}: [{table}.NAME] must be tables of values")
+    for key, value in config.items():
+        _check_file_type(path, key, value, run_options()[key])
     return config
+
+
+def _check_file_type(path: Path, key: str, value: Any, option: Option) -> None:
+    """A grid file's values are typed TOML: a list option is an array, a number a number.
+    (The command line's comma-separated text is for the command line: ``bits = "16"`` in a
+    file is a mistake, and so is ``jobs = "2"``.)"""
+    if option.parse in (_names, _integers) and not isinstance(value, list):
+        example = "[16, 32]" if option.parse is _integers else '["a", "b"]'
+        raise ConfigError(f"config file {path}: {key} must be a TOML array, e.g. {key} = {example}, "
+                          f"got {value!r}")
+    if option.type in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                        or option.type is int and not isinstance(value, int)):
+        raise ConfigError(f"config file {path}: {key} must be a TOML {'integer' if option.type is int else 'number'}, "
+                          f"got {value!r}")
 
 
 def parse_list(text: str, what: str, kind: type = str) -> list[Any]:
@@ -102,7 +118,12 @@ def parse_params(items: list[str]) -> dict[str, dict[str, Any]]:
         method, dot, name = target.rpartition(".")
         if not sep or not dot or not method or not name:
             raise ConfigError(f"--param {item!r} must look like METHOD.NAME=VALUE")
-        params.setdefault(method, {})[name] = parse_value(value)
+        values = params.setdefault(method, {})
+        parsed = parse_value(value)
+        if name in values and values[name] != parsed:
+            raise ConfigError(f"--param {method}.{name} is given twice ({values[name]!r} and {parsed!r}); "
+                              "give it once")
+        values[name] = parsed
     return params
 
 

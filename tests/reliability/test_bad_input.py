@@ -105,3 +105,22 @@ def test_iterative_shallow_fits_report_progress(method):
     model = registry.get(method)(**registry.resolve_params(method, preset="quick"))
     model.fit(train, 8, progress=reports.append)
     assert reports and reports[-1].done == len(reports) and all(r.total == model.n_iter for r in reports)
+
+
+@pytest.mark.parametrize("content, words", [
+    ('bits = "16"\n', ["bits must be a TOML array", "bits = [16, 32]", "'16'"]),
+    ('methods = "random"\n', ["methods must be a TOML array", "'random'"]),
+    ('seeds = 0\n', ["seeds must be a TOML array"]),
+    ('jobs = "2"\n', ["jobs must be a TOML integer", "'2'"]),
+    ('timeout = "60"\n', ["timeout must be a TOML number"]),
+])
+def test_grid_file_values_of_the_wrong_toml_type(tmp_path, capsys, monkeypatch, content, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "grid.toml").write_text(content)
+    _refused(capsys, ["run", "--config", "grid.toml", "--no-progress"], "grid.toml", *words)
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.toml"]
+
+
+def test_a_parameter_given_twice_with_two_values_is_refused(tmp_path, capsys):
+    _refused(capsys, RUN + ["--param", "random.seed_offset=5", "--param", "random.seed_offset=7", "--out",
+                            str(tmp_path / "o")], "given twice", "5", "7")
