@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -272,12 +273,17 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     summary = run_cells(cells, sources, ctx, jobs=settings.jobs, backend=settings.backend,
                         scheduler=settings.scheduler, progress=args.progress)
     print(summary.line(), file=sys.stderr)
+    for outcome in summary.failed:
+        print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
+    full = os.strerror(errno.ENOSPC)
+    if any(full in (outcome.error or "") for outcome in summary.failed):
+        print(f"cmhbench: the disk holding {settings.out} is full ({full}); every cell stored before stays "
+              "stored: free some space and run the same command again", file=sys.stderr)
+        return 1
     print(leaderboard.write_tables(settings.out, settings.metrics))
     collapsed = leaderboard.collapse_warning(store.load_results(settings.out), keys={c.key for c in cells})
     if collapsed:
         print(f"warning: {collapsed}", file=sys.stderr)
-    for outcome in summary.failed:
-        print(f"failed: {outcome.label}: {outcome.error}", file=sys.stderr)
     print(f"figures, LaTeX and an HTML page: cmhbench report {settings.out}  (writes {settings.out / 'report'})",
           file=sys.stderr)
     return 1 if summary.failed else 0

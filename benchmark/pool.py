@@ -108,7 +108,10 @@ def _serve(conn: Any, sources: Mapping[str, DatasetSource], ctx: RunContext, par
             return
         if cell is None:
             return
-        outcome = run_and_store(cell, sources[cell.dataset_name], ctx)
+        try:
+            outcome = run_and_store(cell, sources[cell.dataset_name], ctx)
+        except Exception as exc:  # the cell could not be stored (a full disk): say why, and live on
+            outcome = CellOutcome(cell.key, cell.label, "failed", f"{type(exc).__name__}: {exc}")
         with _send_lock:
             conn.send(outcome)
 
@@ -163,7 +166,10 @@ def _release_claim(ctx: RunContext, key: str, worker: _Worker) -> None:
 
 
 def _store_failure(cell: Cell, ctx: RunContext, error: str) -> CellOutcome:
-    store.write_cell(ctx.out, cell.key, failed_record(cell, ctx, error).to_json(), None)
+    try:
+        store.write_cell(ctx.out, cell.key, failed_record(cell, ctx, error).to_json(), None)
+    except store.StoreError as exc:  # a full disk: the failure is reported, not stored
+        error = f"{error}; its failure could not be stored either: {exc}"
     return CellOutcome(cell.key, cell.label, "failed", error)
 
 
