@@ -115,30 +115,13 @@ def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
     assert "no stored cells of nope" in capsys.readouterr().err
 
 
-def _two_seed_frame(tmp_path, scores_by_method):
-    """A stored-results frame whose per-query AP is given: method -> [seed0 scores, seed1 scores]."""
-    from cmhbench import store
-
-    rows = []
-    for method, per_seed in scores_by_method.items():
-        for seed, scores in enumerate(per_seed):
-            key = f"{method}-{seed}"
-            query_idx = np.arange(len(scores)) + 1000 * seed
-            store.write_cell(tmp_path, key, {"key": key, "status": "ok"},
-                             {"query_idx": query_idx, "i2t_ap@all": scores, "t2i_ap@all": scores})
-            rows.append({"key": key, "out": str(tmp_path), "method": method, "dataset": "d", "protocol": "p",
-                         "database_coding": "modality", "bits": 16, "seed": seed, "status": "ok", "fidelity": "paper",
-                         "i2t/map@all": np.mean(scores), "t2i/map@all": np.mean(scores)})
-    return pd.DataFrame(rows)
-
-
-def test_entries_are_marked_when_not_significantly_different_from_the_best(tmp_path):
+def test_entries_are_marked_when_not_significantly_different_from_the_best(tmp_path, stored_scores):
     from cmhbench.leaderboard import to_markdown
     from cmhbench.stats import leaderboard_statistics
 
     rng = np.random.default_rng(5)
     base = [rng.random(200), rng.random(200)]
-    frame = _two_seed_frame(tmp_path, {
+    frame = stored_scores(tmp_path, {
         "best": [b + 0.02 for b in base],
         "twin": [b + 0.02 + rng.normal(0, 0.001, 200) for b in base],  # the same up to noise
         "far": [b - 0.2 for b in base]})
@@ -302,11 +285,11 @@ def test_two_cells_of_one_seed_in_one_row_stop_the_leaderboard_statistics_and_ra
         assert "dataset.generator: 1 vs 2" in err or "dataset.generator: 2 vs 1" in err
 
 
-def test_one_name_with_two_parameter_sets_on_different_seeds_is_refused(tmp_path):
+def test_one_name_with_two_parameter_sets_on_different_seeds_is_refused(tmp_path, stored_scores):
     """Seeds pooled from two configurations would average them: refused even without a shared seed."""
     from cmhbench.stats import MixedConfigurationsError, check_one_configuration
 
-    frame = _two_seed_frame(tmp_path, {"m": [np.ones(5), np.ones(5)]})
+    frame = stored_scores(tmp_path, {"m": [np.ones(5), np.ones(5)]})
     frame["params"] = ['{"epochs": 1}', '{"epochs": 2}']
     with pytest.raises(MixedConfigurationsError, match=r"m has 2 configurations in d .* \(epochs: 1 vs 2\)"):
         check_one_configuration(frame)

@@ -2,7 +2,6 @@
 only on request or with fewer than three seeds; crossed designs read from the stored query rows."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
@@ -15,24 +14,6 @@ from cmhbench.stats import (
     leaderboard_statistics,
     paired_comparison,
 )
-
-
-def _frame(tmp_path, scores_by_method, crossed):
-    """Stored cells whose per-query AP is given: method -> one array per seed.  ``crossed``: every
-    seed answers the same query rows (a fixed split); otherwise each seed has its own."""
-    from cmhbench import store
-
-    rows = []
-    for method, per_seed in scores_by_method.items():
-        for seed, scores in enumerate(per_seed):
-            key = f"{method}-{seed}"
-            query_idx = np.arange(len(scores)) + (0 if crossed else 1000 * seed)
-            store.write_cell(tmp_path, key, {"key": key, "status": "ok"},
-                             {"query_idx": query_idx, "i2t_ap@all": scores, "t2i_ap@all": scores})
-            rows.append({"key": key, "out": str(tmp_path), "method": method, "dataset": "d", "protocol": "p",
-                         "database_coding": "modality", "bits": 16, "seed": seed, "status": "ok", "fidelity": "paper",
-                         "i2t/map@all": np.mean(scores), "t2i/map@all": np.mean(scores)})
-    return pd.DataFrame(rows)
 
 
 def _one_lucky_run(rng, queries=300, crossed=False):
@@ -90,10 +71,10 @@ def test_shared_queries_are_resampled_jointly_on_a_crossed_design():
     assert width(independent) == pytest.approx(width(one_seed) / np.sqrt(3), rel=0.15)
 
 
-def test_compare_names_the_design_and_the_variance_it_covers(tmp_path):
+def test_compare_names_the_design_and_the_variance_it_covers(tmp_path, stored_scores):
     rng = np.random.default_rng(3)
     a, b = _one_lucky_run(rng, queries=200, crossed=True)
-    frame = _frame(tmp_path, {"a": a, "b": b}, crossed=True)
+    frame = stored_scores(tmp_path, {"a": a, "b": b}, crossed=True)
     table = compare_methods(frame, "a", "b")
     assert list(table["design"]) == ["crossed", "crossed"] and list(table["queries"]) == [200, 200]
     assert list(table["covers"]) == ["seeds + queries"] * 2
@@ -105,13 +86,13 @@ def test_compare_names_the_design_and_the_variance_it_covers(tmp_path):
     assert list(queries["covers"]) == ["queries"] * 2 and (queries["p (Holm)"] < 0.05).all()
     assert "one set of query indices resampled jointly for every seed" in compare_text(queries, "map@all")
 
-    nested = compare_methods(_frame(tmp_path / "n", {"a": a, "b": b}, crossed=False), "a", "b")
+    nested = compare_methods(stored_scores(tmp_path / "n", {"a": a, "b": b}, crossed=False), "a", "b")
     assert list(nested["design"]) == ["nested"] * 2 and list(nested["queries"]) == [600, 600]
 
 
-def test_two_seeds_fall_back_to_the_query_scheme_and_say_so(tmp_path):
+def test_two_seeds_fall_back_to_the_query_scheme_and_say_so(tmp_path, stored_scores):
     rng = np.random.default_rng(4)
-    frame = _frame(tmp_path, {"a": [rng.random(100) + 0.1, rng.random(100) + 0.1],
+    frame = stored_scores(tmp_path, {"a": [rng.random(100) + 0.1, rng.random(100) + 0.1],
                               "b": [rng.random(100), rng.random(100)]}, crossed=False)
     table = compare_methods(frame, "a", "b")
     assert list(table["covers"]) == ["queries (2 seeds)"] * 2
@@ -119,9 +100,9 @@ def test_two_seeds_fall_back_to_the_query_scheme_and_say_so(tmp_path):
         table, "map@all")
 
 
-def test_a_p_that_cannot_reach_alpha_after_holm_is_replaced_by_one_line(tmp_path):
+def test_a_p_that_cannot_reach_alpha_after_holm_is_replaced_by_one_line(tmp_path, stored_scores):
     rng = np.random.default_rng(5)
-    frame = _frame(tmp_path, {"a": [rng.random(100) + 0.3], "b": [rng.random(100)]}, crossed=False)
+    frame = stored_scores(tmp_path, {"a": [rng.random(100) + 0.3], "b": [rng.random(100)]}, crossed=False)
     coarse = compare_methods(frame, "a", "b", variance="queries", n_resamples=39)  # p ≥ 1/40, Holm over 2: 0.05
     text = compare_text(coarse, "map@all")
     lines = [line for line in text.splitlines() if line.startswith("p not shown")]
@@ -131,12 +112,12 @@ def test_a_p_that_cannot_reach_alpha_after_holm_is_replaced_by_one_line(tmp_path
     assert "p not shown" not in fine and "p (Holm)" in fine.splitlines()[0]
 
 
-def test_the_leaderboard_says_which_variance_its_intervals_cover(tmp_path):
+def test_the_leaderboard_says_which_variance_its_intervals_cover(tmp_path, stored_scores):
     from cmhbench.leaderboard import to_markdown
 
     rng = np.random.default_rng(6)
     a, b = _one_lucky_run(rng, queries=200, crossed=True)
-    frame = _frame(tmp_path, {"a": a, "b": b}, crossed=True)
+    frame = stored_scores(tmp_path, {"a": a, "b": b}, crossed=True)
     seeds = to_markdown(frame, "map@all", leaderboard_statistics(frame, progress=False))
     assert "Intervals and ≈ cover seeds + queries (retraining and other queries)" in seeds
     assert seeds.count("≈ cover") == 2  # one line per table (I→T, T→I)

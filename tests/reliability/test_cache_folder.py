@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import pytest
 
@@ -12,45 +11,35 @@ from cmhbench.datasets import cache as cache_module
 RUN = ["run", "--methods", "random", "--bits", "8", "--no-progress"]
 
 
-def _tree(folder):
-    """Every file under folder → its sha256, to prove a folder byte-identical."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _refused(capsys, argv, *words):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cmhbench: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
-def test_clear_refuses_a_folder_of_the_users_files(tmp_path, capsys):
+def test_clear_refuses_a_folder_of_the_users_files(tmp_path, refused, tree):
     user = tmp_path / "thesis"
     (user / "sub").mkdir(parents=True)
     (user / "precious.txt").write_text("years of work")
     (user / "sub" / "thesis.tex").write_text("\\chapter{}")
-    before = _tree(user)
-    _refused(capsys, ["cache", "clear", "--cache-dir", str(user)], "not a cmhbench cache folder", "precious.txt",
+    before = tree(user)
+    refused(["cache", "clear", "--cache-dir", str(user)], "not a cmhbench cache folder", "precious.txt",
              "sub")
-    assert _tree(user) == before
-    _refused(capsys, ["cache", "info", "--cache-dir", str(user)], "not a cmhbench cache folder")
+    assert tree(user) == before
+    refused(["cache", "info", "--cache-dir", str(user)], "not a cmhbench cache folder")
 
 
-def test_clear_of_the_current_folder_is_refused(tmp_path, capsys, monkeypatch):
+def test_clear_of_the_current_folder_is_refused(tmp_path, monkeypatch, refused):
     (tmp_path / "notes.md").write_text("keep")
     monkeypatch.chdir(tmp_path)
-    _refused(capsys, ["cache", "clear", "--cache-dir", "."], "notes.md")
+    refused(["cache", "clear", "--cache-dir", "."], "notes.md")
     assert (tmp_path / "notes.md").read_text() == "keep"
 
 
-def test_a_users_datasets_folder_is_not_taken_for_a_cache_part(tmp_path, capsys):
+def test_a_users_datasets_folder_is_not_taken_for_a_cache_part(tmp_path, refused):
     """An unmarked folder holding a ``datasets/`` of the user's data files is not adopted."""
     user = tmp_path / "work"
     (user / "datasets").mkdir(parents=True)
     (user / "datasets" / "wiki.npz").write_bytes(b"data")
-    _refused(capsys, ["cache", "clear", "--cache-dir", str(user)], "not a cmhbench cache folder")
+    refused(["cache", "clear", "--cache-dir", str(user)], "not a cmhbench cache folder")
     assert (user / "datasets" / "wiki.npz").read_bytes() == b"data"
 
 
@@ -85,27 +74,27 @@ def test_a_cache_made_before_the_marker_is_adopted(tmp_path, capsys):
     assert not cache.exists()
 
 
-def test_a_cache_dir_that_is_a_file_is_refused_before_any_cell(tmp_path, capsys):
+def test_a_cache_dir_that_is_a_file_is_refused_before_any_cell(tmp_path, refused):
     target = tmp_path / "afile"
     target.write_text("x")
-    _refused(capsys, RUN + ["--out", str(tmp_path / "out"), "--cache-dir", str(target)], str(target), "is a file")
+    refused(RUN + ["--out", str(tmp_path / "out"), "--cache-dir", str(target)], str(target), "is a file")
     assert not (tmp_path / "out").exists()
     assert target.read_text() == "x"
 
 
-def test_an_unwritable_cache_dir_is_refused_before_any_cell(tmp_path, capsys, monkeypatch):
+def test_an_unwritable_cache_dir_is_refused_before_any_cell(tmp_path, monkeypatch, refused):
     """A read-only folder (simulated: the tests may run as root, who can write anywhere)."""
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(cache_module.tempfile, "TemporaryFile", read_only)
-    _refused(capsys, RUN + ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "ro")],
+    refused(RUN + ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "ro")],
              "cannot be written", "Permission denied")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("name", ["datasets", "joblib"])
-def test_a_symlinked_part_is_never_followed(tmp_path, capsys, name):
+def test_a_symlinked_part_is_never_followed(tmp_path, name):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("keep")

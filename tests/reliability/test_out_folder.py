@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -13,28 +12,19 @@ from cmhbench.cli import main
 RUN = ["run", "--methods", "random", "--bits", "8", "--no-progress"]
 
 
-def _tree(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _refused(capsys, argv, *words):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cmhbench: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in err, err
 
 
-def test_a_folder_with_the_users_own_tables_is_refused(tmp_path, capsys):
+def test_a_folder_with_the_users_own_tables_is_refused(tmp_path, refused, tree):
     user = tmp_path / "userdir"
     user.mkdir()
     (user / "results.csv").write_text("my,own\n1,2\n")
     (user / "leaderboard.md").write_text("# my notes\n")
-    before = _tree(user)
-    _refused(capsys, RUN + ["--out", str(user)], "userdir", "not cmhbench results", "leaderboard.md",
+    before = tree(user)
+    refused(RUN + ["--out", str(user)], "userdir", "not cmhbench results", "leaderboard.md",
              "--into-existing")
-    assert _tree(user) == before
+    assert tree(user) == before
 
 
 def test_into_existing_writes_there_on_purpose(tmp_path, capsys):
@@ -48,21 +38,21 @@ def test_into_existing_writes_there_on_purpose(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("place", ["/", "/etc", "/etc/cmh", "/usr/local/results", "/proc/x", "HOME"])
-def test_system_folders_and_home_are_refused(tmp_path, capsys, monkeypatch, place):
+def test_system_folders_and_home_are_refused(tmp_path, monkeypatch, place, refused):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     out = str(tmp_path / "home") if place == "HOME" else place
     existed = Path(out).exists()
-    _refused(capsys, RUN + ["--out", out], "refused")
+    refused(RUN + ["--out", out], "refused")
     if not existed:
         assert not Path(out).exists()
     assert not (Path(out) / "cells").exists()
 
 
-def test_a_grid_files_out_in_a_system_folder_is_refused(tmp_path, capsys, monkeypatch):
+def test_a_grid_files_out_in_a_system_folder_is_refused(tmp_path, monkeypatch, refused):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "grid.toml").write_text('methods = ["random"]\nbits = [8]\nout = "/etc/cmh"\n')
-    _refused(capsys, ["run", "--config", "grid.toml", "--no-progress"], "/etc/cmh", "system folder /etc")
+    refused(["run", "--config", "grid.toml", "--no-progress"], "/etc/cmh", "system folder /etc")
     assert not Path("/etc/cmh").exists()
 
 
@@ -77,11 +67,11 @@ def test_a_folder_made_before_the_marker_is_adopted_and_resumes(tmp_path, capsys
     assert (out / store.MARKER).is_file()
 
 
-def test_an_unmarked_folder_with_a_foreign_cell_is_not_adopted(tmp_path, capsys):
+def test_an_unmarked_folder_with_a_foreign_cell_is_not_adopted(tmp_path, capsys, refused):
     out = tmp_path / "old"
     assert main(RUN + ["--out", str(out)]) == 0
     (out / store.MARKER).unlink()
     (out / "cells" / "mine").mkdir()
     (out / "cells" / "mine" / "record.json").write_text("{}")
     capsys.readouterr()
-    _refused(capsys, RUN + ["--out", str(out)], "not cmhbench results (cells/mine)")
+    refused(RUN + ["--out", str(out)], "not cmhbench results (cells/mine)")
