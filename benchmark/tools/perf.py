@@ -1,18 +1,18 @@
 """Benchmarks that print numbers (run by hand; not timed tests).
 
-``python -m cmhbench.perf eval`` times the evaluation engine against a reference written
+``python -m cmhbench.tools.perf eval`` times the evaluation engine against a reference written
 the way published cross-modal hashing code evaluates (Hamming distances from ±1 float
 inner products, an argsort and an AP per query), on synthetic codes and multi-hot
 labels, at each bit length, in one process.  It checks that both give the same map@all
 under the same tie rule (the reference sorts stably), and prints seconds, speed-up and
 the engine's peak extra memory (resident memory above what the process held before).
 
-    python -m cmhbench.perf eval                                   # 2,000 × 190,000, 16/32/64/128 bits
-    python -m cmhbench.perf eval --queries 200 --database 20000    # quick
-    python -m cmhbench.perf eval --backend numpy --workers 1       # one path, one thread
+    python -m cmhbench.tools.perf eval                                   # 2,000 × 190,000, 16/32/64/128 bits
+    python -m cmhbench.tools.perf eval --queries 200 --database 20000    # quick
+    python -m cmhbench.tools.perf eval --backend numpy --workers 1       # one path, one thread
 
-``python -m cmhbench.perf train`` times deep training steps (see :mod:`cmhbench.perf_train`);
-``python -m cmhbench.perf gpu`` is the GPU check (see :mod:`cmhbench.perf_gpu`).
+``python -m cmhbench.tools.perf train`` times deep training steps (see :mod:`cmhbench.tools.perf_train`);
+``python -m cmhbench.tools.perf gpu`` is the GPU check (see :mod:`cmhbench.tools.perf_gpu`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Sequence
 
 import numpy as np
 
-from cmhbench import perf_gpu, perf_train
 from cmhbench.evaluation import engine, evaluate
 from cmhbench.provenance import PeakMemory
+from cmhbench.tools import perf_gpu, perf_train
 
 ENGINE_METRICS = ("map@all", "map@50", "tmap@all", "tmap@50", "map@50-found")
 
@@ -151,7 +151,7 @@ def bench_eval(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cmhbench.perf", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cmhbench.tools.perf", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("eval", help="time the evaluation engine against a per-query reference")
     ev.add_argument("--queries", type=int, default=2000, help="number of queries (default 2000)")

@@ -1,4 +1,4 @@
-"""``python -m cmhbench.perf train``: deep training throughput, ours against an authors'-style loop.
+"""``python -m cmhbench.tools.perf train``: deep training throughput, ours against an authors'-style loop.
 
 For each deep method, at the sizes of a public dataset (synthetic features of that shape,
 :data:`cmhbench.datasets.synthetic.SHAPES`; no files needed) and on each device, it times
@@ -247,7 +247,7 @@ def _duration(seconds: float) -> str:
 
 
 def add_parser(sub: Any) -> None:
-    """The ``train`` subcommand of ``python -m cmhbench.perf``."""
+    """The ``train`` subcommand of ``python -m cmhbench.tools.perf``."""
     tr = sub.add_parser("train", help="time deep training steps, ours against an authors'-style DataLoader loop")
     tr.add_argument("--methods", help="comma-separated deep methods (default: every registered deep method)")
     tr.add_argument("--shapes", default="wikipedia,mirflickr25k",

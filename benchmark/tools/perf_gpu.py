@@ -1,4 +1,4 @@
-"""``python -m cmhbench.perf gpu``: the GPU check — a paper-preset deep grid at MIRFlickr size.
+"""``python -m cmhbench.tools.perf gpu``: the GPU check — a paper-preset deep grid at MIRFlickr size.
 
 Runs the six deep methods (djsrh, jdsh, dgcpn, ucch, kdcmh, uchm) at 16/32/64/128 bits on
 MIRFlickr-shaped synthetic features (``synthetic:shape=mirflickr25k``: 20,015 pairs, 5,000
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cmhbench.perf_train import chosen_methods
+from cmhbench.tools.perf_train import chosen_methods
 
 MIRFLICKR = "synthetic:shape=mirflickr25k"
 BITS = (16, 32, 64, 128)
