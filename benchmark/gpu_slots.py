@@ -9,9 +9,9 @@ the worker's machine).  A lock is released by the operating system when its proc
 dies, so a killed worker never keeps a slot.
 
 Before a cell starts on a slot it checks the GPU's free memory against an estimate of
-what the cell needs (:func:`estimate_bytes`, which asks the method); a cell that would not fit gives the slot back
-and waits while other cells of ours hold slots on that GPU (their memory comes back when
-they finish).  When no other cell of ours is on the GPU there is nothing to wait for and
+what the cell needs (:func:`estimate_bytes`, which asks the method); a cell that would not
+fit gives the slot back and waits while other cells of ours hold slots on that GPU (their
+memory comes back when they finish).  When no other cell of ours is on the GPU there is nothing to wait for and
 the cell starts anyway: it may then fail with out-of-memory, which is recorded as usual.
 
 Choosing K: a paper-preset deep cell at batch 32 keeps a modern GPU busy only a few per
