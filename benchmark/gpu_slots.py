@@ -9,16 +9,16 @@ the worker's machine).  A lock is released by the operating system when its proc
 dies, so a killed worker never keeps a slot.
 
 Before a cell starts on a slot it checks the GPU's free memory against an estimate of
-what the cell needs (:func:`estimate_bytes`); a cell that would not fit gives the slot back
-and waits while other cells of ours hold slots on that GPU (their memory comes back when
-they finish).  When no other cell of ours is on the GPU there is nothing to wait for and
+what the cell needs (:func:`estimate_bytes`, which asks the method); a cell that would not
+fit gives the slot back and waits while other cells of ours hold slots on that GPU (their
+memory comes back when they finish).  When no other cell of ours is on the GPU there is nothing to wait for and
 the cell starts anyway: it may then fail with out-of-memory, which is recorded as usual.
 
 Choosing K: a paper-preset deep cell at batch 32 keeps a modern GPU busy only a few per
 cent of the time (each step is bound by kernel launches, about 1 ms, not by arithmetic), so
 throughput grows with K until the GPU's streaming multiprocessors or the host's CPU cores
 (one Python process per cell launches its kernels) run out; use K ≤ the CPU cores and
-``--jobs`` ≥ K.  ``python -m cmhbench.perf train`` and the GPU check script measure it.
+``--jobs`` ≥ K.  ``python -m cmhbench.tools.perf train`` and the GPU check script measure it.
 """
 
 from __future__ import annotations
@@ -28,16 +28,17 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import IO, Any, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from cmhbench.methods.base import Hasher
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two looks for a free slot or free memory.
 POLL_S = 0.5
-#: Memory a cell needs beyond its features and weights (CUDA context, kernels' workspace).
+#: Memory a cell needs beyond what its method holds (CUDA context, kernels' workspace).
 WORKSPACE_BYTES = 768 * 2**20
-#: Copies of the weights a training holds: weights, gradients and two optimiser moments.
-WEIGHT_COPIES = 4
 
 
 def lock_folder() -> str:
@@ -90,17 +91,11 @@ def free_bytes(gpu: int) -> int | None:
         return None
 
 
-def estimate_bytes(params: Mapping[str, Any], n_train: int, image_dim: int, text_dim: int, bits: int) -> int:
-    """A rough estimate of a deep cell's GPU memory: the training features, the weights of
-    two networks of width ``hidden`` (and ``image_layers``/``text_layers`` layers where a
-    method has them) times :data:`WEIGHT_COPIES`, and a fixed workspace.  Per-batch buffers
-    are small at the papers' batch sizes; a teacher or generator trains before the student
-    and is smaller than it."""
-    hidden = int(params.get("hidden", 4096))
-    weights = 0
-    for dim, layers in ((image_dim, int(params.get("image_layers", 2))), (text_dim, int(params.get("text_layers", 2)))):
-        weights += dim * hidden + max(layers - 2, 0) * hidden * hidden + hidden * bits
-    return 4 * n_train * (image_dim + text_dim) + 4 * WEIGHT_COPIES * weights + WORKSPACE_BYTES
+def estimate_bytes(method: Hasher, n_train: int, image_dim: int, text_dim: int, bits: int) -> int:
+    """What a deep cell needs on its GPU: the method's own estimate
+    (:meth:`~cmhbench.methods.base.Hasher.gpu_memory_bytes`, asked of the method, never guessed
+    from its parameters' names) and the CUDA context's :data:`WORKSPACE_BYTES`."""
+    return int(method.gpu_memory_bytes(n_train, image_dim, text_dim, bits)) + WORKSPACE_BYTES
 
 
 @contextmanager

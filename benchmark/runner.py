@@ -177,7 +177,8 @@ def _slot_for(device: str, cell: Cell, train_rows: int, dataset: Dataset, ctx: R
     import torch
 
     gpus = [int(device.split(":", 1)[1])] if ":" in device else list(range(torch.cuda.device_count()))
-    need = gpu_slots.estimate_bytes(cell.params, train_rows, dataset.image.shape[1], dataset.text.shape[1], cell.bits)
+    method = registry.get(cell.base)(**cell.params)  # asked for its memory only; the fit gets its own
+    need = gpu_slots.estimate_bytes(method, train_rows, dataset.image.shape[1], dataset.text.shape[1], cell.bits)
     return gpu_slots.gpu_slot(gpus, ctx.cells_per_gpu, need)
 
 

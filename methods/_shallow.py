@@ -1,4 +1,4 @@
-"""Numerical pieces shared by the shallow baselines (cvh, imh, cmfh, lssh, fsh).
+"""Numerical pieces shared by the shallow baselines (cca-itq, cvh, imh, cmfh, lssh, fsh).
 
 Not a method (the leading underscore keeps the registry from importing it as one).
 Everything here is plain numpy/scipy on float64 and has no state; each function says
@@ -78,6 +78,25 @@ def ridge_operator(A: np.ndarray, reg: float) -> np.ndarray:
 def spd_solve_right(M: np.ndarray, G: np.ndarray) -> np.ndarray:
     """M G⁻¹ for a symmetric positive definite G (c x c): the "right division" M / G."""
     return linalg.solve(G, M.T, assume_a="pos").T
+
+
+# --- covariances ----------------------------------------------------------------------------
+
+
+def ridge_covariance(Z: np.ndarray, reg: float) -> np.ndarray:
+    """C = ZᵀZ/(n−1) + reg·tr(C)/d·I of centred Z (n x d): a ridge relative to the average
+    variance, so that it acts alike whatever the features' scale (cca-itq, cvh)."""
+    C = Z.T @ Z / (Z.shape[0] - 1)
+    scale = max(float(np.trace(C)) / C.shape[0], np.finfo(np.float64).tiny)
+    C[np.diag_indices_from(C)] += reg * scale
+    return C
+
+
+def inverse_sqrt(C: np.ndarray) -> np.ndarray:
+    """C^{-1/2} of a symmetric positive definite matrix (eigenvalues floored at 1e-12 of the largest)."""
+    w, Q = linalg.eigh(C)
+    w = np.maximum(w, w.max() * 1e-12)
+    return (Q / np.sqrt(w)) @ Q.T
 
 
 # --- distances and graphs ------------------------------------------------------------------

@@ -368,6 +368,27 @@ class Hasher:
     def has_pair_encoder(cls) -> bool:
         return cls._encode_pair is not Hasher._encode_pair
 
+    # --- what the harness asks a method about itself ---------------------------------------
+    # The harness never lists method names: it asks these (see README, "Adding a method").
+
+    #: Epoch parameters of training that runs before the method's own ``epochs`` (a teacher's,
+    #: a generator's).  The GPU check scales them with ``epochs``; ``perf train`` sets them to
+    #: a minimum (:meth:`setup_minimum`).  None by default: most methods have no such stage.
+    setup_epochs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def setup_minimum(cls) -> dict[str, Any]:
+        """Parameter values that shrink the work before the first epoch to a minimum, for timings
+        that leave it out: each of :attr:`setup_epochs` at 1.  A method adds whatever else sizes
+        that work (a teacher's width, a sample count)."""
+        return {name: 1 for name in cls.setup_epochs}
+
+    def gpu_memory_bytes(self, n_train: int, image_dim: int, text_dim: int, n_bits: int) -> int:
+        """About how much GPU memory a fit on ``n_train`` pairs holds, so that a cell waits for
+        room before it starts (the harness adds the CUDA context's own workspace).  Here the
+        training features in float32; a method that holds more on the device adds it."""
+        return 4 * n_train * (image_dim + text_dim)
+
     # --- hooks for subclasses -----------------------------------------------------------
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         raise NotImplementedError

@@ -41,23 +41,10 @@ from typing import Any, Callable
 import numpy as np
 from scipy import linalg
 
+from cmhbench.methods._shallow import inverse_sqrt, ridge_covariance
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
 from cmhbench.methods.domains import ITERATIONS, Real
 from cmhbench.methods.registry import register
-
-
-def inverse_sqrt(C: np.ndarray) -> np.ndarray:
-    """C^{-1/2} of a symmetric positive definite matrix."""
-    w, Q = linalg.eigh(C)
-    w = np.maximum(w, w.max() * 1e-12)
-    return (Q / np.sqrt(w)) @ Q.T
-
-
-def ridge_covariance(Z: np.ndarray, reg: float) -> np.ndarray:
-    C = Z.T @ Z / (Z.shape[0] - 1)
-    scale = max(float(np.trace(C)) / C.shape[0], np.finfo(np.float64).tiny)
-    C[np.diag_indices_from(C)] += reg * scale
-    return C
 
 
 def cca(X: np.ndarray, Y: np.ndarray, k: int, reg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ Equations as implemented (X: n x d_x images, Y: n x d_y texts, both centred by t
 training means; c bits):
 
 1. Covariances with a ridge: C_xx = XᵀX/(n−1) + r·tr(C_xx)/d_x·I, likewise C_yy;
-   C_xy = XᵀY/(n−1) (``ridge_covariance`` of cca-itq).
+   C_xy = XᵀY/(n−1) (``ridge_covariance`` of ``_shallow``, as cca-itq).
 2. The generalized eigenproblem
 
        [ 0     C_xy ] [w_x]       [ C_xx   0   ] [w_x]
@@ -75,9 +75,8 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from cmhbench.methods._shallow import centred
+from cmhbench.methods._shallow import centred, inverse_sqrt, ridge_covariance
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
-from cmhbench.methods.cca_itq import inverse_sqrt, ridge_covariance
 from cmhbench.methods.domains import Real
 from cmhbench.methods.registry import register
 

@@ -40,7 +40,10 @@ everything else, once:
 A method subclasses :class:`DeepHasher` and implements :meth:`DeepHasher._batch_loss`
 (and optionally :meth:`DeepHasher._networks`, :meth:`DeepHasher._prepare`,
 :meth:`DeepHasher._optimizers`, :meth:`DeepHasher._batches`, :meth:`DeepHasher._step`,
-:meth:`DeepHasher._epoch`).
+:meth:`DeepHasher._epoch`).  The harness asks a deep method about itself, never by name:
+its GPU memory (:meth:`DeepHasher.gpu_memory_bytes`, counted here from its own networks), its
+steps per epoch (:meth:`DeepHasher.epoch_steps`) and any set-up training before its epochs
+(:attr:`Hasher.setup_epochs`, :meth:`Hasher.setup_minimum`); a method overrides what differs.
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ from cmhbench.methods.base import Hasher, PairedFeatures, resolve_device
 
 #: Rows per forward pass when encoding (memory bound only; results do not depend on it).
 ENCODE_BATCH = 4096
+#: Copies of the weights a training holds: weights, gradients and two optimiser moments (Adam's;
+#: SGD with momentum holds one fewer, so the estimate errs on the safe side).
+WEIGHT_COPIES = 4
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -224,6 +230,25 @@ class DeepHasher(Hasher):
         """One epoch: a step per batch, each yielding its terms."""
         for rows in self._batches(run):
             yield self._step(epoch, rows, run.image[rows], run.text[rows], run)
+
+    # --- what the harness asks (see Hasher) -------------------------------------------------
+    def gpu_memory_bytes(self, n_train: int, image_dim: int, text_dim: int, n_bits: int) -> int:
+        """The training features and :data:`WEIGHT_COPIES` copies of both networks' weights.  The
+        weights are counted on the networks :meth:`_networks` builds, made on torch's meta device
+        (no memory, no random numbers drawn), so a method with its own networks is counted as it
+        trains them.  Per-batch buffers are small at the papers' batch sizes, and a teacher or
+        generator trains before the networks and is smaller; a method that keeps large
+        training-only state on the device (a neighbour graph) adds it."""
+        with torch.device("meta"):
+            image_net, text_net = self._networks(image_dim, text_dim, n_bits)
+        weights = sum(p.numel() for net in (image_net, text_net) for p in net.parameters())
+        return super().gpu_memory_bytes(n_train, image_dim, text_dim, n_bits) + 4 * WEIGHT_COPIES * weights
+
+    def epoch_steps(self, n_train: int) -> int:
+        """Training steps of one epoch over ``n_train`` pairs: whole batches, at least one (the
+        rule of :func:`batch_order`).  A method whose epoch keeps the last incomplete batch or
+        passes over the batches more than once says so here; ``perf train`` counts with it."""
+        return max(1, n_train // self.batch_size)
 
     # --- the loop -------------------------------------------------------------------------
     @contextmanager

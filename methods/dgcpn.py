@@ -304,12 +304,20 @@ class DGCPN(DeepHasher):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dgcpn.dropout must lie in [0, 1), got {self.dropout}")
 
+    def _neighbours(self, n: int) -> int:
+        """K for ``n`` training pairs (equation 2)."""
+        return min(self.knn, n, max(2, round(self.knn_share * n)))
+
+    @staticmethod
+    def _graph_bytes(n: int, k: int) -> int:
+        """The neighbour lists' indices (int64) and weights (float32), plus one search block."""
+        return n * k * 12 + BLOCK_FLOATS * 4
+
     def _graph(self, image: torch.Tensor, text: torch.Tensor) -> NeighbourGraph:
         n = image.shape[0]
-        self.knn_used_ = min(self.knn, n, max(2, round(self.knn_share * n)))
+        self.knn_used_ = self._neighbours(n)
         self.scale_used_ = float(self.scale) if self.scale is not None else default_scale(self.knn_used_)
-        # indices (int64) + weights (float32) per neighbour, plus one search block
-        check_memory(n * self.knn_used_ * 12 + BLOCK_FLOATS * 4, "dgcpn's neighbour lists")
+        check_memory(self._graph_bytes(n, self.knn_used_), "dgcpn's neighbour lists")
         return NeighbourGraph(fused_features(image, text, self.text_weight), self.knn_used_, self.scale_used_)
 
     def _loss(self, u: torch.Tensor, v: torch.Tensor, S: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -351,6 +359,15 @@ class DGCPN(DeepHasher):
 
     def _batches(self, run):
         return epoch_batches(run.n, self.batch_size, run.generator, run.device)
+
+    def epoch_steps(self, n_train):
+        return math.ceil(n_train / self.batch_size)  # the last incomplete batch is kept
+
+    def gpu_memory_bytes(self, n_train, image_dim, text_dim, n_bits):
+        """The core's estimate plus the graph, on the device for the whole fit: the fused
+        features (as wide as both modalities) and the neighbour lists."""
+        return (super().gpu_memory_bytes(n_train, image_dim, text_dim, n_bits)
+                + 4 * n_train * (image_dim + text_dim) + self._graph_bytes(n_train, self._neighbours(n_train)))
 
     def _step(self, epoch, rows, image, text, run):
         return self._train_batch(image, text, run.state["graph"].target(rows, self.gamma), *run.optimizers)

@@ -549,6 +549,16 @@ class KDCMH(DeepHasher):
         if epoch == 0:  # the mean target over the first epoch's image batches (reported)
             self.target_mean_ = step_mean(run.state["target_means"])
 
+    def epoch_steps(self, n_train):
+        return 2 * super().epoch_steps(n_train)  # one pass over the batches per network
+
+    # the teacher trains before the student: its epochs, and its size when timings leave it out
+    setup_epochs = ("teacher_epochs",)
+
+    @classmethod
+    def setup_minimum(cls):
+        return {**super().setup_minimum(), "teacher_hidden": 64, "teacher_bits": 16}
+
     def fit_report(self) -> dict[str, Any]:
         report = {**super().fit_report(), "distill": self.distill, "source": self.source,
                   "target_mean": round(self.target_mean_, 6), "teacher": self.teacher_report_}

@@ -76,7 +76,7 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    Version 1 (until 2026-11) embedded each item from its own image and text by cross-
    attention and fitted cos(e_i, e_j) to T: its only target was built without interaction,
    so at best it re-expressed T (fit error 0.134), and its ablation showed no gain.
-   ``python -m cmhbench.generator_auc`` measures every generator before any hashing:
+   ``python -m cmhbench.tools.generator_auc`` measures every generator before any hashing:
    ROC-AUC of same-label against different-label pairs on the validation split, with
    paired bootstrap intervals against S̃ and the controls (docs/uchm.md).
 
@@ -125,7 +125,7 @@ calibration pairs.
 How the generator's defaults were settled.  τ = 0.1, π = 0.5 (prior and generator on
 equal terms, both calibrated to the same scale), 40 epochs and batch 128 (CPU time: the
 attention scorer costs O(m²) per step) were fixed a priori.  σ was settled on the
-validation split (``python -m cmhbench.generator_auc``, seed 0, never a test query):
+validation split (``python -m cmhbench.tools.generator_auc``, seed 0, never a test query):
 with σ = 0.5 the attention generator's AUC (with the prior) was 0.641 on the synthetic set
 and 0.864 on Wikipedia (z-scored); with σ = 0, 0.755 and 0.838.  Soft positives copy S̃'s
 mistakes into the matching signal: they help where S̃ is good (Wikipedia) and hurt where
@@ -612,6 +612,13 @@ class UCHM(DeepHasher):
             with torch.no_grad():
                 self._tokens = project_all(self.scorer_, run.image, run.text)
         self.selector_ = BitSelector(self.n_bits_).to(run.device) if self.bit_selection else None
+
+    # the generator trains before the hashing networks: its epochs, and its size when timings leave it out
+    setup_epochs = ("gen_epochs",)
+
+    @classmethod
+    def setup_minimum(cls):
+        return {**super().setup_minimum(), "gen_hidden": 64, "calibration_pairs": 2000}
 
     def _optimizers(self):
         optimizers = super()._optimizers()

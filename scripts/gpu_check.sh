@@ -6,9 +6,9 @@
 #
 # Steps (each under its own time limit, so one slow step cannot eat the others' time):
 #   1. install the project (pip install --no-deps --no-build-isolation .), check torch sees the GPU
-#   2. python -m cmhbench.perf train on the GPU (ours against the authors'-style loop)    ≤ 110 s
+#   2. python -m cmhbench.tools.perf train on the GPU (ours against the authors'-style loop)    ≤ 110 s
 #   3. the CPU-vs-GPU agreement test (6 deep methods × 3 seeds, quick preset)             ≤ 120 s
-#   4. python -m cmhbench.perf gpu: the MIRFlickr-shaped paper-preset grid of the six deep
+#   4. python -m cmhbench.tools.perf gpu: the MIRFlickr-shaped paper-preset grid of the six deep
 #      methods × 4 bits at 5% of their epochs, with --cells-per-gpu 1 and 8                ≤ 260 s
 # Everything printed is also written under OUT (perf-train.txt, agreement.txt, gpu-check.md).
 set -uo pipefail
@@ -32,12 +32,12 @@ PY
 nvidia-smi --query-gpu=name,memory.total,memory.used,utilization.gpu --format=csv || true
 
 step "perf train on the GPU (the CPU table is in README)"
-timeout 110 python -m cmhbench.perf train --device cuda --rows 512 --epochs 2 2>&1 | tee "$OUT/perf-train.txt"
+timeout 110 python -m cmhbench.tools.perf train --device cuda --rows 512 --epochs 2 2>&1 | tee "$OUT/perf-train.txt"
 
 step "CPU against GPU"
 timeout 120 python -m pytest -q -p no:cacheprovider tests/methods/test_gpu_agreement.py 2>&1 | tee "$OUT/agreement.txt"
 
 step "paper-preset grid at MIRFlickr size, 1 and 8 cells per GPU"
-python -m cmhbench.perf gpu --out "$OUT" --k 8 --fraction 0.05 --timeout-one 150 --timeout-k 100 2>&1 \
+python -m cmhbench.tools.perf gpu --out "$OUT" --k 8 --fraction 0.05 --timeout-one 150 --timeout-k 100 2>&1 \
     | tee "$OUT/gpu-grid.txt"
 step "done: $OUT"

@@ -3,12 +3,16 @@
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from cmhbench import gpu_slots, runner
 from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
 from cmhbench.executor import run_cells
 from cmhbench.grid import GridSpec, build_cells
+from cmhbench.methods import create
+from cmhbench.methods.base import PairedFeatures
+from cmhbench.methods.deep import WEIGHT_COPIES
 from cmhbench.runner import RunContext
 
 
@@ -98,9 +102,24 @@ def test_a_cell_alone_on_its_gpu_starts_even_when_the_estimate_exceeds_free_memo
 
 
 def test_memory_estimate_grows_with_the_networks_and_the_features():
-    djsrh = gpu_slots.estimate_bytes({"hidden": 4096}, 5000, 4096, 1386, 64)
-    ucch = gpu_slots.estimate_bytes({"hidden": 8192, "image_layers": 3}, 5000, 4096, 1386, 64)
-    assert 0.5 * 2**30 < djsrh < 4 * 2**30 and ucch > djsrh + 8192 * 8192 * 4 * gpu_slots.WEIGHT_COPIES - 1
+    djsrh = gpu_slots.estimate_bytes(create("djsrh", params={"hidden": 4096}), 5000, 4096, 1386, 64)
+    ucch = gpu_slots.estimate_bytes(create("ucch", params={"hidden": 8192, "image_layers": 3}), 5000, 4096, 1386, 64)
+    assert 0.5 * 2**30 < djsrh < 4 * 2**30 and ucch > djsrh + 8192 * 8192 * 4 * WEIGHT_COPIES
+    more_rows = gpu_slots.estimate_bytes(create("djsrh", params={"hidden": 4096}), 10_000, 4096, 1386, 64)
+    assert more_rows == djsrh + 4 * 5000 * (4096 + 1386)  # the training features, in float32
+
+
+@pytest.mark.parametrize("method, params", [("djsrh", {}), ("jdsh", {"image_network": "linear"}),
+                                            ("ucch", {"image_layers": 3, "text_layers": 1})])
+def test_a_deep_methods_estimate_counts_the_networks_it_trains(method, params):
+    # the default estimate builds the method's own networks without memory: here checked against a real fit
+    model = create(method, preset="quick", params={**params, "hidden": 24, "epochs": 1}, device="cpu")
+    train = PairedFeatures(np.random.default_rng(0).random((40, 12), dtype=np.float32),
+                           np.random.default_rng(1).random((40, 7), dtype=np.float32))
+    model.fit(train, 16)
+    trained = sum(p.numel() for net in (model.image_net_, model.text_net_) for p in net.parameters())
+    expected = 4 * 40 * (12 + 7) + 4 * WEIGHT_COPIES * trained + gpu_slots.WORKSPACE_BYTES
+    assert gpu_slots.estimate_bytes(model, 40, 12, 7, 16) == expected
 
 
 def test_bad_cells_per_gpu_is_refused():

@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from cmhbench import perf
+from cmhbench.tools import perf
 from cmhbench.evaluation import evaluate
 
 

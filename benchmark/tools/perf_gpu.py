@@ -1,10 +1,11 @@
-"""``python -m cmhbench.perf gpu``: the GPU check — a paper-preset deep grid at MIRFlickr size.
+"""``python -m cmhbench.tools.perf gpu``: the GPU check — a paper-preset deep grid at MIRFlickr size.
 
-Runs the six deep methods (djsrh, jdsh, dgcpn, ucch, kdcmh, uchm) at 16/32/64/128 bits on
+Runs every registered deep method (``--methods`` to choose) at 16/32/64/128 bits on
 MIRFlickr-shaped synthetic features (``synthetic:shape=mirflickr25k``: 20,015 pairs, 5,000
 training pairs, 4,096-d images, 1,386-d tags) twice: with ``--cells-per-gpu 1`` (one cell at
 a time) and with ``--cells-per-gpu K --jobs K``.  To fit a few minutes every method trains
-``--fraction`` of its paper epochs (teacher and generator epochs too); the full paper
+``--fraction`` of its paper epochs (and of the set-up epochs it declares, a teacher's or a
+generator's: :attr:`~cmhbench.methods.base.Hasher.setup_epochs`); the full paper
 preset's time is extrapolated as measured fit seconds ÷ fraction, and the tables say so.
 While each grid runs, ``nvidia-smi`` samples the GPU's utilisation and memory every 0.5 s.
 It prints Markdown tables ready for the README and writes them to ``OUT/gpu-check.md``.
@@ -26,12 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cmhbench.perf_train import chosen_methods
+from cmhbench.tools.perf_train import chosen_methods
 
 MIRFLICKR = "synthetic:shape=mirflickr25k"
 BITS = (16, 32, 64, 128)
-#: Epoch parameters besides ``epochs`` that a method trains before its own epochs.
-EXTRA_EPOCHS = {"kdcmh": ("teacher_epochs",), "uchm": ("gen_epochs",)}
 
 
 @dataclass
@@ -48,12 +47,12 @@ class GridRun:
 
 def scaled_params(methods: list[str], fraction: float) -> list[str]:
     """``--param`` options giving each method ``fraction`` of its paper epochs (at least 1)."""
-    from cmhbench.methods.registry import resolve_params
+    from cmhbench.methods.registry import get, resolve_params
 
     out = []
     for method in methods:
         params = resolve_params(method)
-        for name in ("epochs", *EXTRA_EPOCHS.get(method, ())):
+        for name in ("epochs", *get(method).setup_epochs):  # a teacher's or generator's epochs too
             out += ["--param", f"{method}.{name}={max(1, math.ceil(params[name] * fraction))}"]
     return out
 

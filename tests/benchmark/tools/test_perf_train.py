@@ -2,10 +2,10 @@ import re
 
 import pytest
 
-from cmhbench import perf
+from cmhbench.tools import perf
 from cmhbench.methods.base import Hasher
 from cmhbench.methods.registry import register, unregister
-from cmhbench.perf_train import chosen_methods, deep_methods, steps_for, time_fit
+from cmhbench.tools.perf_train import chosen_methods, deep_methods, steps_for, time_fit
 
 
 @pytest.mark.slow

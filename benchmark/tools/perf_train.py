@@ -1,4 +1,4 @@
-"""``python -m cmhbench.perf train``: deep training throughput, ours against an authors'-style loop.
+"""``python -m cmhbench.tools.perf train``: deep training throughput, ours against an authors'-style loop.
 
 For each deep method, at the sizes of a public dataset (synthetic features of that shape,
 :data:`cmhbench.datasets.synthetic.SHAPES`; no files needed) and on each device, it times
@@ -18,15 +18,15 @@ at the progress report that ends each epoch (after the epoch's device work is re
 so asynchronous GPU work is included).  A step is one batch of the method's epoch
 (kdcmh's epoch passes over the batches once per network, so it has twice as many).  The
 seconds per epoch and per paper-preset cell at full size are extrapolated from the
-measured time per step (the number of batches at the shape's training-set size, times
-the method's paper epochs); set-up work before the first epoch (kdcmh's teacher, uchm's
-generator, dgcpn's graph) is not timed and is shrunk to a minimum.
+measured time per step (the method's steps per epoch at the shape's training-set size,
+:meth:`~cmhbench.methods.deep.DeepHasher.epoch_steps`, times its paper epochs); set-up work
+before the first epoch (kdcmh's teacher, uchm's generator, dgcpn's graph) is not timed and
+is shrunk to what each method's :meth:`~cmhbench.methods.base.Hasher.setup_minimum` says.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 import types
@@ -36,12 +36,6 @@ from typing import Any, Iterator
 import numpy as np
 
 from cmhbench.datasets.synthetic import SHAPES, generate, sized_config
-
-#: Parameters that shrink untimed set-up work (a teacher, a generator, calibration) to a minimum.
-SETUP_MINIMUM: dict[str, dict[str, Any]] = {
-    "kdcmh": {"teacher_epochs": 1, "teacher_hidden": 64, "teacher_bits": 16},
-    "uchm": {"gen_epochs": 1, "gen_hidden": 64, "calibration_pairs": 2000},
-}
 
 
 @dataclass
@@ -65,11 +59,6 @@ def deep_methods() -> list[str]:
 def chosen_methods(text: str | None) -> list[str]:
     """``--methods a,b`` as a list; every deep method without it."""
     return [m.strip() for m in text.split(",") if m.strip()] if text else deep_methods()
-
-
-def passes(method: str) -> int:
-    """Batches per epoch as a multiple of the training set's batches (kdcmh: one pass per network)."""
-    return 2 if method == "kdcmh" else 1
 
 
 def reference_epoch(model: Any, epoch: int, run: Any) -> Iterator[dict[str, float]]:
@@ -129,8 +118,9 @@ def time_fit(method: str, shape: str, device: str, steps: int, epochs: int, bits
     config = sized_config(f"shape={shape}+n_items={n_train + 10}+n_query=10+n_train={n_train}")
     data = generate(config)
     train = data.paired(np.arange(n_train))
-    params = {**SETUP_MINIMUM.get(method, {}), "epochs": epochs + 1}
-    model = create(get(method), dataset=shape, params=params, seed=seed, device=device)
+    cls = get(method)
+    params = {**cls.setup_minimum(), "epochs": epochs + 1}  # the method says what shrinks its set-up
+    model = create(cls, dataset=shape, params=params, seed=seed, device=device)
     if reference:
         cpu = (torch.from_numpy(train.image), torch.from_numpy(train.text))
         prepare = model._prepare
@@ -143,7 +133,7 @@ def time_fit(method: str, shape: str, device: str, steps: int, epochs: int, bits
         model._epoch = types.MethodType(reference_epoch, model)
     stamps: list[tuple[float, float]] = []
     model.fit(train, bits, progress=lambda _: stamps.append((time.perf_counter(), time.process_time())))
-    timed_steps = epochs * steps * passes(method)
+    timed_steps = epochs * model.epoch_steps(n_train)
     return Timing((stamps[-1][0] - stamps[0][0]) / timed_steps, (stamps[-1][1] - stamps[0][1]) / timed_steps,
                   timed_steps)
 
@@ -208,14 +198,15 @@ def bench_train(args: argparse.Namespace) -> int:
                         failures += 1
                         print(f"  {method} {shape} {device} {way}: failed: {type(exc).__name__}: {exc}", flush=True)
                 ours, ref = cells.get("ours"), cells.get("reference")
-                batch = create(method, dataset=shape, device="cpu").batch_size
-                per_epoch = passes(method) * (full_train // batch if method != "dgcpn" else math.ceil(full_train / batch))
+                model = create(method, dataset=shape, device="cpu")
+                batch = model.batch_size
+                per_epoch = model.epoch_steps(full_train)
                 epochs = paper_epochs(method, shape)
                 fmt = lambda t, f: "—" if t is None else f(t)  # noqa: E731
                 # on the CPU, CPU seconds (what the step costs, whatever else runs on the machine);
                 # on a GPU, wall seconds (the CPU mostly waits there)
                 cost = (lambda t: t.cpu_step_s) if device == "cpu" else (lambda t: t.step_s)  # noqa: E731
-                rows.append([method, shape, device, str(batch), str(steps * passes(method)),
+                rows.append([method, shape, device, str(batch), str(model.epoch_steps(steps * batch)),
                              fmt(ours, lambda t: f"{t.step_s * 1000:.1f}"),
                              fmt(ours, lambda t: f"{t.cpu_step_s * 1000:.1f}"),
                              fmt(ours, lambda t: f"{cost(t) * per_epoch:.1f}"),
@@ -247,7 +238,7 @@ def _duration(seconds: float) -> str:
 
 
 def add_parser(sub: Any) -> None:
-    """The ``train`` subcommand of ``python -m cmhbench.perf``."""
+    """The ``train`` subcommand of ``python -m cmhbench.tools.perf``."""
     tr = sub.add_parser("train", help="time deep training steps, ours against an authors'-style DataLoader loop")
     tr.add_argument("--methods", help="comma-separated deep methods (default: every registered deep method)")
     tr.add_argument("--shapes", default="wikipedia,mirflickr25k",

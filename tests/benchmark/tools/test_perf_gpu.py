@@ -1,6 +1,6 @@
 import pytest
 
-from cmhbench import perf, perf_gpu
+from cmhbench.tools import perf, perf_gpu
 
 
 def test_each_method_trains_the_fraction_of_its_paper_epochs_at_least_one():

@@ -1,6 +1,6 @@
 """Judge UCHM's similarity generators before any hashing, on the validation split.
 
-``python -m cmhbench.generator_auc --dataset wikipedia --features zscore`` trains each
+``python -m cmhbench.tools.generator_auc --dataset wikipedia --features zscore`` trains each
 generator of :mod:`cmhbench.methods.uchm` (cross-attention ``attention``, concatenated-MLP
 ``mlp``, ``two-tower``) on the validation split's training rows, exactly as a uchm fit
 would, and scores how well each similarity separates same-label from different-label
@@ -133,7 +133,8 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cmhbench.generator_auc", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cmhbench.tools.generator_auc",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="synthetic")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--features", default="raw")
