@@ -347,6 +347,10 @@ def centred_network(mean: torch.Tensor, hidden: int, out_dim: int, kind: str = "
                        **as_teacher_values(JDSH.info.presets.get("quick", {}))}},
     dataset_overrides={**{name: as_teacher_values(values) for name, values in JDSH.info.dataset_overrides.items()},
                        "wikipedia": WIKIPEDIA_STUDENT},
+    # the teacher's values keep jdsh's provenance; Wikipedia's were chosen on its validation split
+    override_sources={**{name: {f"teacher_{k}": JDSH.info.override_source(name, k) for k in values if k in TEACHER_FIELDS}
+                         for name, values in JDSH.info.dataset_overrides.items()},
+                      "wikipedia": "validation"},
 )
 class KDCMH(DeepHasher):
     param_domains = {
