@@ -196,6 +196,7 @@ def _labels(markdown):
 
 
 def test_a_row_with_validation_chosen_values_is_marked_in_every_format(tmp_path):
+    from cmhbench.report.html import to_html
     from cmhbench.report.latex import to_latex
     from cmhbench.store import load_results
 
@@ -214,6 +215,9 @@ def test_a_row_with_validation_chosen_values_is_marked_in_every_format(tmp_path)
     latex = to_latex(frame)
     assert r"kdcmh$^\dagger$$^\ddagger$ &" in latex and "djsrh &" in latex
     assert r"$\ddagger$ = some hyper-parameter values" in latex
+    page = to_html(frame)
+    assert '"label": "kdcmh \\u2020 \\u2021"' in page  # JSON escapes non-ASCII in the page
+    assert '"label": "djsrh"' in page and "‡ = some hyper-parameter values chosen on a validation split" in page
 
 
 def test_kdcmh_with_the_studys_values_replaced_is_not_marked_and_a_tuned_variant_is(tmp_path):
