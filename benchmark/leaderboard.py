@@ -323,8 +323,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
             tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds, not_applicable,
                                 seeds, features=features, counts=counts, collapsed=collapsed, comparable=comparable,
                                 shared=shared, methods=methods, reconstructed=reconstructed, validated=validated,
-                                cells=ok,
-                                chance=level, presets=presets, stale=stale))
+                                cells=ok, chance=level, presets=presets, stale=stale))
     return tables
 
 

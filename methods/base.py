@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping, get_args
 
 import numpy as np
 import psutil
@@ -162,7 +162,7 @@ class PairedFeatures:
 Kind = Literal["reference", "shallow", "deep"]
 Fidelity = Literal["paper", "reconstructed"]
 Provenance = Literal["paper", "authors' code", "ours", "validation"]
-PROVENANCES: tuple[str, ...] = ("paper", "authors' code", "ours", "validation")
+PROVENANCES: tuple[str, ...] = get_args(Provenance)
 """Where a registered value came from: the paper, the authors' public code, our own choice made
 without any score (e.g. another method's published value), or a validation split's score.  Only
 ``validation`` marks a leaderboard row (‡): such a value was chosen on data, if never on test queries."""

@@ -38,7 +38,8 @@ STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "features", "preset", "bits", "seed",
               "status", "fidelity", "kind", "device", "distinct_db_codes", "fit_s", "total_s", "peak_rss_mb",
-              "split_hash", "tuned", "param_sources", "config_digest", "params", "method_versions", "versions", "commit", "error", "key"]
+              "split_hash", "tuned", "param_sources", "config_digest", "params", "method_versions", "versions",
+              "commit", "error", "key"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
