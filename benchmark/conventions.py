@@ -71,9 +71,15 @@ RECONSTRUCTED = "reconstructed"
 RECONSTRUCTED_MARK = "†"
 """The mark reports put after a reconstructed method's name."""
 
-TUNED_MARK = "‡"
-"""The mark reports put after a row whose hyper-parameters came from ``cmhbench tune``
-(chosen on a validation split) rather than the paper's defaults."""
+VALIDATION_MARK = "‡"
+"""The mark reports put after a row some of whose values were chosen on a validation split: a
+``cmhbench tune`` variant, or a value the method registered with provenance ``validation``
+(a dataset override or a default; ``param_sources`` in the cell's record names them)."""
+
+VALIDATION_LEGEND = (f"{VALIDATION_MARK} = some hyper-parameter values chosen on a validation split (a cmhbench "
+                     "tune variant, or a dataset override or default the method registered as chosen so; "
+                     "results.csv's param_sources names them), not taken from the paper or the authors' code")
+"""The one sentence that explains :data:`VALIDATION_MARK`, in every report's legend."""
 
 COLLAPSE_BELOW = 16
 """A coded database with fewer distinct codes than this (or than it has items) is collapsed:

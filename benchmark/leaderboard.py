@@ -44,7 +44,8 @@ from cmhbench.conventions import (
     RECONSTRUCTED,
     RECONSTRUCTED_MARK,
     TIED_MARK,
-    TUNED_MARK,
+    VALIDATION_LEGEND,
+    VALIDATION_MARK,
 )
 from cmhbench.errors import UserError
 from cmhbench.evaluation import check_metric
@@ -61,7 +62,7 @@ LEGEND = (f"Mean ± std over the seeds that finished; (n=k) = only k of the tabl
           f"finished; {NOT_APPLICABLE} = not applicable (no pair encoder); {COLLAPSE_MARK} = collapsed: fewer "
           f"than {COLLAPSE_BELOW} distinct database codes in a cell (never bold); {RECONSTRUCTED_MARK} = fidelity "
           f"'{RECONSTRUCTED}'; "
-          f"{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper's defaults; "
+          f"{VALIDATION_LEGEND}; "
           "[...] = configuration (preset, and the parameters that differ between them) when a method has several; "
           "(vN) = the method's version when the results hold several.")
 STATISTICS_LEGEND = (LEGEND.replace("Mean ± std over the seeds that finished",
@@ -96,7 +97,7 @@ class Table:
     shared: dict[int, list[int]] = field(default_factory=dict)  # bits -> seeds every entry of the column has
     methods: dict[str, str] = field(default_factory=dict)  # row -> method (or variant) name
     reconstructed: set[str] = field(default_factory=set)  # rows whose method's fidelity is 'reconstructed'
-    tuned: set[str] = field(default_factory=set)  # rows whose values came from cmhbench tune
+    validated: set[str] = field(default_factory=set)  # rows with values chosen on a validation split
     cells: pd.DataFrame = field(default_factory=pd.DataFrame)  # the table's ok cells, with a 'row' column
     chance: float | None = None
     presets: list[str] = field(default_factory=list)
@@ -144,9 +145,9 @@ class Table:
 
     def label(self, row: str) -> str:
         """The row's name, with a dagger when its method's fidelity is ``reconstructed`` and a
-        double dagger when its values were tuned on a validation split."""
+        double dagger when some of its values were chosen on a validation split."""
         label = f"{row} {RECONSTRUCTED_MARK}" if row in self.reconstructed else row
-        return f"{label} {TUNED_MARK}" if row in self.tuned else label
+        return f"{label} {VALIDATION_MARK}" if row in self.validated else label
 
     def seeds_note(self) -> str:
         """'seed: 0' or 'seeds: 0, 1, 2', plus the chance level."""
@@ -288,7 +289,7 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
         presets = sorted(p for p in cells["preset"].dropna().unique()) if "preset" in cells else []
         methods = dict(zip(cells["row"], cells["method"]))
         reconstructed = set(cells.loc[_reconstructed(cells), "row"])
-        tuned = set(cells.loc[_column(cells, "tuned", "") != "", "row"])
+        validated = set(cells.loc[_validated(cells), "row"])
         stale = stale_note(cells)
         for direction, label in DIRECTIONS.items():
             column = columns[direction]
@@ -321,8 +322,8 @@ def build_tables(frame: pd.DataFrame, metric: str = "map@all", chance: bool = Tr
             title = _title(dataset, protocol, coding, features, presets, label, metric)
             tables.append(Table(title, dataset, protocol, coding, metric, direction, means, stds, not_applicable,
                                 seeds, features=features, counts=counts, collapsed=collapsed, comparable=comparable,
-                                shared=shared, methods=methods, reconstructed=reconstructed, tuned=tuned, cells=ok,
-                                chance=level, presets=presets, stale=stale))
+                                shared=shared, methods=methods, reconstructed=reconstructed, validated=validated,
+                                cells=ok, chance=level, presets=presets, stale=stale))
     return tables
 
 
@@ -333,12 +334,16 @@ def test_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["split"].fillna(DEFAULT_SPLIT) == DEFAULT_SPLIT]
 
 
-def is_tuned(frame: pd.DataFrame, method: str | None = None) -> bool:
-    """Whether ``method``'s (a method, or a row: one configuration of it), or any row's, values
-    came from ``cmhbench tune`` (its records name a study)."""
-    if "tuned" not in frame:
-        return False
-    return bool(_rows_of(frame, method)["tuned"].notna().any())
+def _validated(frame: pd.DataFrame) -> pd.Series:
+    """Which cells hold values chosen on a validation split (the store's ``validation_mark``, or a
+    ``cmhbench tune`` study named): the one rule behind every double dagger."""
+    return (_column(frame, "validation_mark", "") != "") | (_column(frame, "tuned", "") != "")
+
+
+def is_validated(frame: pd.DataFrame, method: str | None = None) -> bool:
+    """Whether ``method`` (a method, or a row: one configuration of it), or any row, holds values
+    chosen on a validation split: the one rule behind the double dagger of every report."""
+    return bool(_validated(_rows_of(frame, method)).any())
 
 
 def _rows_of(frame: pd.DataFrame, method: str | None) -> pd.DataFrame:
@@ -405,9 +410,9 @@ def is_reconstructed(frame: pd.DataFrame, method: str | None = None) -> bool:
 
 def method_label(frame: pd.DataFrame, row: str) -> str:
     """A row's name (method or configuration), with a dagger when its fidelity is ``reconstructed``
-    and a double dagger when its hyper-parameters were tuned rather than the paper's defaults."""
+    and a double dagger when some of its values were chosen on a validation split."""
     label = f"{row} {RECONSTRUCTED_MARK}" if is_reconstructed(frame, row) else row
-    return f"{label} {TUNED_MARK}" if is_tuned(frame, row) else label
+    return f"{label} {VALIDATION_MARK}" if is_validated(frame, row) else label
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_|<>]|(?<=\])\()")

@@ -30,6 +30,7 @@ from cmhbench.datasets.real import data_files
 from cmhbench.datasets.validation import split_for_role
 from cmhbench.evaluation import METRIC_DEFINITIONS, RELEVANCE, TIE_RULE
 from cmhbench.conventions import DEFAULT_METRICS, DIRECTIONS
+from cmhbench.errors import UserError
 from cmhbench.evaluation.scoring import score_cell
 from cmhbench.methods import registry
 from cmhbench.methods.base import Progress
@@ -220,13 +221,30 @@ def time_limit(seconds: float | None):
 
 def base_record(cell: Cell, ctx: RunContext) -> Record:
     """The part of a record known before the cell runs (status ``failed`` until it succeeds)."""
-    return Record.start(
+    record = Record.start(
         cell,
         evaluation={"relevance": RELEVANCE, "tie_rule": TIE_RULE, "metrics": METRIC_DEFINITIONS},
         environment=environment(),
         reproduce={"command": cell.command(), "argv": list(ctx.argv), "config": ctx.config},
         started_at=utc_now(),
     )
+    record.param_sources = param_sources(cell) or None
+    return record
+
+
+def param_sources(cell: Cell) -> dict[str, dict[str, str]]:
+    """Where the cell's resolved values came from: the values its method registered with a
+    provenance (:func:`cmhbench.methods.registry.param_sources`), and a tuned variant's searched
+    values, which ``cmhbench tune`` chose on a validation split.  Leaderboards mark a row whose
+    cells hold any ``validation`` value."""
+    try:
+        sources = registry.param_sources(cell.base, cell.dataset_name, cell.params)
+    except UserError:  # an unknown method: its cell fails with that error, without provenance
+        sources = {}
+    for name in (cell.tuned or {}).get("searched", []):
+        if name in cell.params:
+            sources[name] = {"from": "cmhbench tune", "provenance": "validation"}
+    return sources
 
 
 def failed_record(cell: Cell, ctx: RunContext, error: str) -> Record:

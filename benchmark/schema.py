@@ -183,6 +183,9 @@ class Record:
     status: str = "failed"  # ok, not-applicable or failed
     error: str | None = None  # written as null when the cell succeeded
     tuned: dict[str, Any] | None = _optional()  # where a tuned variant's values came from
+    # param -> {"from": "dataset override NAME" | "default" | "cmhbench tune", "provenance": "paper" |
+    # "authors' code" | "ours" | "validation"}: the resolved values a method registered with a provenance
+    param_sources: dict[str, dict[str, str]] | None = _optional()
     method_info: dict[str, Any] | None = _optional()  # title, citation, kind, fidelity, pair_encoder
     device: str | None = _optional()
     warnings: list[str] | None = _optional()

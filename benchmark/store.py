@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from cmhbench.conventions import DIRECTIONS
+from cmhbench.conventions import DIRECTIONS, VALIDATION_MARK
 from cmhbench.errors import UserError
 from cmhbench.schema import CELL_TYPES, DEFAULT_FEATURES, DEFAULT_SPLIT  # noqa: F401  (DEFAULT_FEATURES: stats)
 
@@ -365,7 +365,7 @@ def validate_record(data: Any, key: str) -> str | None:
             isinstance(v, dict) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())
             for v in metrics.values()):
         return "metrics are not numbers by direction"
-    for name in ("timings", "codes", "method_info", "environment", "split"):
+    for name in ("timings", "codes", "method_info", "environment", "split", "param_sources"):
         if not isinstance(data.get(name) or {}, dict):
             return f"{name} is not an object"
     if data.get(CHECKSUM) is not None and not isinstance(data[CHECKSUM], str):
@@ -518,6 +518,8 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
     cell = record["cell"]
     info = record.get("method_info", {})
     sizes = (record.get("split") or {}).get("sizes") or {}
+    provenance = {name: str(source.get("provenance")) for name, source in (record.get("param_sources") or {}).items()
+                  if isinstance(source, dict)}
     row = {
         "key": record["key"],
         "out": str(out),
@@ -532,6 +534,8 @@ def _flatten(record: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
         "preset": cell.get("preset"),
         "split": cell.get("split", DEFAULT_SPLIT),
         "tuned": (record.get("tuned") or {}).get("study"),
+        "param_sources": json.dumps(provenance, sort_keys=True),
+        "validation_mark": VALIDATION_MARK if record.get("tuned") or "validation" in provenance.values() else "",
         "status": record["status"],
         "error": record.get("error") or "",
         "fidelity": info.get("fidelity"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping, get_args
 
 import numpy as np
 import psutil
@@ -161,6 +161,11 @@ class PairedFeatures:
 
 Kind = Literal["reference", "shallow", "deep"]
 Fidelity = Literal["paper", "reconstructed"]
+Provenance = Literal["paper", "authors' code", "ours", "validation"]
+PROVENANCES: tuple[str, ...] = get_args(Provenance)
+"""Where a registered value came from: the paper, the authors' public code, our own choice made
+without any score (e.g. another method's published value), or a validation split's score.  Only
+``validation`` marks a leaderboard row (‡): such a value was chosen on data, if never on test queries."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +174,12 @@ class MethodInfo:
 
     ``presets`` maps a preset name to parameter values; ``paper`` is the constructor's
     defaults unless a method overrides it, ``quick`` is small and fast for tests and the
-    default tour.  ``dataset_overrides`` maps a dataset name to the values its paper
-    reports for that dataset.  ``pair_encoder`` is derived from the class, not declared.
+    default tour.  ``dataset_overrides`` maps a dataset name to per-dataset values, and
+    ``override_sources`` says where they came from (:data:`PROVENANCES`): per dataset, one
+    provenance for the whole entry or a mapping from parameter to provenance; an entry or value
+    it does not name is ``paper``, so a method whose values are not its paper's must say so.
+    ``default_sources`` names the constructor defaults whose provenance a leaderboard must show
+    (a default chosen on a validation split).  ``pair_encoder`` is derived from the class.
 
     ``version`` counts changes of the method's behaviour (bumped whenever the same
     parameters would give different codes); ``uses`` names the methods whose code it runs
@@ -189,6 +198,8 @@ class MethodInfo:
     pair_encoder: bool = False
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dataset_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    override_sources: Mapping[str, Provenance | Mapping[str, Provenance]] = field(default_factory=dict)
+    default_sources: Mapping[str, Provenance] = field(default_factory=dict)
     url: str = ""
     version: int = 1
     uses: tuple[str, ...] = ()
@@ -196,6 +207,11 @@ class MethodInfo:
     @property
     def citation(self) -> str:
         return f"{self.authors}, \"{self.title}\", {self.venue} {self.year}"
+
+    def override_source(self, dataset: str, param: str) -> str:
+        """The provenance of ``dataset``'s override value of ``param`` (``paper`` unless declared)."""
+        entry = self.override_sources.get(dataset, "paper")
+        return entry if isinstance(entry, str) else entry.get(param, "paper")
 
 
 def resolve_device(device: str) -> str:

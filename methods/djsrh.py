@@ -64,6 +64,7 @@ def joint_semantics(image: torch.Tensor, text: torch.Tensor, beta: float, eta: f
         "wikipedia": {"beta": 0.3, "lambda1": 0.3, "lambda2": 0.3, "epochs": 200, "lr_image": 0.01,
                       "lr_text": 0.01},
     },
+    override_sources={"nuswide": "authors' code", "wikipedia": "authors' code"},  # settings.py of zs-zhong/DJSRH
 )
 class DJSRH(DeepHasher):
     param_domains = {

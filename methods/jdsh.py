@@ -146,6 +146,7 @@ def estimate_dsdw(values: np.ndarray, tail: float = 0.001, bins: int = 256) -> d
         "mirflickr25k": {"alpha": 0.5, "beta": 0.1, "lam": 0.4, "l1": 0.1, "l2": 0.2},
         "nuswide": {"alpha": 0.4, "beta": 0.3, "lam": 0.3, "l1": 0.2, "l2": 0.2},
     },
+    override_sources={"mirflickr25k": "authors' code", "nuswide": "authors' code"},  # their config files
 )
 class JDSH(DeepHasher):
     param_domains = {

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cmhbench.errors import UserError
-from cmhbench.methods.base import HARNESS_PARAMS, Hasher, MethodInfo
+from cmhbench.methods.base import HARNESS_PARAMS, PROVENANCES, Hasher, MethodInfo
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
 PRESETS = ("paper", "quick")
@@ -64,6 +64,8 @@ def register(
     memory: str,
     presets: Mapping[str, Mapping[str, Any]] | None = None,
     dataset_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    override_sources: Mapping[str, str | Mapping[str, str]] | None = None,
+    default_sources: Mapping[str, str] | None = None,
     url: str = "",
     version: int = 1,
     uses: tuple[str, ...] = (),
@@ -72,6 +74,7 @@ def register(
 
     ``version`` starts at 1 and is bumped whenever the method's behaviour changes;
     ``uses`` names registered methods it runs inside (a teacher).  See :func:`versions`.
+    ``override_sources`` and ``default_sources`` say where values came from (:class:`MethodInfo`).
     """
 
     def decorate(cls: type[Hasher]) -> type[Hasher]:
@@ -90,6 +93,8 @@ def register(
             pair_encoder=cls.has_pair_encoder(),
             presets=dict(presets or {}),
             dataset_overrides=dict(dataset_overrides or {}),
+            override_sources=dict(override_sources or {}),  # type: ignore[arg-type]
+            default_sources=dict(default_sources or {}),  # type: ignore[arg-type]
             url=url,
             version=version,
             uses=tuple(uses),
@@ -119,6 +124,7 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
             unknown = sorted(set(values) - known)
             if unknown:
                 raise TypeError(f"method {info.name!r}: {where} {label!r} sets unknown parameters {unknown}")
+    _validate_sources(info, known)
     for preset in info.presets:
         if preset not in PRESETS:
             raise ValueError(f"method {info.name!r}: unknown preset {preset!r} (presets are {PRESETS})")
@@ -133,6 +139,28 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
             if domain is not None and not domain.contains(value):
                 raise TypeError(f"method {info.name!r}: {where} {key}={value!r} is outside its domain "
                                 f"({domain.describe()})")
+
+
+def _validate_sources(info: MethodInfo, known: set[str]) -> None:
+    """Every declared provenance is one of :data:`PROVENANCES` and names a value that exists."""
+    def check(where: str, provenance: Any) -> None:
+        if provenance not in PROVENANCES:
+            raise ValueError(f"method {info.name!r}: {where} has provenance {provenance!r} "
+                             f"(provenances are {', '.join(PROVENANCES)})")
+
+    for dataset, entry in info.override_sources.items():
+        values = info.dataset_overrides.get(dataset)
+        if values is None:
+            raise TypeError(f"method {info.name!r}: override_sources names {dataset!r}, which has no dataset override")
+        for param, provenance in (entry.items() if isinstance(entry, Mapping) else [("", entry)]):
+            if param and param not in values:
+                raise TypeError(f"method {info.name!r}: override_sources[{dataset!r}] names {param!r}, "
+                                "which that override does not set")
+            check(f"dataset override {dataset!r}" + (f" {param}" if param else ""), provenance)
+    for param, provenance in info.default_sources.items():
+        if param not in known:
+            raise TypeError(f"method {info.name!r}: default_sources names unknown parameter {param!r}")
+        check(f"default {param}", provenance)
 
 
 def _add(cls: type[Hasher]) -> None:
@@ -324,6 +352,27 @@ def resolve_params(
             )
         resolved[key] = check_domain(cls, key, coerce_value(cls, key, value))
     return resolved
+
+
+def param_sources(method: str | type[Hasher], dataset: str | None,
+                  params: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Where the values of a resolved parameter set came from, for the values a method registered
+    with a provenance: ``{param: {"from": "dataset override <name>" or "default", "provenance": ...}}``.
+
+    A value counts as the override's (or the declared default's) when it equals it, however it
+    was given: a cell's key holds values, not how they were typed, so equal parameter sets must
+    have one provenance.  Values a preset or the user changed are left out."""
+    cls = _as_class(method)
+    info, defaults = cls.info, cls.default_params()
+    override = info.dataset_overrides.get(dataset, {}) if dataset is not None else {}
+    sources = {}
+    for name, value in params.items():
+        if name in override and value == override[name]:
+            sources[name] = {"from": f"dataset override {dataset}",
+                             "provenance": info.override_source(str(dataset), name)}
+        elif name in info.default_sources and name in defaults and value == defaults[name]:
+            sources[name] = {"from": "default", "provenance": info.default_sources[name]}
+    return sources
 
 
 def check_domain(cls: type[Hasher], name: str, value: Any) -> Any:

@@ -24,10 +24,10 @@ from cmhbench.conventions import (
     RECONSTRUCTED_MARK,
     SIGNIFICANCE_RULE,
     TIED_MARK,
-    TUNED_MARK,
+    VALIDATION_LEGEND,
 )
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
-from cmhbench.leaderboard import (COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, is_reconstructed, is_tuned,
+from cmhbench.leaderboard import (COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, is_reconstructed, is_validated,
                                   method_label, published_beside,
                                   stored_metrics)
 from cmhbench.published.compare import TOLERANCE, WITHHELD
@@ -38,7 +38,8 @@ STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's
 
 PROVENANCE = ["method", "base", "dataset", "protocol", "database_coding", "features", "preset", "bits", "seed",
               "status", "fidelity", "kind", "device", "distinct_db_codes", "fit_s", "total_s", "peak_rss_mb",
-              "split_hash", "tuned", "config_digest", "params", "method_versions", "versions", "commit", "error", "key"]
+              "split_hash", "tuned", "param_sources", "config_digest", "params", "method_versions", "versions",
+              "commit", "error", "key"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -205,7 +206,7 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
         f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
         f'{base64.b64encode(Path(p).read_bytes()).decode()}"></figure>' for p in images)
     recon = is_reconstructed(frame)
-    tuned = is_tuned(frame)
+    validated = is_validated(frame)
     intervals_control = ('<label><input type="checkbox" id="intervals"> 95% intervals</label>'
                          if statistics else "")
     statistics_note = (f'<p class="note">{html.escape(STATISTICS_NOTE)} Computed for: '
@@ -220,7 +221,7 @@ ties: {html.escape(TIE_RULE)} · mean ± std over the seeds that finished, (n=k)
 bold = best, underlined = second, both over the seeds a column shares; — = no seed finished; n/a = no pair
 encoder; {COLLAPSE_MARK} = collapsed (fewer than {COLLAPSE_BELOW} distinct database codes; never bold){
 f' · <span class="recon">{RECONSTRUCTED_MARK}</span> = {RECONSTRUCTED} from partial information' if recon else ''};
-{f'{TUNED_MARK} = hyper-parameters tuned on a validation split (cmhbench tune), not the paper defaults; ' if tuned else ''}[...] = a method's configuration when it has several; (vN) = its version when the results hold several. Click a column header to sort.</p>
+{f'{html.escape(VALIDATION_LEGEND)}; ' if validated else ''}[...] = a method's configuration when it has several; (vN) = its version when the results hold several. Click a column header to sort.</p>
 <div class="controls"><label>metric <select id="metric"></select></label>{intervals_control}</div>
 {statistics_note}
 <div id="tables"></div>

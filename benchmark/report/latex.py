@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cmhbench.conventions import DIRECTIONS
+from cmhbench.conventions import DIRECTIONS, VALIDATION_LEGEND, VALIDATION_MARK
 from cmhbench.evaluation import TIE_RULE
 from cmhbench.leaderboard import COLLAPSE_BELOW, Table, build_tables
 
@@ -63,6 +63,8 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
         collapse_note = (rf" $^{{\times}}$: collapsed, fewer than {COLLAPSE_BELOW} distinct database codes "
                          "(never bold)." if collapsed else "")
         stale = f" {escape(first.stale)}" if first.stale else ""
+        validated = (" " + escape(VALIDATION_LEGEND).replace(VALIDATION_MARK, r"$\ddagger$", 1) + "."
+                     if first.validated else "")
         spec = "l" + "c" * len(bits) * len(by_direction)
         header_blocks = " & ".join(rf"\multicolumn{{{len(bits)}}}{{c}}{{{DIRECTIONS[d]}}}".replace("→", r"$\rightarrow$")
                                    for d in by_direction)
@@ -76,7 +78,7 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
             rf"{escape(coding)}, features {escape(first.features)}, "
             rf"preset{'s' if len(first.presets) > 1 else ''} {escape(', '.join(first.presets) or 'unknown')}); "
             rf"{escape(seeds)}. Ties: {escape(TIE_RULE)}. Best in bold (over the seeds a column shares), second "
-            rf"underlined; $\dagger$: reconstructed method.{chance}{collapse_note}{stale}}}",
+            rf"underlined; $\dagger$: reconstructed method.{validated}{chance}{collapse_note}{stale}}}",
             rf"\begin{{tabular}}{{{spec}}}",
             r"\toprule",
             rf"Method & {header_blocks} \\",
@@ -88,6 +90,8 @@ def to_latex(frame: pd.DataFrame, metric: str = "map@all") -> str:
             label = escape(method)
             if method in first.reconstructed:
                 label += r"$^\dagger$"
+            if method in first.validated:
+                label += r"$^\ddagger$"
             entries = [_entry(by_direction[d], method, b) for d in by_direction for b in bits]
             lines.append(f"{label} & " + " & ".join(entries) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]

@@ -1,4 +1,5 @@
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -168,3 +169,64 @@ def test_select_methods_keeps_every_row_of_the_named_methods_and_names_unknown_o
     assert list(select_methods(frame, ["a", "c"])["method"]) == ["a", "a", "c"]
     with pytest.raises(LeaderboardError, match="no stored results for method.s. z; the folder.s. hold: a, b, c"):
         select_methods(frame, ["a", "z"])
+
+
+def _stored(out, method, value, tuned=None, params=None):
+    """A record of ``method`` on a dataset named wikipedia with its resolved paper parameters, as the
+    runner writes it before the cell runs, given scores by hand (no method is trained)."""
+    from cmhbench import store
+    from cmhbench.methods import registry
+    from cmhbench.runner import param_sources
+    from cmhbench.schema import Cell, Record
+
+    resolved = registry.resolve_params(method, dataset="wikipedia", params=params)
+    cell = Cell(method, method, resolved, {"name": "wikipedia"}, "wiki", 32, 0, tuned=tuned)
+    record = Record.start(cell, evaluation={}, environment={}, reproduce={}, started_at="2026-01-01T00:00:00")
+    record.param_sources = param_sources(cell) or None
+    record.status, record.error, record.finished_at = "ok", None, "2026-01-01T00:01:00"
+    record.metrics = {"i2t": {"map@all": value}, "t2i": {"map@all": value}}
+    record.method_info = {"fidelity": registry.get(method).info.fidelity, "kind": "deep"}
+    store.write_cell(out, cell.key, record.to_json(), None)
+
+
+def _labels(markdown):
+    """The row labels of a Markdown leaderboard."""
+    rows = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")]
+    return set(rows) - {"method"}
+
+
+def test_a_row_with_validation_chosen_values_is_marked_in_every_format(tmp_path):
+    from cmhbench.report.html import to_html
+    from cmhbench.report.latex import to_latex
+    from cmhbench.store import load_results
+
+    _stored(tmp_path, "kdcmh", 0.25)  # Wikipedia: kdcmh's override was chosen on a validation split
+    _stored(tmp_path, "djsrh", 0.24)  # Wikipedia: djsrh's override is the authors' own settings
+    frame = load_results(tmp_path)
+    text = to_markdown(frame)
+    assert _labels(text) == {"kdcmh † ‡", "djsrh"}
+    assert "‡ = some hyper-parameter values chosen on a validation split" in text
+    csv = pd.read_csv(io.StringIO(to_csv(frame)), keep_default_na=False)
+    marks = csv.groupby("method")["validation_mark"].first()
+    assert (marks["kdcmh"], marks["djsrh"]) == ("‡", "")
+    sources = json.loads(csv.loc[csv["method"] == "kdcmh", "param_sources"].iloc[0])
+    assert sources["knn_fraction"] == "validation"
+    assert json.loads(csv.loc[csv["method"] == "djsrh", "param_sources"].iloc[0])["beta"] == "authors' code"
+    latex = to_latex(frame)
+    assert r"kdcmh$^\dagger$$^\ddagger$ &" in latex and "djsrh &" in latex
+    assert r"$\ddagger$ = some hyper-parameter values" in latex
+    page = to_html(frame)
+    assert '"label": "kdcmh \\u2020 \\u2021"' in page  # JSON escapes non-ASCII in the page
+    assert '"label": "djsrh"' in page and "‡ = some hyper-parameter values chosen on a validation split" in page
+
+
+def test_kdcmh_with_the_studys_values_replaced_is_not_marked_and_a_tuned_variant_is(tmp_path):
+    from cmhbench.methods import get
+    from cmhbench.methods.kdcmh import WIKIPEDIA_STUDENT
+    from cmhbench.store import load_results
+
+    defaults = {name: value for name, value in get("kdcmh").default_params().items() if name in WIKIPEDIA_STUDENT}
+    _stored(tmp_path, "kdcmh", 0.22, params=defaults)
+    _stored(tmp_path, "djsrh", 0.24, params={"beta": 0.35}, tuned={"study": "s", "searched": ["beta"]})
+    text = to_markdown(load_results(tmp_path))
+    assert _labels(text) == {"kdcmh †", "djsrh ‡"}

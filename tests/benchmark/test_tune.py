@@ -46,12 +46,14 @@ def test_tune_writes_tuned_toml_whose_variants_run_and_name_their_study(tmp_path
 
     assert main(["run", "--config", str(out / "tuned.toml"), "--out", str(results), "--no-progress"]) == 0
     board = capsys.readouterr().out
-    assert "cca-itq-tuned ‡" in board and "tuned on a validation split" in board
+    assert "cca-itq-tuned ‡" in board and "chosen on a validation split" in board
     records = list(store.iter_records(results))
     assert {r["tuned"]["study"] for r in records} == {config["variants"][m]["tuned"]["study"] for m in config["methods"]}
     assert all(r["split"]["role"] == "test" for r in records)
     for r in records:
         assert r["split"]["hash"] not in r["tuned"]["validation_splits"].values()
+        searched = config["variants"][r["cell"]["method"]]["tuned"]["searched"]
+        assert r["param_sources"] == {name: {"from": "cmhbench tune", "provenance": "validation"} for name in searched}
         assert r["cell"]["params"]["reg" if r["cell"]["base"] == "cca-itq" else "lam"] == \
             config["variants"][r["cell"]["method"]]["reg" if r["cell"]["base"] == "cca-itq" else "lam"]
 

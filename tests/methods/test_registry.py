@@ -97,6 +97,51 @@ def test_register_requires_a_hasher_and_harness_params():
                           fidelity="paper", deterministic=True, memory="O(1)")(NoSeed)
 
 
+def _provenances(method, dataset, **params):
+    resolved = methods.resolve_params(method, dataset=dataset, params=params)
+    return {k: v["provenance"] for k, v in registry.param_sources(method, dataset, resolved).items()}
+
+
+def test_kdcmh_wikipedia_values_are_marked_as_chosen_on_validation():
+    from cmhbench.methods.kdcmh import WIKIPEDIA_STUDENT
+
+    assert _provenances("kdcmh", "wikipedia") == {name: "validation" for name in WIKIPEDIA_STUDENT}
+    # a value the user changes is the user's, not the study's
+    assert "kappa" not in _provenances("kdcmh", "wikipedia", kappa=5.0)
+    # elsewhere kdcmh's defaults and jdsh's values (the teacher) hold no validation-chosen value
+    assert "validation" not in _provenances("kdcmh", "synthetic").values()
+    assert set(_provenances("kdcmh", "nuswide").values()) == {"authors' code"}
+
+
+def test_djsrh_wikipedia_values_are_the_authors_and_uchm_sigma_was_chosen_on_validation():
+    djsrh = _provenances("djsrh", "wikipedia")
+    assert set(djsrh) == {"beta", "lambda1", "lambda2", "epochs", "lr_image", "lr_text"}
+    assert set(djsrh.values()) == {"authors' code"}
+    assert _provenances("uchm", "wikipedia") == {"beta": "ours", "soft_positive": "validation"}
+    assert _provenances("uchm", "synthetic", soft_positive=0.5) == {}
+
+
+def test_an_undeclared_override_reads_as_the_paper(layered):
+    assert _provenances("test-layered", "wiki") == {"epochs": "paper", "lr": "paper"}
+
+
+@pytest.mark.parametrize("sources, message", [
+    ({"override_sources": {"wiki": "folklore"}}, "provenance 'folklore'"),
+    ({"override_sources": {"nus": "paper"}}, "'nus', which has no dataset override"),
+    ({"override_sources": {"wiki": {"beta": "paper"}}}, "names 'beta', which that override does not set"),
+    ({"default_sources": {"gamma": "validation"}}, "unknown parameter 'gamma'"),
+])
+def test_register_rejects_bad_provenance(sources, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        @registry.register(name="test-bad", title="t", authors="a", venue="v", year=1, kind="shallow",
+                           fidelity="paper", deterministic=True, memory="O(1)",
+                           dataset_overrides={"wiki": {"lr": 0.5}}, **sources)
+        class Bad(Hasher):
+            def __init__(self, *, lr: float = 0.1, seed: int = 0, device: str = "auto", cache: Any = None):
+                super().__init__(seed=seed, device=device, cache=cache)
+    assert "test-bad" not in methods.available()
+
+
 def test_pair_encoder_is_derived_from_the_class():
     assert methods.get("random").info.pair_encoder
     assert not methods.get("cca-itq").info.pair_encoder
