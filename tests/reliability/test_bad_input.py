@@ -122,5 +122,7 @@ def test_grid_file_values_of_the_wrong_toml_type(tmp_path, capsys, monkeypatch, 
 
 
 def test_a_parameter_given_twice_with_two_values_is_refused(tmp_path, capsys):
-    _refused(capsys, RUN + ["--param", "random.seed_offset=5", "--param", "random.seed_offset=7", "--out",
-                            str(tmp_path / "o")], "given twice", "5", "7")
+    _refused(capsys, ["run", "--methods", "cca-itq", "--bits", "8", "--param", "cca-itq.n_iter=5", "--param",
+                      "cca-itq.n_iter=7", "--out", str(tmp_path / "o"), "--no-progress"],
+             "--param cca-itq.n_iter is given twice (5 and 7)")
+    assert not (tmp_path / "o").exists()
