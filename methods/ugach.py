@@ -292,8 +292,8 @@ class UGACH(DeepHasher):
         q_net, q_feat, x_net, x_feat = self._pathways(image_query, False, run)
         for start in range(0, triplets.shape[1], batch_size):
             q, p, ng = triplets[:, start:start + batch_size]
-            loss = discriminator_loss(self._phi(q_net, q_feat[q]), self._phi(x_net, x_feat[p]),
-                                      self._phi(x_net, x_feat[ng]), self.margin_)
+            items = self._phi(x_net, x_feat[torch.cat([p, ng])])  # one weight read for both
+            loss = discriminator_loss(self._phi(q_net, q_feat[q]), items[:p.numel()], items[p.numel():], self.margin_)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -341,13 +341,16 @@ class UGACH(DeepHasher):
         positives = pick_positives(knn, self.select, run.generator)[order]
         for t in range(n):
             q = order[t:t + 1]
-            g_query = self._phi(gq_net, q_feat[q])
+            # one forward of G over the query and its candidates serves the sampling (detached) and
+            # the loss (the sampled rows); a weight read per pathway is most of a step's time
+            g_query, g_cand = self._phi(gq_net, q_feat[q]), self._phi(gx_net, x_feat[cand[t]])
             with torch.no_grad():
-                scores = -distance(g_query, self._phi(gx_net, x_feat[cand[t]]))
-                negatives = cand[t][torch.multinomial(torch.softmax(scores, dim=0), self.select, replacement=True)]
-                rewards = reward(self._phi(dq_net, q_feat[q]), self._phi(dx_net, x_feat[positives[t]]),
-                                 self._phi(dx_net, x_feat[negatives]), self.margin_)
-            loss = generator_loss(g_query, self._phi(gx_net, x_feat[negatives]), rewards)
+                scores = -distance(g_query, g_cand)
+                picks = torch.multinomial(torch.softmax(scores, dim=0), self.select, replacement=True)
+                d_items = self._phi(dx_net, x_feat[torch.cat([positives[t], cand[t][picks]])])
+                rewards = reward(self._phi(dq_net, q_feat[q]), d_items[:self.select], d_items[self.select:],
+                                 self.margin_)
+            loss = generator_loss(g_query, g_cand[picks], rewards)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
