@@ -51,6 +51,12 @@ Equations as implemented.  Over the n training pairs (x_i, y_i):
 7. Codes (test_16.py:43-53): sgn of D's pre-sigmoid outputs, i.e. φ ≥ ½ ↦ +1; G is used in
    training only.
 
+Defaults, all the authors' (MIRFlickr-25K and NUS-WIDE share them): K = 10, 2 negatives per
+query from n/50 candidates, margin c/8, λ = 0.01, hidden 8192, initial σ 0.1, SGD with lr
+0.001 (D, batch 1) and 0.01 (G, one query), 30 epochs of 1 D pass and 2 G passes;
+pre-training batch 20, lr 0.01, and (ours, see below) 30 passes.  The ``quick`` preset
+(tests, default tour): 2 epochs, 1 G pass, 2 pre-training passes, hidden 64, D batch 8.
+
 Fidelity table (ours vs theirs; "=" where identical):
 
 | item | authors (file:line) | ours |
@@ -76,6 +82,9 @@ Deviations, and why:
   final D.  Their pre-training has no fixed length (up to 30,000 passes, stopped on test
   mAP), so we set ``pretrain_epochs`` = 30, the length of the adversarial stage (our
   choice, made without any score).
+- Pre-training triplets are drawn afresh for every pass; the authors draw them once per
+  outer epoch and reuse them for its 1,000 passes (GS_EPOCH = D_EPOCH, pretrain
+  train_16.py:15-16, 127-131; the UKD teacher's pre-training draws once for all 200).
 - The triplet loop of the authors starts at index 1 (train.py:116), skipping one triplet
   per pass; we use them all.
 - The query order of a G pass is a fresh random permutation (the authors iterate a
