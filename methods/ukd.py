@@ -48,8 +48,8 @@ and biases from a normal truncated at 2σ, σ = 0.001 (vgg19.py:128-132).  Text:
 Linear(d_y → 4096)–ReLU–Linear(4096 → c)–tanh, weights and biases from N(0, 0.01²)
 (tnet.py:9-10, 20-21), no dropout (keep_prob 1.0, student_train.py:247).
 
-Defaults, all the authors' (their code has MIRFlickr-25K's; the paper uses the same for
-NUS-WIDE): S = 0.999, K = 0.555·n, squared pair term, γ = β = 1, 30 epochs of 2 rounds,
+Defaults, all the authors' (their code sets MIRFlickr-25K's only, used here for every
+dataset): S = 0.999, K = 0.555·n, squared pair term, γ = β = 1, 30 epochs of 2 rounds,
 batch 256, Adam 10⁻⁴, hidden 4096, image dropout 0.5; teacher as in item 1.  The ``quick``
 preset (tests, default tour): 3 student epochs, hidden 256, and ugach's quick preset for the
 teacher (at 128 bits).
