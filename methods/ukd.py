@@ -172,10 +172,17 @@ def knn_count(n: int, knn: int, share: float) -> int:
     return max(1, min(knn, n, int(round(share * n))))
 
 
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """‖a_i − b_j‖², each entry computed from its own two rows (no matrix-product shortcut), so a
+    pair's distance is the same bits whichever block it is computed in: the radius of the K-th
+    neighbour then always admits that neighbour."""
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
+
+
 @torch.no_grad()
 def knn_radii(out: torch.Tensor, k: int, block: int = THRESHOLD_BLOCK) -> torch.Tensor:
     """τ_i = the K-th smallest ‖out_i − out_j‖² over all j (the item itself included, at 0)."""
-    return torch.cat([torch.cdist(out[s:s + block], out).pow(2).topk(k, dim=1, largest=False).values[:, -1]
+    return torch.cat([squared_distances(out[s:s + block], out).topk(k, dim=1, largest=False).values[:, -1]
                       for s in range(0, out.shape[0], block)])
 
 
@@ -183,8 +190,8 @@ def knn_radii(out: torch.Tensor, k: int, block: int = THRESHOLD_BLOCK) -> torch.
 def similarity_rows(image_out: torch.Tensor, text_out: torch.Tensor, radii: tuple[torch.Tensor, torch.Tensor],
                     rows: torch.Tensor, value: float) -> torch.Tensor:
     """Rows ``rows`` of S (m × n): ``value`` where j is within i's image or text kNN radius."""
-    near = (torch.cdist(image_out[rows], image_out).pow(2) <= radii[0][rows, None]) | \
-           (torch.cdist(text_out[rows], text_out).pow(2) <= radii[1][rows, None])
+    near = (squared_distances(image_out[rows], image_out) <= radii[0][rows, None]) | \
+           (squared_distances(text_out[rows], text_out) <= radii[1][rows, None])
     return near.to(image_out.dtype) * value
 
 

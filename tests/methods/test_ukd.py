@@ -213,3 +213,14 @@ def test_parameters_are_checked(train):
 @pytest.mark.slow
 def test_conformance():
     check_method("ukd")
+
+
+def test_each_row_of_s_holds_at_least_k_neighbours_per_modality_in_any_block_layout():
+    """A radius found one row at a time still admits the K-th neighbour when S's rows are computed
+    64 at a time (a matrix-product distance differs in the last bits between the two layouts)."""
+    gen = torch.Generator().manual_seed(0)
+    u = torch.sigmoid(3 * torch.randn(300, 128, generator=gen))  # teacher-like outputs in (0, 1)
+    radii = knn_radii(u, 40, block=1)
+    rows = torch.randperm(300, generator=gen)[:64]
+    S = similarity_rows(u, u, (radii, radii), rows, 1.0)
+    assert (S.sum(dim=1) >= 40).all()
