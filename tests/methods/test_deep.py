@@ -62,6 +62,9 @@ SMALL = {
     "ucch": {"negatives": 50, "batch_size": 64},
     "kdcmh": {"teacher_epochs": 2, "teacher_hidden": 16, "batch_size": 64},
     "uchm": {"gen_epochs": 2, "gen_hidden": 16, "gen_batch_size": 64, "calibration_pairs": 2000},
+    "ugach": {"g_epochs": 1, "pretrain_epochs": 1, "batch_size": 32},
+    "ukd": {"teacher_epochs": 1, "teacher_g_epochs": 1, "teacher_pretrain_epochs": 1, "teacher_hidden": 16,
+            "batch_size": 64},
 }
 
 
