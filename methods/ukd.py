@@ -337,7 +337,8 @@ class UKD(DeepHasher):
 
     def _teacher_progress(self, report: Progress) -> None:
         """The teacher's epochs as this fit's progress, its values prefixed ``teacher_``."""
-        self.report_progress(report.done, report.total, **{f"teacher_{k}": v for k, v in report.values.items()})
+        self.report_progress(report.done, report.total, f"teacher {report.stage}",
+                             **{f"teacher_{k}": v for k, v in report.values.items()})
 
     # --- the core's loop: DCMH's alternating passes ----------------------------------------------
     def _check_params(self) -> None:
