@@ -388,9 +388,11 @@ class UGACH(DeepHasher):
                          d_opt=self._sgd((self.image_net_, self.text_net_), self.lr_discriminator),
                          g_opt=self._sgd(gen, self.lr_generator))
         pre_opt = self._sgd((self.image_net_, self.text_net_), self.pretrain_lr)
-        for _ in range(self.pretrain_epochs):  # D alone on random non-neighbours
-            for image_query in (True, False):
-                self._d_steps(self._pretrain_triplets(run), image_query, self.pretrain_batch_size, pre_opt, run)
+        for done in range(1, self.pretrain_epochs + 1):  # D alone on random non-neighbours
+            losses = [self._d_steps(self._pretrain_triplets(run), image_query, self.pretrain_batch_size, pre_opt, run)
+                      for image_query in (True, False)]
+            self.report_progress(done, self.pretrain_epochs, "pre-training pass",
+                                 pretrain_loss=float(sum(losses)) / len(losses))
 
     def _optimizers(self):
         return []  # D's and G's optimisers live in the run's state (made in _prepare)
@@ -407,6 +409,8 @@ class UGACH(DeepHasher):
         for _ in range(self.g_epochs):
             yield self._g_steps(True, run)
             yield self._g_steps(False, run)
+
+    setup_epochs = ("pretrain_epochs",)  # D's pre-training runs before the first adversarial epoch
 
     def fit_report(self) -> dict[str, Any]:
         return {**super().fit_report(), "knn": self.knn, "margin": self.margin_, "candidates": self.candidates_,

@@ -391,5 +391,11 @@ class UKD(DeepHasher):
                 for rows in self._batches(run):
                     yield self._student_step(modality, rows, run)
 
+    setup_epochs = ("teacher_pretrain_epochs", "teacher_epochs")  # the teacher trains before the student
+
+    @classmethod
+    def setup_minimum(cls):
+        return {**super().setup_minimum(), "teacher_hidden": 64, "teacher_bits": 16}
+
     def fit_report(self) -> dict[str, Any]:
         return {**super().fit_report(), "k": self.k_, "pair_loss": self.pair_loss, "teacher": self.teacher_report_}

@@ -171,10 +171,11 @@ def test_without_a_cache_the_teacher_is_trained_in_process_with_the_same_result(
 def test_the_teachers_epochs_are_reported_before_the_students(train):
     reports = []
     create("ukd", params=TINY, device="cpu").fit(train, 8, progress=reports.append)
-    teacher = [r for r in reports if "teacher_loss" in r.values]
-    student = [r for r in reports if "loss" in r.values]
+    teacher = [r for r in reports if r.stage == "teacher epoch"]
+    student = [r for r in reports if r.stage == "epoch"]
     assert [r.done for r in teacher] == [1] and [r.done for r in student] == [1, 2]
-    assert reports.index(student[0]) == len(teacher)
+    assert all("teacher_loss" in r.values for r in teacher) and all("loss" in r.values for r in student)
+    assert reports[-len(student):] == student  # the teacher's stages (pre-training too) come first
 
 
 # --- the student's training --------------------------------------------------------------------------------
