@@ -181,6 +181,7 @@ def test_schedule_counts_steps(train, monkeypatch):
     assert calls["g"] == 2 * 2 * 2 * n  # epochs × g_epochs × directions × queries
 
 
+@pytest.mark.slow  # trains for seconds
 def test_quick_fit_history_report_and_codes(train):
     model = create("ugach", params={"epochs": 3, "hidden": 64, "batch_size": 8, "pretrain_epochs": 2}, device="cpu")
     model.fit(train, 32)
@@ -196,6 +197,7 @@ def test_quick_fit_history_report_and_codes(train):
     assert create("ugach", params={**TINY, "margin": 0.5}, device="cpu").fit(train, 16).fit_report()["margin"] == 0.5
 
 
+@pytest.mark.slow  # trains for seconds
 def test_the_discriminator_loss_falls_in_training():
     ds = generate(SyntheticConfig(n_items=500, n_query=50, n_train=400))
     model = create("ugach", params={"epochs": 4, "hidden": 256, "batch_size": 8, "pretrain_epochs": 2, "g_epochs": 1},
