@@ -13,13 +13,7 @@ from cmhbench.methods.dgcpn import (consistency_term, default_scale, dgcpn_loss,
                                     off_diagonal_mse, sign_codes)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tensors here are tiny: extra threads only contend with other work on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cos(a):

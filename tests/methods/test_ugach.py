@@ -13,19 +13,12 @@ from cmhbench.testing import check_method
 TINY = {"epochs": 2, "g_epochs": 1, "pretrain_epochs": 1, "hidden": 16, "batch_size": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def train():
-    ds = generate(SyntheticConfig(n_items=200, n_query=20, n_train=120, image_dim=24, text_dim=10, latent_dim=6,
-                                  nuisance_dim=4, n_labels=6, data_seed=3))
-    return ds.paired(np.arange(120))
+def train(tiny_train):
+    return tiny_train
 
 
 def _sigmoid(x):

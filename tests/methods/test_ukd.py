@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from cmhbench.datasets.synthetic import SyntheticConfig, generate
 from cmhbench.methods import create, resolve_params
 from cmhbench.methods.ugach import UGACH
 from cmhbench.methods.ukd import (TEACHER_FIELDS, _cached_teacher, device_kind, knn_count, knn_radii,
@@ -15,19 +14,12 @@ TEACHER_TINY = {"teacher_epochs": 1, "teacher_g_epochs": 1, "teacher_pretrain_ep
 TINY = {"epochs": 2, "hidden": 16, "batch_size": 32, **TEACHER_TINY}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def train():
-    ds = generate(SyntheticConfig(n_items=200, n_query=20, n_train=120, image_dim=24, text_dim=10, latent_dim=6,
-                                  nuisance_dim=4, n_labels=6, data_seed=3))
-    return ds.paired(np.arange(120))
+def train(tiny_train):
+    return tiny_train
 
 
 # --- the student's objective against the equations, in NumPy -------------------------------------
