@@ -193,16 +193,8 @@ def test_unknown_target_is_a_clear_error(train):
 # --- the teacher --------------------------------------------------------------------------
 
 @pytest.fixture
-def teacher_fits(monkeypatch):
-    calls = []
-    original = JDSH._fit
-
-    def counting(self, train, n_bits):
-        calls.append(n_bits)
-        return original(self, train, n_bits)
-
-    monkeypatch.setattr(JDSH, "_fit", counting)
-    return calls
+def teacher_fits(count_fits):
+    return count_fits(JDSH)
 
 
 def test_teacher_is_trained_once_per_dataset_for_several_bit_lengths(train, teacher_fits, tmp_path):

@@ -122,16 +122,8 @@ def test_teacher_outputs_are_the_discriminators_sigmoids(train):
 
 
 @pytest.fixture
-def teacher_fits(monkeypatch):
-    calls = []
-    original = UGACH._fit
-
-    def counting(self, train, n_bits):
-        calls.append(n_bits)
-        return original(self, train, n_bits)
-
-    monkeypatch.setattr(UGACH, "_fit", counting)
-    return calls
+def teacher_fits(count_fits):
+    return count_fits(UGACH)
 
 
 def test_teacher_is_cached_per_parameters_seed_and_device_kind(train, teacher_fits, tmp_path):
