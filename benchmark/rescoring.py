@@ -9,7 +9,6 @@ named, never scored.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -62,13 +61,11 @@ def _check_writable(out: Path) -> None:
     """Re-scoring writes into every cell: refuse a folder it cannot write before touching any,
     naming the folder (an OSError from deep inside names a temporary file instead)."""
     for folder in (out, store.cells_dir(out)):
-        try:
-            with tempfile.TemporaryFile(dir=folder, prefix=".tmp-write-check-"):
-                pass
-        except OSError as exc:
-            raise store.StoreError(f"{folder} cannot be written ({exc.strerror or exc}); re-scoring stores the new "
-                                   "scores in the folder, so it needs write access (copy the folder to re-score "
-                                   "a read-only one)") from None
+        problem = store.unwritable(folder)
+        if problem:
+            raise store.StoreError(f"{folder} cannot be written ({problem}); re-scoring stores the new scores in "
+                                   "the folder, so it needs write access (copy the folder to re-score a read-only "
+                                   "one)")
 
 
 #: Stored and re-derived scores agree to this: both come from the same codes by the same

@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -147,6 +148,17 @@ def claim_folder(out: str | Path, into_existing: bool = False) -> Path:
     return folder
 
 
+def unwritable(folder: Path) -> str | None:
+    """Why this process cannot create a file in ``folder`` (the system's words), or None:
+    asked before a command writes anywhere, so a read-only folder is one line, not a failure
+    per cell naming a temporary file."""
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".tmp-write-check-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
 def prepare(out: str | Path, into_existing: bool = False) -> Path:
     """Claim the folder (:func:`claim_folder`), create ``OUT/cells`` (checking it is writable)
     and remove dead runs' temporary folders."""
@@ -154,11 +166,11 @@ def prepare(out: str | Path, into_existing: bool = False) -> Path:
     root = cells_dir(out)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".probe-{uuid.uuid4().hex}"
-        probe.touch()
-        probe.unlink()
     except OSError as exc:
         raise StoreError(f"cannot write results to {Path(out)}: {exc.strerror or exc}") from None
+    problem = unwritable(root)
+    if problem:
+        raise StoreError(f"cannot write results to {Path(out)}: {problem}")
     host = _host()
     for tmp in root.glob(".tmp-*"):
         parts = tmp.name.split("-", 3)  # .tmp-<host>-<pid>-<uuid>

@@ -12,16 +12,6 @@ from cmhbench.cli import main
 RUN = ["run", "--methods", "random", "--bits", "8", "--no-progress"]
 
 
-def _refused(capsys, argv, *words):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cmhbench: error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in err, err
-    return err
-
-
 @pytest.mark.parametrize("content, words", [
     ('jobs = "two"\n', ["jobs", "'two'"]),
     ('threads = "x"\n', ["threads", "'x'"]),
@@ -31,11 +21,11 @@ def _refused(capsys, argv, *words):
     ('out = ""\n', ["out"]),
     (b'methods = ["r\xff"]\n', ["not UTF-8"]),
 ])
-def test_bad_grid_file_values(tmp_path, capsys, monkeypatch, content, words):
+def test_bad_grid_file_values(tmp_path, monkeypatch, content, words, refused):
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "grid.toml"
     config.write_bytes(content if isinstance(content, bytes) else content.encode())
-    _refused(capsys, ["run", "--config", str(config), "--bits", "8", "--no-progress"], *words)
+    refused(["run", "--config", str(config), "--bits", "8", "--no-progress"], *words)
     assert [p.name for p in tmp_path.iterdir()] == ["grid.toml"]  # nothing written, not even results/
 
 
@@ -50,14 +40,14 @@ def test_bad_grid_file_values(tmp_path, capsys, monkeypatch, content, words):
     (["--param", "cca-itq.n_iter=-5", "--methods", "cca-itq"], ["cca-itq.n_iter"]),
     (["--param", "cvh.reg=nan", "--methods", "cvh"], ["cvh.reg"]),
 ])
-def test_bad_command_line_values(tmp_path, capsys, option, words):
-    _refused(capsys, RUN + ["--out", str(tmp_path / "o")] + option, *words)
+def test_bad_command_line_values(tmp_path, option, words, refused):
+    refused(RUN + ["--out", str(tmp_path / "o")] + option, *words)
     assert not store.cells_dir(tmp_path / "o").exists()
 
 
-def test_an_empty_out_is_refused_not_the_current_folder(tmp_path, capsys, monkeypatch):
+def test_an_empty_out_is_refused_not_the_current_folder(tmp_path, monkeypatch, refused):
     monkeypatch.chdir(tmp_path)
-    _refused(capsys, RUN + ["--out", ""], "out")
+    refused(RUN + ["--out", ""], "out")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -67,15 +57,15 @@ def test_jobs_above_cells_or_cores_is_capped_with_a_note(tmp_path, capsys, caplo
     assert "--jobs 1000 capped to 1" in capsys.readouterr().err + caplog.text
 
 
-def test_cache_clear_on_a_file(tmp_path, capsys):
+def test_cache_clear_on_a_file(tmp_path, refused):
     target = tmp_path / "not-a-folder"
     target.write_text("x")
-    _refused(capsys, ["cache", "clear", "--cache-dir", str(target)], str(target))
+    refused(["cache", "clear", "--cache-dir", str(target)], str(target))
     assert target.read_text() == "x"
 
 
-def test_an_absurd_integer_is_refused_by_its_domains_upper_bound(tmp_path, capsys):
-    _refused(capsys, ["run", "--methods", "cca-itq", "--bits", "8", "--param", "cca-itq.n_iter=99999999999999999999",
+def test_an_absurd_integer_is_refused_by_its_domains_upper_bound(tmp_path, refused):
+    refused(["run", "--methods", "cca-itq", "--bits", "8", "--param", "cca-itq.n_iter=99999999999999999999",
                       "--out", str(tmp_path / "o"), "--no-progress"], "cca-itq.n_iter", "[1, 100000]")
     assert not (tmp_path / "o").exists()
 
@@ -114,15 +104,15 @@ def test_iterative_shallow_fits_report_progress(method):
     ('jobs = "2"\n', ["jobs must be a TOML integer", "'2'"]),
     ('timeout = "60"\n', ["timeout must be a TOML number"]),
 ])
-def test_grid_file_values_of_the_wrong_toml_type(tmp_path, capsys, monkeypatch, content, words):
+def test_grid_file_values_of_the_wrong_toml_type(tmp_path, monkeypatch, content, words, refused):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "grid.toml").write_text(content)
-    _refused(capsys, ["run", "--config", "grid.toml", "--no-progress"], "grid.toml", *words)
+    refused(["run", "--config", "grid.toml", "--no-progress"], "grid.toml", *words)
     assert [p.name for p in tmp_path.iterdir()] == ["grid.toml"]
 
 
-def test_a_parameter_given_twice_with_two_values_is_refused(tmp_path, capsys):
-    _refused(capsys, ["run", "--methods", "cca-itq", "--bits", "8", "--param", "cca-itq.n_iter=5", "--param",
+def test_a_parameter_given_twice_with_two_values_is_refused(tmp_path, refused):
+    refused(["run", "--methods", "cca-itq", "--bits", "8", "--param", "cca-itq.n_iter=5", "--param",
                       "cca-itq.n_iter=7", "--out", str(tmp_path / "o"), "--no-progress"],
              "--param cca-itq.n_iter is given twice (5 and 7)")
     assert not (tmp_path / "o").exists()

@@ -134,8 +134,6 @@ def test_a_grid_file_asking_only_for_map_at_50_writes_its_tables(tmp_path, capsy
 
 def test_evaluate_on_a_folder_it_cannot_write_names_the_folder(tmp_path, capsys, monkeypatch):
     """A read-only results folder (simulated: the tests may run as root, who can write anywhere)."""
-    from cmhbench import rescoring
-
     out = tmp_path / "ro"
     assert main(["run", "--methods", "random", "--bits", "8", "--out", str(out), "--no-progress"]) == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -144,7 +142,7 @@ def test_evaluate_on_a_folder_it_cannot_write_names_the_folder(tmp_path, capsys,
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(rescoring.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(store.tempfile, "TemporaryFile", read_only)
     assert main(["evaluate", str(out), "--metrics", "map@all"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cmhbench: error: {out} cannot be written (Permission denied)") and ".tmp" not in err, err
