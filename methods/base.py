@@ -262,12 +262,40 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+def _declared_constructor(cls: type, defaults: dict[str, Any]) -> Callable[..., None]:
+    """A keyword-only constructor taking ``defaults``' names plus the harness parameters,
+    storing each on ``self``; its signature is the one a hand-written constructor would
+    have, so ``inspect.signature`` (and hence ``default_params``) sees the declared defaults."""
+    parent = cls.__mro__[1]
+
+    def __init__(self: Any, *, seed: int = 0, device: str = "auto", cache: Any = None, **params: Any) -> None:
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(f"{cls.__name__}() got unexpected keyword argument(s): {', '.join(unknown)}")
+        parent.__init__(self, seed=seed, device=device, cache=cache)
+        for name, default in defaults.items():
+            setattr(self, name, params.get(name, default))
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, keyword, default=value) for name, value in defaults.items()]
+        + [inspect.Parameter(name, keyword, default=value)
+           for name, value in (("seed", 0), ("device", "auto"), ("cache", None))]
+    )
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__doc__ = f"{cls.__name__}'s hyper-parameters (declared in its param_domains) plus seed, device, cache."
+    return __init__
+
+
 class Hasher:
     """Base class of every method.  Subclasses are registered with ``@register``.
 
-    Subclass constructors take keyword-only hyper-parameters plus ``seed``, ``device``
-    and ``cache`` (a ``joblib.Memory`` or None, handed in by the harness) and only store
-    them on ``self`` under the same names.
+    A method declares each hyper-parameter once, in ``param_domains`` with its default
+    (``Real(0.0, default=1e-4)``); the base class then builds a keyword-only constructor
+    taking those plus ``seed``, ``device`` and ``cache`` (a ``joblib.Memory`` or None, handed
+    in by the harness) that only stores them on ``self`` under the same names.  A
+    hand-written constructor of that shape (defaults in its signature) works too.
     """
 
     info: ClassVar[MethodInfo]
@@ -281,6 +309,21 @@ class Hasher:
         self.seed = seed
         self.device = device
         self.cache = cache
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Build the constructor of a method whose ``param_domains`` carry the defaults, so a
+        hyper-parameter is declared in one place (name, domain, default)."""
+        super().__init_subclass__(**kwargs)
+        domains = cls.__dict__.get("param_domains")
+        if domains is None or not any(d.has_default for d in domains.values()):
+            return
+        missing = [name for name, d in domains.items() if not d.has_default]
+        if "__init__" in cls.__dict__ or missing:
+            raise TypeError(
+                f"{cls.__name__}: declare every default in param_domains and no __init__, or all of them "
+                f"in __init__; got " + (f"no default for {', '.join(missing)}" if missing else "both")
+            )
+        cls.__init__ = _declared_constructor(cls, {name: d.default for name, d in domains.items()})
 
     # --- parameters (scikit-learn style) ---------------------------------------------
     @classmethod

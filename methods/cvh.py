@@ -70,7 +70,6 @@ Memory: O(n·(d_x + d_y) + (d_x + d_y)²); time O(n·(d_x + d_y)² + (d_x + d_y)
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 from scipy import linalg
@@ -118,11 +117,7 @@ def cvh_projections(X: np.ndarray, Y: np.ndarray, n_bits: int, reg: float) -> tu
     memory="O(n·(d_x+d_y) + (d_x+d_y)²)",
 )
 class CVH(Hasher):
-    param_domains = {"reg": Real(0.0, search=(1e-6, 1e-1), log=True)}
-
-    def __init__(self, *, reg: float = 1e-4, seed: int = 0, device: str = "auto", cache: Any = None) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.reg = reg
+    param_domains = {"reg": Real(0.0, search=(1e-6, 1e-1), log=True, default=1e-4)}
 
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         n, dx, dy = train.n, train.image_dim, train.text_dim

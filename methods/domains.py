@@ -3,16 +3,18 @@
 One declaration serves two jobs.  The registry refuses a value outside its domain
 (``n_iter=-5``, ``reg=nan``) before any cell runs, and ``cmhbench tune`` searches the
 ``search`` range inside it.  A method declares a mapping from parameter name to domain as
-the class attribute ``param_domains``, next to its constructor's defaults::
+the class attribute ``param_domains``; the domain also carries the default, so each
+hyper-parameter is written once and the base class builds the constructor::
 
     class CVH(Hasher):
-        param_domains = {"reg": Real(0.0, search=(1e-6, 1e-1), log=True)}
+        param_domains = {"reg": Real(0.0, search=(1e-6, 1e-1), log=True, default=1e-4)}
 
-        def __init__(self, *, reg: float = 1e-4, seed=0, device="auto", cache=None): ...
+    CVH(reg=1e-3, seed=1)      # keyword-only; unknown names are refused
 
-A parameter without a declared domain is checked only against its default's type; a
-domain without ``search`` is validated but never tuned, and a method with no searchable
-parameter cannot be tuned at all.  Plugins declare theirs the same way.
+(A method may instead write its own constructor with the defaults, as before; then its
+domains carry none.)  A parameter without a declared domain is checked only against its
+default's type; a domain without ``search`` is validated but never tuned, and a method with
+no searchable parameter cannot be tuned at all.  Plugins declare theirs the same way.
 
 Searching relies on an Optuna-style ``trial`` (``suggest_float``, ``suggest_int``,
 ``suggest_categorical``); this module does not import Optuna.
@@ -22,14 +24,34 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
+
+
+class _NoDefault:
+    """The marker of a domain that declares no default (its method's constructor holds it)."""
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT: Any = _NoDefault()
 
 
 class Domain(ABC):
     """The valid values of one hyper-parameter, and optionally a range worth searching."""
 
     optional: bool = False  # None is accepted (e.g. "estimate it from the data")
+    default: Any = NO_DEFAULT  # the method's default value, when the domain declares it
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+    def with_default(self, value: Any) -> "Domain":
+        """This domain with ``value`` as the parameter's default (for the shared domains below:
+        ``"epochs": EPOCHS.with_default(30)``)."""
+        return replace(self, default=value)
 
     def contains(self, value: Any) -> bool:
         if value is None:
@@ -110,6 +132,7 @@ class Real(_NumericRange, Domain):
     search: tuple[float, float] | None = None
     log: bool = False
     optional: bool = False
+    default: Any = NO_DEFAULT
 
     def _contains(self, value: Any) -> bool:
         if not _number(value):
@@ -142,6 +165,7 @@ class Int(_NumericRange, Domain):
     search: tuple[int, int] | None = None
     log: bool = False
     optional: bool = False
+    default: Any = NO_DEFAULT
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.high):
@@ -166,6 +190,7 @@ class Bool(Domain):
 
     search: bool = False
     optional: bool = False
+    default: Any = NO_DEFAULT
 
     def _contains(self, value: Any) -> bool:
         return isinstance(value, bool)
@@ -194,6 +219,7 @@ class Choice(Domain):
     options: tuple[Any, ...] = ()
     search: tuple[Any, ...] | bool = False
     optional: bool = False
+    default: Any = NO_DEFAULT
 
     def __post_init__(self) -> None:
         if not self.options:

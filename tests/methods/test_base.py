@@ -105,3 +105,44 @@ def test_progress_reports_reach_the_callback_given_to_fit_and_are_not_kept():
     assert seen[-1].values["loss"] == pytest.approx(1 / 3)
     model.fit(train, 8)  # no callback: reports go nowhere, and the old one is not reused
     assert len(seen) == 3
+
+
+def test_defaults_declared_in_the_domains_make_the_constructor():
+    """One place per hyper-parameter: the domain's default is the constructor's default, the
+    signature (and hence default_params, the registry and tune) sees it, and unknown or
+    positional arguments are refused as by a hand-written keyword-only constructor."""
+    import inspect
+
+    from cmhbench.methods.base import Hasher
+    from cmhbench.methods.domains import EPOCHS, Choice, Real
+
+    class Declared(Hasher):
+        param_domains = {"alpha": Real(0.0, default=2.0), "epochs": EPOCHS.with_default(5),
+                         "mode": Choice(("a", "b"), default="b")}
+
+    assert Declared.default_params() == {"alpha": 2.0, "epochs": 5, "mode": "b"}
+    assert list(inspect.signature(Declared.__init__).parameters) == [
+        "self", "alpha", "epochs", "mode", "seed", "device", "cache"]
+    made = Declared(alpha=0.5, seed=3, device="cpu")
+    assert made.get_params() == {"alpha": 0.5, "epochs": 5, "mode": "b", "seed": 3, "device": "cpu", "cache": None}
+    assert type(made)(**made.get_params()).get_params() == made.get_params()  # a clone, scikit-learn style
+    with pytest.raises(TypeError, match="unexpected keyword argument.*alpah"):
+        Declared(alpah=1.0)
+    with pytest.raises(TypeError):
+        Declared(1.0)
+
+
+def test_a_method_declares_its_defaults_in_one_place_only():
+    from cmhbench.methods.base import Hasher
+    from cmhbench.methods.domains import Int, Real
+
+    with pytest.raises(TypeError, match="no default for beta"):
+        class Partial(Hasher):
+            param_domains = {"alpha": Real(0.0, default=1.0), "beta": Int(1, 10)}
+    with pytest.raises(TypeError, match="both"):
+        class Twice(Hasher):
+            param_domains = {"alpha": Real(0.0, default=1.0)}
+
+            def __init__(self, *, alpha: float = 1.0, seed=0, device="auto", cache=None):
+                super().__init__(seed=seed, device=device, cache=cache)
+                self.alpha = alpha
