@@ -41,7 +41,7 @@ TUNE_DIFFERENCES: dict[str, dict[str, Any]] = {
 def _add_run_options(parser: argparse.ArgumentParser,
                      differences: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """Every run option, as :mod:`cmhbench.config` declares it, with a command's own differences."""
-    from cmhbench.config import flag_of, run_options
+    from cmhbench.harness.config import flag_of, run_options
 
     for key, option in run_options().items():
         if option.flag:
@@ -51,7 +51,7 @@ def _add_run_options(parser: argparse.ArgumentParser,
 
 def _run_values(args: argparse.Namespace) -> dict[str, Any]:
     """The run options of a parsed command line (None where not given)."""
-    from cmhbench.config import run_options
+    from cmhbench.harness.config import run_options
 
     return {key: getattr(args, key) for key, option in run_options().items() if option.flag}
 
@@ -236,14 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
-    from cmhbench import datasets, leaderboard, store
-    from cmhbench.config import run_settings
+    from cmhbench import datasets, store
+    from cmhbench.analysis import leaderboard
+    from cmhbench.harness.config import run_settings
     from cmhbench.evaluation import check_metric
-    from cmhbench.estimate import estimate
-    from cmhbench.executor import plan, run_cells
-    from cmhbench.grid import build_cells
+    from cmhbench.harness.estimate import estimate
+    from cmhbench.harness.executor import plan, run_cells
+    from cmhbench.harness.grid import build_cells
     from cmhbench.methods import registry
-    from cmhbench.runner import RunContext
+    from cmhbench.harness.runner import RunContext
 
     settings = run_settings(_run_values(args), registry.builtin_names())  # names only: nothing is imported
     for metric in settings.metrics:
@@ -259,7 +260,7 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"cmhbench run: {' × '.join(_count(len(v), what) for v, what in sizes)}, preset {grid.preset}"
           f"{_preset_note(settings)} → {settings.out}", file=sys.stderr)
     if len(grid.methods) > 1 and any(registry.get(base).info.kind == "deep" for base in {c.base for c in cells}):
-        from cmhbench.power import seed_advice
+        from cmhbench.analysis.power import seed_advice
 
         print(seed_advice(len(grid.seeds)), file=sys.stderr)
     try:
@@ -291,11 +292,11 @@ def _run_command(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _tune(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets
-    from cmhbench.config import run_settings
+    from cmhbench.harness.config import run_settings
     from cmhbench.evaluation import check_metric
     from cmhbench.methods import registry
-    from cmhbench.runner import RunContext
-    from cmhbench.tune import DEFAULTS, TUNED_FILE, check_tunable, tune
+    from cmhbench.harness.runner import RunContext
+    from cmhbench.harness.tune import DEFAULTS, TUNED_FILE, check_tunable, tune
 
     search = [name.strip() for name in args.search.split(",") if name.strip()] if args.search else None
     settings = run_settings(_run_values(args), [], DEFAULTS)
@@ -349,14 +350,15 @@ def _check_per_query(metric: str, what: str) -> None:
 
 def _selected(frame, methods: str | None):
     """The stored results of ``--methods`` (all of them without it)."""
-    from cmhbench.config import parse_list
-    from cmhbench.leaderboard import select_methods
+    from cmhbench.harness.config import parse_list
+    from cmhbench.analysis.leaderboard import select_methods
 
     return frame if methods is None else select_methods(frame, parse_list(methods, "methods"))
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from cmhbench import leaderboard, store
+    from cmhbench import store
+    from cmhbench.analysis import leaderboard
 
     if args.published and args.format not in ("md", "html"):
         raise UsageError(f"--published works with --format md or html, not {args.format}")
@@ -370,7 +372,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
         statistics = None
         if args.published:
-            from cmhbench.stats import leaderboard_statistics
+            from cmhbench.analysis.stats import leaderboard_statistics
 
             _check_per_query(args.metric, "--published")
             statistics = {args.metric: leaderboard_statistics(frame, args.metric, variance=args.variance)}
@@ -378,7 +380,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         text = leaderboard.to_csv(frame)
     elif args.ci or args.published:
-        from cmhbench.stats import leaderboard_statistics
+        from cmhbench.analysis.stats import leaderboard_statistics
 
         _check_per_query(args.metric, "--published" if args.published else "--ci")
         text = leaderboard.to_markdown(frame, args.metric,
@@ -395,10 +397,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cmhbench.config import parse_list
+    from cmhbench.harness.config import parse_list
     from cmhbench.evaluation import check_metric
     from cmhbench.evaluation.rescore import load_npz, score_codes_file
-    from cmhbench.rescoring import rescore_folder
+    from cmhbench.harness.rescoring import rescore_folder
 
     metrics = parse_list(args.metrics, "metrics")
     for metric in metrics:
@@ -420,7 +422,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from cmhbench import store
-    from cmhbench.stats import compare_methods, compare_text
+    from cmhbench.analysis.stats import compare_methods, compare_text
 
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(names) != 2:
@@ -439,7 +441,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _rank(args: argparse.Namespace) -> int:
     from cmhbench import store
-    from cmhbench.stats import rank_methods, ranking_entries
+    from cmhbench.analysis.stats import rank_methods, ranking_entries
 
     entries = ranking_entries(_selected(store.load_results(*args.outs), args.methods), args.metric)
     print(rank_methods(entries).to_markdown(args.metric))
@@ -461,7 +463,7 @@ def _check(args: argparse.Namespace) -> int:
                  "check --rescore tests their scores)" if unverified else ""), file=sys.stderr)
         corrupt += len(problems)
         if args.rescore:
-            from cmhbench.rescoring import rescore_differences
+            from cmhbench.harness.rescoring import rescore_differences
 
             differing = rescore_differences(out)
             for key, found in sorted(differing.items()):
@@ -473,7 +475,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from cmhbench.pruning import prune, stale_groups
+    from cmhbench.harness.pruning import prune, stale_groups
 
     where = ", ".join(args.outs)
     total, groups = stale_groups(*args.outs)

@@ -109,7 +109,7 @@ def test_a_missing_declaration_is_named(tmp_path):
     (tmp_path / "pyproject.toml").write_text(stripped, encoding="utf-8")
     imports = third_party_imports([REPO / folder for folder in PACKAGE_FOLDERS])
     problems = undeclared(imports, declared_distributions(tmp_path / "pyproject.toml"))
-    assert len(problems) == 1 and problems[0].startswith("import optuna (benchmark/tune.py)"), problems
+    assert len(problems) == 1 and problems[0].startswith("import optuna (benchmark/harness/tune.py)"), problems
 
 
 def test_an_import_of_nothing_installed_is_named(tmp_path):

@@ -8,12 +8,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cmhbench import store
-from cmhbench.leaderboard import stored_metrics
+from cmhbench.analysis.leaderboard import stored_metrics
 from cmhbench.report.html import to_html
 from cmhbench.report.latex import to_latex
 from cmhbench.report.plots import Figure, curves, map_vs_bits
 from cmhbench.conventions import PER_QUERY_METRICS
-from cmhbench.stats import leaderboard_statistics
+from cmhbench.analysis.stats import leaderboard_statistics
 
 
 @dataclass

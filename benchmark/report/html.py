@@ -27,11 +27,11 @@ from cmhbench.conventions import (
     VALIDATION_LEGEND,
 )
 from cmhbench.evaluation import RELEVANCE, TIE_RULE
-from cmhbench.leaderboard import (COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, is_reconstructed, is_validated,
+from cmhbench.analysis.leaderboard import (COLLAPSE_BELOW, COLLAPSE_MARK, build_tables, is_reconstructed, is_validated,
                                   method_label, published_beside,
                                   stored_metrics)
 from cmhbench.published.compare import TOLERANCE, WITHHELD
-from cmhbench.stats import rank_methods, ranking_entries
+from cmhbench.analysis.stats import rank_methods, ranking_entries
 
 STATISTICS_NOTE = (f"{TIED_MARK} = not significantly different from the column's best ({SIGNIFICANCE_RULE}). "
                    f"95% intervals: {INTERVAL_RULE}; hover an entry, or tick the box to show them all.")

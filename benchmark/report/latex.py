@@ -13,7 +13,7 @@ import pandas as pd
 
 from cmhbench.conventions import DIRECTIONS, VALIDATION_LEGEND, VALIDATION_MARK
 from cmhbench.evaluation import TIE_RULE
-from cmhbench.leaderboard import COLLAPSE_BELOW, Table, build_tables
+from cmhbench.analysis.leaderboard import COLLAPSE_BELOW, Table, build_tables
 
 COLLAPSE_LATEX = r"$^{\times}$"
 

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmhbench.conventions import DIRECTIONS  # noqa: E402
-from cmhbench.leaderboard import build_tables, with_rows  # noqa: E402
+from cmhbench.analysis.leaderboard import build_tables, with_rows  # noqa: E402
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from cmhbench.evaluation import engine, evaluate
-from cmhbench.provenance import PeakMemory
+from cmhbench.harness.provenance import PeakMemory
 from cmhbench.tools import perf_gpu, perf_train
 
 ENGINE_METRICS = ("map@all", "map@50", "tmap@all", "tmap@50", "map@50-found")
@@ -192,9 +192,9 @@ def bench_jobs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cmhbench import datasets
-    from cmhbench.executor import run_cells
-    from cmhbench.grid import GridSpec, build_cells
-    from cmhbench.runner import RunContext
+    from cmhbench.harness.executor import run_cells
+    from cmhbench.harness.grid import GridSpec, build_cells
+    from cmhbench.harness.runner import RunContext
 
     sources = {"synthetic": datasets.resolve("synthetic")}
     spec = GridSpec(methods=args.methods.split(","), bits=[int(b) for b in args.bits.split(",")])

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cmhbench import published
-from cmhbench.config import load_config
+from cmhbench.harness.config import load_config
 from cmhbench.datasets.synthetic import SHAPES
 
 DEFAULT_OUT = Path("results") / "reproduce"

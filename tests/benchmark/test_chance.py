@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cmhbench.chance import expected_ap, metric_chance, relevant_counts
+from cmhbench.analysis.chance import expected_ap, metric_chance, relevant_counts
 
 
 def _simulated_ap(r: int, n: int, trials: int, rng: np.random.Generator) -> float:

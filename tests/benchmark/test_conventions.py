@@ -90,14 +90,14 @@ def test_the_checks_see_the_places_that_take_a_default():
     """The scan above must find the defaults it guards (else it would pass vacuously)."""
     sources = dict(_sources())
     uses = [m for m, tree in sources.items() if "DEFAULT_METRICS" in _names(tree)]
-    assert {"cmhbench.runner", "cmhbench.config", "cmhbench.evaluation.metrics",
+    assert {"cmhbench.harness.runner", "cmhbench.harness.config", "cmhbench.evaluation.metrics",
             "cmhbench.evaluation.scoring", "cmhbench.evaluation.rescore"} <= set(uses)
     assert "RESCORE_METRICS" in _names(sources["cmhbench.cli"])
 
 
 def test_a_fresh_run_and_evaluate_defaults():
-    from cmhbench.config import run_settings
-    from cmhbench.runner import RunContext
+    from cmhbench.harness.config import run_settings
+    from cmhbench.harness.runner import RunContext
 
     assert tuple(run_settings({}, ["random"]).metrics) == DEFAULT_METRICS
     assert RunContext(out=Path("x")).metrics == DEFAULT_METRICS

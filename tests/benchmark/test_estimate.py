@@ -4,9 +4,9 @@ import pytest
 
 from cmhbench import store
 from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
-from cmhbench.estimate import duration, estimate
-from cmhbench.grid import GridSpec, build_cells
-from cmhbench.runner import RunContext, base_record
+from cmhbench.harness.estimate import duration, estimate
+from cmhbench.harness.grid import GridSpec, build_cells
+from cmhbench.harness.runner import RunContext, base_record
 
 SMALL = SyntheticSource(SyntheticConfig(n_items=400, n_query=50, n_train=200))
 

@@ -11,9 +11,9 @@ import pytest
 
 from cmhbench import store
 from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
-from cmhbench.executor import WORKER_DIED, longest_first, run_cells
-from cmhbench.grid import GridSpec, build_cells
-from cmhbench.runner import RunContext, cell_device, time_limit, CellTimeout
+from cmhbench.harness.executor import WORKER_DIED, longest_first, run_cells
+from cmhbench.harness.grid import GridSpec, build_cells
+from cmhbench.harness.runner import RunContext, cell_device, time_limit, CellTimeout
 
 SMALL = SyntheticSource(SyntheticConfig(n_items=400, n_query=50, n_train=200))
 

@@ -6,14 +6,14 @@ import time
 import numpy as np
 import pytest
 
-from cmhbench import gpu_slots, runner
+from cmhbench.harness import gpu_slots, runner
 from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
-from cmhbench.executor import run_cells
-from cmhbench.grid import GridSpec, build_cells
+from cmhbench.harness.executor import run_cells
+from cmhbench.harness.grid import GridSpec, build_cells
 from cmhbench.methods import create
 from cmhbench.methods.base import PairedFeatures
 from cmhbench.methods.deep import WEIGHT_COPIES
-from cmhbench.runner import RunContext
+from cmhbench.harness.runner import RunContext
 
 
 @pytest.fixture

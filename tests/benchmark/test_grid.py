@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from cmhbench import datasets
-from cmhbench.grid import Cell, GridError, GridSpec, build_cells
+from cmhbench.harness.grid import Cell, GridError, GridSpec, build_cells
 from cmhbench.methods import ParameterError, UnknownMethodError
 
 
@@ -120,7 +120,7 @@ def test_methods_narrowing_a_config_drop_its_params_for_rows_left_out(tmp_path):
     """--methods picks rows of a config file; the file's [params] for the other rows no longer
     apply (the shipped ablation grids set jdsh's epochs), while a --param naming a method
     outside the grid is still refused."""
-    from cmhbench.config import run_settings
+    from cmhbench.harness.config import run_settings
 
     path = tmp_path / "grid.toml"
     path.write_text('methods = ["cca-itq", "random", "cca-short"]\n'

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmhbench.leaderboard import (LeaderboardError, build_tables, collapse_warning, select_methods, to_csv,
+from cmhbench.analysis.leaderboard import (LeaderboardError, build_tables, collapse_warning, select_methods, to_csv,
                                   to_markdown)
 
 
@@ -176,7 +176,7 @@ def _stored(out, method, value, tuned=None, params=None):
     runner writes it before the cell runs, given scores by hand (no method is trained)."""
     from cmhbench import store
     from cmhbench.methods import registry
-    from cmhbench.runner import param_sources
+    from cmhbench.harness.runner import param_sources
     from cmhbench.schema import Cell, Record
 
     resolved = registry.resolve_params(method, dataset="wikipedia", params=params)

@@ -9,13 +9,13 @@ from cmhbench.logs import configure_cli_logging
 def test_a_library_warning_reads_like_the_commands_messages(capsys):
     configure_cli_logging()
     configure_cli_logging()  # idempotent: main() may run many times in one process
-    logging.getLogger("cmhbench.runner").warning("device %s was asked for", "cuda:3")
-    logging.getLogger("cmhbench.runner").info("plain progress")
+    logging.getLogger("cmhbench.harness.runner").warning("device %s was asked for", "cuda:3")
+    logging.getLogger("cmhbench.harness.runner").info("plain progress")
     assert capsys.readouterr().err == "cmhbench: warning: device cuda:3 was asked for\nplain progress\n"
 
 
 def test_a_cpu_fallback_warning_goes_through_logging(tmp_path, capsys, monkeypatch):
-    from cmhbench import runner
+    from cmhbench.harness import runner
 
     monkeypatch.setattr(runner, "cell_device", lambda requested, deep: ("cpu", f"device {requested} is absent"))
     monkeypatch.setattr(runner, "_warned", set())

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmhbench import gpu_slots, runner
+from cmhbench.harness import gpu_slots, runner
 from cmhbench.datasets.synthetic import SHAPES
 from cmhbench.methods.deep import DeepHasher
 from cmhbench.methods.registry import register, unregister

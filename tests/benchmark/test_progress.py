@@ -8,12 +8,12 @@ import pytest
 
 from cmhbench import store
 from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
-from cmhbench.executor import run_cells
-from cmhbench.grid import GridSpec, build_cells
+from cmhbench.harness.executor import run_cells
+from cmhbench.harness.grid import GridSpec, build_cells
 from cmhbench.methods.base import Hasher, PairedFeatures
 from cmhbench.methods.registry import register, unregister
-from cmhbench.progress import running_text
-from cmhbench.runner import ProgressFile, RunContext
+from cmhbench.harness.progress import running_text
+from cmhbench.harness.runner import ProgressFile, RunContext
 
 SMALL = SyntheticSource(SyntheticConfig(n_items=400, n_query=50, n_train=200))
 
@@ -114,7 +114,7 @@ def test_a_deep_cell_shows_its_epochs_in_the_run_bar(tmp_path, capfd):
 
 
 def test_a_set_up_stage_is_named_in_the_bar():
-    from cmhbench.progress import progress_text
+    from cmhbench.harness.progress import progress_text
 
     assert progress_text("uchm/synthetic/16b/s0", {"done": 2, "total": 40, "stage": "generator epoch",
                                                    "values": {"generator_loss": 0.5}}) == \

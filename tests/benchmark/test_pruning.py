@@ -5,7 +5,7 @@ import pandas as pd
 
 from cmhbench import store
 from cmhbench.cli import main
-from cmhbench.pruning import stale_groups
+from cmhbench.harness.pruning import stale_groups
 
 
 def _cell(out, key, method, versions, dataset="d", seed=0, bits=16, status="ok", split="test"):

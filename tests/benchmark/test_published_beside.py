@@ -9,7 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from cmhbench.leaderboard import build_tables, published_beside, to_markdown
+from cmhbench.analysis.leaderboard import build_tables, published_beside, to_markdown
 from cmhbench.published import PublishedResult
 from cmhbench.published.compare import Beside, matching
 

@@ -7,10 +7,10 @@ import argparse
 from pathlib import Path
 
 from cmhbench.cli import TUNE_DIFFERENCES, _parser
-from cmhbench.config import RUN_KEYS, flag_of, run_options, run_settings
-from cmhbench.grid import GridSpec
-from cmhbench.runner import RunContext
-from cmhbench.tune import DEFAULTS as TUNE_DEFAULTS
+from cmhbench.harness.config import RUN_KEYS, flag_of, run_options, run_settings
+from cmhbench.harness.grid import GridSpec
+from cmhbench.harness.runner import RunContext
+from cmhbench.harness.tune import DEFAULTS as TUNE_DEFAULTS
 
 
 def _options(command: str) -> dict[str, argparse.Action]:

@@ -8,12 +8,12 @@ import pytest
 
 from cmhbench import datasets, store
 from cmhbench.datasets.synthetic import SyntheticConfig, SyntheticSource
-from cmhbench.executor import run_cells
-from cmhbench.grid import GridSpec, build_cells
+from cmhbench.harness.executor import run_cells
+from cmhbench.harness.grid import GridSpec, build_cells
 from cmhbench.methods.base import Hasher
 from cmhbench.methods import registry
 from cmhbench.methods.registry import register, unregister
-from cmhbench.runner import RunContext
+from cmhbench.harness.runner import RunContext
 
 SMALL = SyntheticSource(SyntheticConfig(n_items=400, n_query=50, n_train=200))
 
@@ -72,7 +72,7 @@ def test_a_cell_stores_metrics_codes_and_provenance(tmp_path):
 
 
 def test_code_statistics_count_distinct_codes_and_constant_bits():
-    from cmhbench.runner import CODE_ARRAYS, code_statistics
+    from cmhbench.harness.runner import CODE_ARRAYS, code_statistics
 
     collapsed = np.packbits(np.ones((6, 10), dtype=bool), axis=1)
     varied = np.packbits(np.array([[1] * 9 + [0], [0] * 9 + [0], [1] * 9 + [0]], dtype=bool), axis=1)

@@ -9,7 +9,7 @@ import pytest
 
 from cmhbench import store
 from cmhbench.datasets.features import FEATURES
-from cmhbench.grid import GridSpec
+from cmhbench.harness.grid import GridSpec
 from cmhbench.schema import DEFAULT_FEATURES, SCHEMA_VERSION, Cell, Record, check_key_rules
 
 CELL = Cell("cca-itq", "cca-itq", {"n_iter": 50}, {"name": "synthetic", "x": 1}, "synthetic", 16, 0)

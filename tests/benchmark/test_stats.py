@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmhbench.stats import entry_interval, holm, paired_comparison, rank_methods
+from cmhbench.analysis.stats import entry_interval, holm, paired_comparison, rank_methods
 
 
 def test_identical_methods_are_never_called_different():
@@ -83,7 +83,7 @@ def test_no_friedman_with_fewer_than_three_datasets():
 def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
     from cmhbench import store
     from cmhbench.cli import main
-    from cmhbench.stats import compare_methods, leaderboard_statistics
+    from cmhbench.analysis.stats import compare_methods, leaderboard_statistics
 
     out = tmp_path / "o"
     assert main(["run", "--methods", "random,cca-itq", "--bits", "16", "--seeds", "0,1", "--out", str(out),
@@ -116,8 +116,8 @@ def test_compare_and_intervals_from_a_stored_run(tmp_path, capsys):
 
 
 def test_entries_are_marked_when_not_significantly_different_from_the_best(tmp_path, stored_scores):
-    from cmhbench.leaderboard import to_markdown
-    from cmhbench.stats import leaderboard_statistics
+    from cmhbench.analysis.leaderboard import to_markdown
+    from cmhbench.analysis.stats import leaderboard_statistics
 
     rng = np.random.default_rng(5)
     base = [rng.random(200), rng.random(200)]
@@ -140,7 +140,7 @@ def test_entries_are_marked_when_not_significantly_different_from_the_best(tmp_p
 
 def test_ranking_entries_and_the_rank_command(tmp_path, capsys):
     from cmhbench.cli import main
-    from cmhbench.stats import ranking_entries
+    from cmhbench.analysis.stats import ranking_entries
 
     out = tmp_path / "o"
     assert main(["run", "--methods", "random,cca-itq", "--bits", "8,16", "--out", str(out), "--no-progress"]) == 0
@@ -287,7 +287,7 @@ def test_two_cells_of_one_seed_in_one_row_stop_the_leaderboard_statistics_and_ra
 
 def test_one_name_with_two_parameter_sets_on_different_seeds_is_refused(tmp_path, stored_scores):
     """Seeds pooled from two configurations would average them: refused even without a shared seed."""
-    from cmhbench.stats import MixedConfigurationsError, check_one_configuration
+    from cmhbench.analysis.stats import MixedConfigurationsError, check_one_configuration
 
     frame = stored_scores(tmp_path, {"m": [np.ones(5), np.ones(5)]})
     frame["params"] = ['{"epochs": 1}', '{"epochs": 2}']

@@ -5,8 +5,8 @@ crossed and nested designs, with and without seed variance; the query-only schem
 import numpy as np
 import pytest
 
-from cmhbench.power import SEED_COUNTS, SEED_SPREADS, Setting, between_method_correlation, nested_power, run
-from cmhbench.stats import ALPHA
+from cmhbench.analysis.power import SEED_COUNTS, SEED_SPREADS, Setting, between_method_correlation, nested_power, run
+from cmhbench.analysis.stats import ALPHA
 
 N = 2000
 FALSE_POSITIVES = ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / N)
@@ -50,7 +50,7 @@ def test_docs_power_table_is_what_the_simulation_gives():
     """docs/statistics.md's numbers come from `python -m cmhbench.power`; one row, recomputed."""
     from pathlib import Path
 
-    from cmhbench.power import FAMILY
+    from cmhbench.analysis.power import FAMILY
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "statistics.md").read_text()
     cells = []

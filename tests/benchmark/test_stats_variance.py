@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from cmhbench.stats import (
+from cmhbench.analysis.stats import (
     compare_methods,
     compare_text,
     crossed_design,
@@ -113,7 +113,7 @@ def test_a_p_that_cannot_reach_alpha_after_holm_is_replaced_by_one_line(tmp_path
 
 
 def test_the_leaderboard_says_which_variance_its_intervals_cover(tmp_path, stored_scores):
-    from cmhbench.leaderboard import to_markdown
+    from cmhbench.analysis.leaderboard import to_markdown
 
     rng = np.random.default_rng(6)
     a, b = _one_lucky_run(rng, queries=200, crossed=True)

@@ -137,7 +137,7 @@ def test_a_trial_waits_for_a_cell_another_process_still_holds(tmp_path, monkeypa
     study must wait for it, not stop with 'no record' (seen as a flaky CI failure)."""
     import threading
 
-    import cmhbench.tune as tune
+    import cmhbench.harness.tune as tune
 
     real = tune.run_cells
     held: list[Path] = []

@@ -134,15 +134,15 @@ def test_a_bug_outside_a_cell_shows_its_traceback_and_asks_for_a_report(tmp_path
 
 def test_every_user_error_of_the_package_shares_the_base():
     from cmhbench.cli import UsageError
-    from cmhbench.config import ConfigError
+    from cmhbench.harness.config import ConfigError
     from cmhbench.datasets import DatasetError
     from cmhbench.evaluation import EvaluationInputError, MetricError
-    from cmhbench.executor import BackendError
-    from cmhbench.grid import GridError
-    from cmhbench.leaderboard import LeaderboardError
+    from cmhbench.harness.executor import BackendError
+    from cmhbench.harness.grid import GridError
+    from cmhbench.analysis.leaderboard import LeaderboardError
     from cmhbench.methods import ParameterError, UnknownMethodError
     from cmhbench.store import StoreError
-    from cmhbench.tune import TuneError
+    from cmhbench.harness.tune import TuneError
 
     for error in (UsageError, ConfigError, DatasetError, EvaluationInputError, MetricError, BackendError, GridError,
                   LeaderboardError, ParameterError, UnknownMethodError, StoreError, TuneError):

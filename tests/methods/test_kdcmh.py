@@ -307,7 +307,7 @@ def test_codes_of_a_small_training_set_stay_distinct(train, distill):
 def test_the_ablation_grid_loads_and_every_variant_is_a_valid_kdcmh():
     from pathlib import Path
 
-    from cmhbench.config import load_config
+    from cmhbench.harness.config import load_config
 
     config = load_config(Path(__file__).resolve().parents[2] / "docs" / "ablations" / "kdcmh.toml")
     assert {"jdsh", "djsrh", "kdcmh"} <= set(config["methods"])

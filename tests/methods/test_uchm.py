@@ -303,7 +303,7 @@ def test_bad_generator_settings_are_clear_errors(params, field):
 def test_the_ablation_grid_loads_and_every_variant_is_a_valid_uchm():
     from pathlib import Path
 
-    from cmhbench.config import load_config
+    from cmhbench.harness.config import load_config
     from cmhbench.methods.registry import resolve_params
 
     config = load_config(Path(__file__).resolve().parents[2] / "docs" / "ablations" / "uchm.toml")

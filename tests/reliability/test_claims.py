@@ -100,7 +100,7 @@ def test_a_run_waits_for_a_cell_another_live_run_holds_then_computes_it_when_the
 
     from cmhbench.cli import main
     from cmhbench.datasets import resolve
-    from cmhbench.grid import GridSpec, build_cells
+    from cmhbench.harness.grid import GridSpec, build_cells
 
     (cell,) = build_cells(GridSpec(methods=["random"], bits=[8], preset="quick"), {"synthetic": resolve("synthetic")})
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])

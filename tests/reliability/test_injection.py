@@ -10,7 +10,7 @@ import pytest
 
 from cmhbench import store
 from cmhbench.cli import main
-from cmhbench.leaderboard import markdown_text
+from cmhbench.analysis.leaderboard import markdown_text
 from cmhbench.report.plots import slug
 
 HOSTILE = {"random": "<!--<script>", "cca-itq": "evil|**0.9999**\n| fake **row** |"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cmhbench import published
-from cmhbench.config import load_config
+from cmhbench.harness.config import load_config
 from cmhbench.datasets import available as datasets_available
 from cmhbench.methods import registry
 from cmhbench.tools.reproduce import commands, stand_in

@@ -36,7 +36,7 @@ else:  # pragma: no cover
 from cmhbench.conventions import DEFAULT_METRICS
 from cmhbench.datasets import default_cache_dir, default_data_dir
 from cmhbench.errors import UserError
-from cmhbench.grid import GridSpec
+from cmhbench.harness.grid import GridSpec
 from cmhbench.methods.registry import PRESETS
 
 DEFAULT_OUT = Path("results") / "latest"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from cmhbench import store
-from cmhbench.grid import Cell
+from cmhbench.harness.grid import Cell
 
 
 @dataclass(frozen=True)

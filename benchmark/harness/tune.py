@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cmhbench import store
-from cmhbench.config import RunSettings
+from cmhbench.harness.config import RunSettings
 from cmhbench.conventions import DIRECTIONS
 from cmhbench.datasets import DatasetSource
 from cmhbench.errors import UserError
-from cmhbench.executor import run_cells
-from cmhbench.grid import GridSpec, build_cells
+from cmhbench.harness.executor import run_cells
+from cmhbench.harness.grid import GridSpec, build_cells
 from cmhbench.methods import registry
 from cmhbench.methods.domains import search_space, suggest
-from cmhbench.runner import RunContext
+from cmhbench.harness.runner import RunContext
 from cmhbench.schema import canonical_json
 
 logger = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from typing import Any, Iterator, Mapping
 
 from cmhbench import store
 from cmhbench.datasets import DatasetSource
-from cmhbench.grid import Cell
-from cmhbench.runner import CellOutcome, RunContext, failed_record, run_and_store
+from cmhbench.harness.grid import Cell
+from cmhbench.harness.runner import CellOutcome, RunContext, failed_record, run_and_store
 
 WORKER_DIED = "the worker process running this cell died twice"
 KILL_GRACE_S = 3.0  # after --timeout, time for the in-process alarm before the worker is killed

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cmhbench import gpu_slots, store
+from cmhbench import store
+from cmhbench.harness import gpu_slots
 from cmhbench.datasets import Dataset, DatasetSource, Split
 from cmhbench.datasets.features import preprocess
 from cmhbench.datasets.real import data_files
@@ -34,11 +35,11 @@ from cmhbench.errors import UserError
 from cmhbench.evaluation.scoring import score_cell
 from cmhbench.methods import registry
 from cmhbench.methods.base import Progress
-from cmhbench.provenance import PeakMemory, environment
+from cmhbench.harness.provenance import PeakMemory, environment
 from cmhbench.schema import DEFAULT_FEATURES, Cell, Record, canonical_json
 
 if TYPE_CHECKING:
-    from cmhbench.config import RunSettings
+    from cmhbench.harness.config import RunSettings
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from cmhbench.chance import chance_level
+from cmhbench.analysis.chance import chance_level
 from cmhbench.conventions import (
     COLLAPSE_BELOW,
     COLLAPSE_MARK,

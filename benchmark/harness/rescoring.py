@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from cmhbench import leaderboard, store
+from cmhbench import store
+from cmhbench.analysis import leaderboard
 from cmhbench.evaluation.rescore import evaluate_cell
-from cmhbench.runner import code_statistics, utc_now
+from cmhbench.harness.runner import code_statistics, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmhbench import leaderboard, store
+from cmhbench import store
+from cmhbench.analysis import leaderboard
 
 #: What must match for a newer cell to replace a stale one.
 _SAME_CELL = [*leaderboard.GROUP, "method", "params", "bits", "seed"]

@@ -28,11 +28,11 @@ from tqdm.auto import tqdm
 from cmhbench import store
 from cmhbench.datasets import DatasetSource
 from cmhbench.errors import UserError
-from cmhbench.grid import Cell
+from cmhbench.harness.grid import Cell
 from cmhbench.methods import registry
-from cmhbench.pool import WORKER_DIED, run_in_workers
-from cmhbench.progress import ProgressWatcher
-from cmhbench.runner import CellOutcome, RunContext, run_and_store
+from cmhbench.harness.pool import WORKER_DIED, run_in_workers
+from cmhbench.harness.progress import ProgressWatcher
+from cmhbench.harness.runner import CellOutcome, RunContext, run_and_store
 
 HELD_POLL_S = 0.5  # how often a run looks again at the cells another run holds
 

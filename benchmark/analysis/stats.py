@@ -51,7 +51,7 @@ from scipy import stats
 
 from cmhbench import store
 from cmhbench.conventions import DIRECTIONS, PER_QUERY_METRICS, VARIANCES, per_query_array
-from cmhbench.leaderboard import GROUP, LeaderboardError, build_tables, keyed_versions, test_cells, with_rows
+from cmhbench.analysis.leaderboard import GROUP, LeaderboardError, build_tables, keyed_versions, test_cells, with_rows
 
 CONFIDENCE = 0.95  # the reports' legends state these rules: cmhbench.conventions.INTERVAL_RULE, SIGNIFICANCE_RULE
 N_RESAMPLES = 2000
