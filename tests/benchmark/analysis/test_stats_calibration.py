@@ -52,7 +52,7 @@ def test_docs_power_table_is_what_the_simulation_gives():
 
     from cmhbench.analysis.power import FAMILY
 
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "statistics.md").read_text()
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "statistics.md").read_text()
     cells = []
     for delta in (0.005, 0.01, 0.02):
         outcome = run(Setting(True, 3, 0.010, delta), N)
