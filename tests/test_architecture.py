@@ -128,7 +128,8 @@ ALLOWED = [
     (("cmhbench.store",), ("cmhbench.conventions", "cmhbench.errors", "cmhbench.schema")),
 ]
 FORBIDDEN = [
-    (("cmhbench.analysis", "cmhbench.report"), ("cmhbench.harness", "cmhbench.methods")),
+    (("cmhbench.analysis",), ("cmhbench.harness", "cmhbench.methods", "cmhbench.report")),
+    (("cmhbench.report",), ("cmhbench.harness", "cmhbench.methods")),
 ]
 
 
@@ -166,3 +167,42 @@ def test_a_layer_violation_is_named():
     assert layer_violations(graph) == ["cmhbench.analysis.stats imports cmhbench.harness.runner",
                                        "cmhbench.harness.runner imports cmhbench.tools.perf_train",
                                        "cmhbench.methods.cvh imports cmhbench.store"]
+
+
+#: The modules the package root keeps (docs/architecture.md, "The tree"): the command, the leaves
+#: every layer shares, the store between harness and analysis, what a plugin author imports, and
+#: the aliases of moved ``python -m`` names.  Everything else lives in a folder named by its role.
+ROOT_MODULES = {"cmhbench", "cmhbench.__main__", "cmhbench.cli", "cmhbench.errors", "cmhbench.logs",
+                "cmhbench.conventions", "cmhbench.schema", "cmhbench.store", "cmhbench.testing"}
+ALIASES = {"cmhbench.perf": "cmhbench.tools.perf", "cmhbench.power": "cmhbench.analysis.power"}
+
+
+def test_the_package_root_holds_only_its_shared_modules():
+    root = {name for name, path in package_modules().items()
+            if path.parent == ROOTS["cmhbench"] and path.name != "__init__.py" or name == "cmhbench"}
+    extra = sorted(root - ROOT_MODULES - set(ALIASES))
+    assert not extra, (f"{', '.join(extra)} at the package root: put it in the folder of its role (harness/, "
+                       "analysis/, evaluation/, report/, tools/) and add it to docs/architecture.md")
+
+
+def test_an_alias_only_runs_the_module_it_names():
+    """An old ``python -m`` name stays a one-import shim: nothing new is written there, and
+    nothing inside the package depends on the old name."""
+    graph = import_graph()
+    for alias, target in ALIASES.items():
+        assert graph[alias] == {target}, alias
+    users = sorted(module for module, targets in graph.items() if targets & set(ALIASES))
+    assert not users, f"imports an alias instead of the module itself: {users}"
+
+
+def test_tests_mirror_the_package_folders():
+    """``test_<module>.py`` sits in the tests folder that mirrors its module's folder."""
+    folders: dict[str, set[Path]] = {}
+    for name, path in package_modules().items():
+        if name.startswith("cmhbench.") and not _under(name, "cmhbench.methods", "cmhbench.datasets"):
+            folders.setdefault(path.stem, set()).add(path.parent.relative_to(ROOTS["cmhbench"]))
+    tests = Path(__file__).resolve().parent / "benchmark"
+    misplaced = [str(test.relative_to(tests)) for test in sorted(tests.rglob("test_*.py"))
+                 if (homes := folders.get(test.stem.removeprefix("test_")))
+                 and test.parent.relative_to(tests) not in homes]
+    assert not misplaced, f"tests/benchmark/: move to the folder mirroring the module's: {misplaced}"
