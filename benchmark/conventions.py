@@ -50,17 +50,17 @@ def per_query_array(direction: str, metric: str) -> str:
 
 VARIANCES = ("seeds", "queries")
 """What statistics' intervals and tests cover (``--variance``; the first is the default): training
-runs and queries, or queries only (these trained models) (:mod:`cmhbench.stats`)."""
+runs and queries, or queries only (these trained models) (:mod:`cmhbench.analysis.stats`)."""
 
 INTERVAL_RULE = ("t-interval over seeds (training runs), plus the query term where every seed answered the "
                  "same queries; a bootstrap over queries only where an entry has fewer than 3 seeds")
-"""How an entry's 95% interval is computed by default (:func:`cmhbench.stats.entry_interval`)."""
+"""How an entry's 95% interval is computed by default (:func:`cmhbench.analysis.stats.entry_interval`)."""
 
 SIGNIFICANCE_RULE = ("paired t-test over seeds paired by split, plus the query term where every seed answered "
                      "the same queries (fewer than 3 seeds: permutation test over queries), Holm-corrected over "
                      "the column, α = 0.05")
 """How an entry is judged not different from its column's best by default
-(:func:`cmhbench.stats.leaderboard_statistics`)."""
+(:func:`cmhbench.analysis.stats.leaderboard_statistics`)."""
 
 TIED_MARK = "≈"
 """The mark of an entry not significantly different from its column's best."""

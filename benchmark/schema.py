@@ -168,14 +168,14 @@ def _optional() -> Any:
 class Record:
     """``record.json``: what one cell is and what became of it.
 
-    Written by :mod:`cmhbench.runner` (or for a cell whose worker died), read back by
+    Written by :mod:`cmhbench.harness.runner` (or for a cell whose worker died), read back by
     :mod:`cmhbench.store`, which checks the parts readers index.  ``status`` is ``failed``
     until the cell succeeds, so a record cut short by an exception says so."""
 
     key: str
     cell: dict[str, Any]  # Cell.record_fields()
     evaluation: dict[str, Any]  # relevance, tie rule and metric definitions the scores follow
-    environment: dict[str, Any]  # versions, commit, machine (cmhbench.provenance)
+    environment: dict[str, Any]  # versions, commit, machine (cmhbench.harness.provenance)
     reproduce: dict[str, Any]  # command, argv and the options given
     started_at: str
     metrics: dict[str, dict[str, float]]  # direction -> metric -> score ({} until scored)

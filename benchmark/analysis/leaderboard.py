@@ -21,7 +21,7 @@ flattered:
   with fewer than :data:`COLLAPSE_BELOW` distinct codes is marked and left out of the
   ranking for bold: its score is close to the chance level whatever the column.
 - **Chance level.**  Every table states the score a random ranking would get in
-  expectation, from the stored labels (:mod:`cmhbench.chance`).
+  expectation, from the stored labels (:mod:`cmhbench.analysis.chance`).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class Table:
         return partial + collapsed
 
     def key(self, row: str, bits: int) -> tuple:
-        """The entry's key in :func:`cmhbench.stats.leaderboard_statistics`."""
+        """The entry's key in :func:`cmhbench.analysis.stats.leaderboard_statistics`."""
         return (self.dataset, self.protocol, self.features, self.database_coding, self.direction, row, bits)
 
     def ranked(self, bits: int) -> pd.Series:
@@ -470,7 +470,7 @@ def _published_markdown(table: Table, statistics: dict | None) -> str:
 def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict | None = None,
                 published: bool = False) -> str:
     """All tables as Markdown, with a legend.  ``statistics`` (from
-    :func:`cmhbench.stats.leaderboard_statistics`) replaces the seed spread by 95% intervals
+    :func:`cmhbench.analysis.stats.leaderboard_statistics`) replaces the seed spread by 95% intervals
     and marks the entries not significantly different from their column's best; ``published``
     adds, under each table, the published values measured the same way (:func:`published_beside`)."""
     parts = []
@@ -499,7 +499,7 @@ def to_markdown(frame: pd.DataFrame, metric: str = "map@all", statistics: dict |
 
 def _covers(table: Table, statistics: dict) -> str:
     """Lines naming the variance the table's intervals and tests cover (one per scheme used,
-    from the statistics' schemes: :meth:`cmhbench.stats.Scheme.sentence`)."""
+    from the statistics' schemes: :meth:`cmhbench.analysis.stats.Scheme.sentence`)."""
     sentences: list[str] = []
     for row in table.means.index:
         for b in table.means.columns:

@@ -1,8 +1,8 @@
-"""How well the statistics of :mod:`cmhbench.stats` hold, by simulated per-query AP: false
+"""How well the statistics of :mod:`cmhbench.analysis.stats` hold, by simulated per-query AP: false
 positives, interval coverage and power, for crossed and nested designs.
 
-``python -m cmhbench.power`` prints docs/statistics.md's tables; the calibration test
-(tests/benchmark/test_stats_calibration.py) runs the same simulation.
+``python -m cmhbench.analysis.power`` prints docs/statistics.md's tables; the calibration test
+(tests/benchmark/analysis/test_stats_calibration.py) runs the same simulation.
 
 The model (Gaussian, so that a true difference is exactly what is set): method m's AP on
 query q at seed s is
@@ -97,7 +97,7 @@ class Outcome:
 def run(setting: Setting, n: int = 2000, seed: int = 0, queries_scheme: bool = False,
         n_resamples: int = 999) -> Outcome:
     """``n`` simulated comparisons of A and B under ``setting``: the seeds scheme's p-values and
-    intervals (exactly as :func:`cmhbench.stats.paired_comparison` computes them, vectorised), and
+    intervals (exactly as :func:`cmhbench.analysis.stats.paired_comparison` computes them, vectorised), and
     with ``queries_scheme`` the query-only scheme's permutation p-values."""
     rng = np.random.default_rng([seed, setting.crossed, setting.seeds, int(setting.sigma_seed * 1e4),
                                  int(setting.difference * 1e4)])

@@ -21,7 +21,7 @@ Two variances an interval or test can cover (``variance``, :data:`VARIANCES`):
 
 Several comparisons at once are corrected with Holm's step-down method (:func:`holm`).
 Why these and how well they hold (false positives, coverage, power) is in docs/statistics.md,
-computed by :mod:`cmhbench.power`.
+computed by :mod:`cmhbench.analysis.power`.
 
 **Ranking across datasets** (:func:`rank_methods`).  Mean rank of each method over all
 (dataset, direction, bits) entries (rank 1 = best; ties share the average rank).  With
@@ -35,7 +35,7 @@ stand for one configuration: where it holds cells of several resolved parameter 
 method versions, or two cells of one seed (a data file changed between runs), the statistics
 stop with :class:`MixedConfigurationsError` rather than pick or pool them
 (:func:`check_one_configuration`).  Leaderboard rows already tell parameter sets and method
-versions apart (:func:`cmhbench.leaderboard.with_rows`), so ``leaderboard --ci``, ``rank``
+versions apart (:func:`cmhbench.analysis.leaderboard.with_rows`), so ``leaderboard --ci``, ``rank``
 and ``report`` show them side by side; ``compare`` names methods, so it refuses such a method.
 """
 
@@ -492,7 +492,7 @@ def leaderboard_statistics(frame: pd.DataFrame, metric: str = "map@all", alpha: 
     For every leaderboard column (one table, one bit length) each entry gets its interval
     over the seeds it has, and every ranked entry is compared with the column's best by
     :func:`paired_comparison` over the seeds the column shares (the seeds that choose the
-    best, :attr:`cmhbench.leaderboard.Table.shared`), both under ``variance`` (crossed or
+    best, :attr:`cmhbench.analysis.leaderboard.Table.shared`), both under ``variance`` (crossed or
     nested as the stored query rows say); the column's p-values are Holm-corrected together,
     and an entry whose adjusted p is at least ``alpha`` is marked as not significantly
     different from the best.  Collapsed entries are never the best.  Needs the per-query

@@ -1,12 +1,12 @@
 """Many cells: skip the stored ones, run the rest in worker processes or on Dask.
 
-Every worker claims, runs and writes its own cells (see :mod:`cmhbench.runner`), so
+Every worker claims, runs and writes its own cells (see :mod:`cmhbench.harness.runner`), so
 nothing finished is lost when the scheduling process dies, and resuming is running the
 same grid again: cells whose folder holds an intact ``ok`` or ``not-applicable`` record
 are skipped, failed and corrupt ones are computed again.
 
 Locally (``--jobs N``, serial included) each cell runs in one of N persistent worker
-processes (:mod:`cmhbench.pool`), so that nothing a method does — an exception,
+processes (:mod:`cmhbench.harness.pool`), so that nothing a method does — an exception,
 ``sys.exit``, a signal, the out-of-memory killer, a native call that ignores
 ``--timeout`` — can end the run: the worker's death is charged to the one cell it was
 running, which is retried once in a fresh worker and then stored as failed.  A cluster is
@@ -95,7 +95,7 @@ def _dask(todo: list[Cell], sources: Mapping[str, DatasetSource], ctx: RunContex
           scheduler: str | None) -> Iterator[CellOutcome]:
     """Run on a dask.distributed cluster through joblib's Dask backend; deep cells that may
     use a GPU are sent to workers that declare a ``GPU`` resource when any worker does, one
-    task each, asking for ``1/cells_per_gpu`` of it (:mod:`cmhbench.gpu_slots`)."""
+    task each, asking for ``1/cells_per_gpu`` of it (:mod:`cmhbench.harness.gpu_slots`)."""
     try:
         from distributed import Client
     except ImportError:

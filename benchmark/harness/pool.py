@@ -4,7 +4,7 @@ joblib/loky cannot do this job: when one of its workers dies it takes down the w
 (siblings included, so their cells look killed too), and it cannot stop one task at a
 deadline.  A small pool of our own can: each worker is a persistent process (datasets and
 torch are loaded once per process, not per cell) that runs one cell at a time through
-:func:`cmhbench.runner.run_and_store` and answers over its own pipe.  So the parent knows
+:func:`cmhbench.harness.runner.run_and_store` and answers over its own pipe.  So the parent knows
 which cell every worker holds:
 
 - a worker that dies (signal, out-of-memory kill, ``os._exit``) is charged with its own

@@ -1,7 +1,7 @@
 """Progress inside running cells, for the run's bar: poll the cells' progress files.
 
 A method reports through the contract's callback (``Hasher.report_progress``); the cell's
-callback (:class:`cmhbench.runner.ProgressFile`) writes the latest report beside its
+callback (:class:`cmhbench.harness.runner.ProgressFile`) writes the latest report beside its
 claim; here the scheduling process reads the files of its own running cells twice a
 second and puts "epoch i/N loss x" into the bar's postfix.  Files, not a queue or a
 callback into the bar, because the cell may run in this process, a joblib worker, a Dask

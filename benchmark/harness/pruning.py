@@ -2,7 +2,7 @@
 
 A cell's key holds its method's version (and its teachers'), so a folder run before and
 after a bump keeps both sets of cells.  Leaderboards give each version its own row and
-flag the older one stale (:func:`cmhbench.leaderboard.with_rows`); ``compare`` refuses a
+flag the older one stale (:func:`cmhbench.analysis.leaderboard.with_rows`); ``compare`` refuses a
 name that holds two versions.  Pruning deletes a stale cell only where it is *replaced*:
 a finished cell (ok or not-applicable) of the newest version, with the same parameters,
 bit length and seed, sits beside it (same dataset, protocol, features and database

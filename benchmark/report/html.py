@@ -1,7 +1,7 @@
 """A self-contained HTML leaderboard: one file, inline CSS and JavaScript, images embedded.
 
 The tables are computed here, in Python, for every stored metric (the same
-:func:`cmhbench.leaderboard.build_tables` the Markdown and LaTeX use) and embedded as
+:func:`cmhbench.analysis.leaderboard.build_tables` the Markdown and LaTeX use) and embedded as
 JSON; the page's script only renders them, sorts by any column and switches the
 metric.  It requests nothing from the network, so it can be opened from disk or hosted.
 """
@@ -136,7 +136,7 @@ PUBLISHED_NOTE = (f"Published values measured the same way (method, dataset, pro
 
 
 def _published_json(table, statistics: dict | None) -> dict:
-    """The published values beside a table's entries (cmhbench.leaderboard.published_beside)."""
+    """The published values beside a table's entries (cmhbench.analysis.leaderboard.published_beside)."""
     found, withheld = published_beside(table, statistics)
     rows = [[table.label(row), b, beside.ours_text(), beside.published_text(), beside.difference_text(),
              beside.verdict(), beside.result.source] for row, b, beside in found]
@@ -183,7 +183,7 @@ def to_html(frame: pd.DataFrame, images: list[Path] = (), metric: str = "map@all
             title: str = "cmhbench leaderboard", statistics: dict[str, dict] | None = None,
             published: bool = False) -> str:
     """The whole page as one string.  ``statistics``: metric -> the output of
-    :func:`cmhbench.stats.leaderboard_statistics`, shown as intervals and ≈ marks; ``published``
+    :func:`cmhbench.analysis.stats.leaderboard_statistics`, shown as intervals and ≈ marks; ``published``
     puts the published values measured the same way under each table."""
     metrics = stored_metrics(frame) or [metric]
     statistics = statistics or {}

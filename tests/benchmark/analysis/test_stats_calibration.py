@@ -1,4 +1,4 @@
-"""The default statistics hold their promises on simulated per-query AP (cmhbench.power's model):
+"""The default statistics hold their promises on simulated per-query AP (cmhbench.analysis.power's model):
 false positives at most α and 95% intervals covering at least 95% (within Monte-Carlo error) on
 crossed and nested designs, with and without seed variance; the query-only scheme does not."""
 

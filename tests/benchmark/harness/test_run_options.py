@@ -1,4 +1,4 @@
-"""Run options are declared once (``cmhbench.config``): ``run`` and ``tune`` parse the same ones,
+"""Run options are declared once (``cmhbench.harness.config``): ``run`` and ``tune`` parse the same ones,
 a grid file accepts them, and they reach the settings and the cells' context."""
 
 from __future__ import annotations
