@@ -206,3 +206,64 @@ def test_tests_mirror_the_package_folders():
                  if (homes := folders.get(test.stem.removeprefix("test_")))
                  and test.parent.relative_to(tests) not in homes]
     assert not misplaced, f"tests/benchmark/: move to the folder mirroring the module's: {misplaced}"
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module binds outside its functions and classes (what ``from m import x`` can take)."""
+    names, pending = set(), list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        pending.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+    return names
+
+
+def stale_imports(trees: dict[str, ast.Module]) -> list[str]:
+    """'where: import' for every import of a cmhbench module or name that does not exist, found
+    without running anything: an import inside a function that no fast test reaches counts too
+    (after a module moves, a branch written against its old path fails here, not at a user's)."""
+    modules = package_modules()
+    exports = {}
+    stale = []
+    for where, tree in sorted(trees.items()):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                stale += [f"{where}: import {a.name}" for a in node.names
+                          if a.name.startswith("cmhbench") and a.name not in modules]
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("cmhbench"):
+                if node.module not in modules:
+                    stale.append(f"{where}: from {node.module} import ...")
+                    continue
+                if node.module not in exports:
+                    exports[node.module] = _top_level_names(parsed()[node.module])
+                stale += [f"{where}: from {node.module} import {a.name}" for a in node.names
+                          if a.name != "*" and f"{node.module}.{a.name}" not in modules
+                          and a.name not in exports[node.module]]
+    return stale
+
+
+def test_every_import_of_cmhbench_names_something_that_exists():
+    repo = Path(__file__).resolve().parents[1]
+    trees = dict(parsed())
+    for path in [*sorted((repo / "tests").rglob("*.py")), *sorted((repo / "docs").rglob("*.py"))]:
+        trees[str(path.relative_to(repo))] = ast.parse(path.read_text(), str(path))
+    stale = stale_imports(trees)
+    assert not stale, "imports of moved or missing cmhbench names: " + "; ".join(stale)
+
+
+def test_a_stale_import_is_named():
+    tree = ast.parse("from cmhbench.runner import RunContext\n"
+                     "from cmhbench import leaderboard, store\n"
+                     "from cmhbench.harness.runner import RunContext, NoSuchName\n"
+                     "def later():\n    import cmhbench.stats\n")
+    assert stale_imports({"t.py": tree}) == ["t.py: from cmhbench.runner import ...",
+                                              "t.py: from cmhbench import leaderboard",
+                                              "t.py: from cmhbench.harness.runner import NoSuchName",
+                                              "t.py: import cmhbench.stats"]
