@@ -167,6 +167,40 @@ def test_each_epoch_is_a_fusion_pass_then_a_hash_pass_over_the_same_batches(trai
     assert sorted(sum(fusion, [])) == list(range(train.n))
 
 
+def test_the_hash_pass_learns_this_epochs_fusion_codes_and_the_batchs_own_similarity(train, monkeypatch):
+    """The authors' hash pass reads S's block of other pairs (my_opt.py:120-121); ours reads the
+    batch's own block, and regresses the codes the fusion pass gave the same pairs this epoch."""
+    from cmhbench.methods import cirh
+
+    fused, hashed = [], []
+    real_fusion, real_hash, real_step = cirh.fusion_loss, cirh.hash_loss, CIRH._hash_step
+
+    def fusion_spy(out, *args, **kwargs):
+        fused.append(torch.where(out.joint >= 0, 1.0, -1.0).detach().clone())
+        return real_fusion(out, *args, **kwargs)
+
+    def hash_spy(image_out, text_out, codes, S_batch, **kwargs):
+        hashed.append((codes.clone(), S_batch.clone()))
+        return real_hash(image_out, text_out, codes, S_batch, **kwargs)
+
+    rows_seen = []
+
+    def step_spy(self, rows, run):
+        rows_seen.append(rows.clone())
+        return real_step(self, rows, run)
+
+    monkeypatch.setattr(cirh, "fusion_loss", fusion_spy)
+    monkeypatch.setattr(cirh, "hash_loss", hash_spy)
+    monkeypatch.setattr(CIRH, "_hash_step", step_spy)
+    create("cirh", params={**TINY, "epochs": 1}, device="cpu").fit(train, 8)
+    S = collaborated_similarity(torch.from_numpy(train.image), torch.from_numpy(train.text), a1=0.6, a2=0.6,
+                                k=round(0.6 * train.n))
+    assert len(fused) == len(hashed) == len(rows_seen) > 1
+    for b, (codes, S_batch), rows in zip(fused, hashed, rows_seen):
+        assert torch.equal(codes, b)
+        assert torch.allclose(S_batch, S[rows[:, None], rows])
+
+
 def test_quick_fit_history_report_and_codes(train):
     model = create("cirh", preset="quick", device="cpu").fit(train, 16)
     history = model.loss_history_
