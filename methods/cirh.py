@@ -1,11 +1,12 @@
 """``cirh``: Correlation-Identity Reconstruction Hashing (graph fusion, then hash functions).
 
 Paper: L. Zhu, X. Wu, J. Li, Z. Zhang, W. Guan, H. T. Shen, "Work Together: Correlation-Identity
-Reconstruction Hashing for Unsupervised Cross-Modal Retrieval", IEEE TKDE 35(9), 2023 (online
-2022), doi 10.1109/TKDE.2022.3218656.  Authors' code (PyTorch): https://github.com/XizeWu/CIRH,
-commit b6d16f3; file references below are to it: ``models.py``, ``my_opt.py``, ``main_mir.py``
-(MIRFlickr-25K), ``main_nus.py``, ``main_coco.py`` and ``utils.py``.  The paper's full text was
-not available to us (only its abstract); where the code is broken we follow its evident intent.
+Reconstruction Hashing for Unsupervised Cross-Modal Retrieval", IEEE TKDE (online 2022),
+doi 10.1109/TKDE.2022.3218656.  Authors' code (PyTorch): https://github.com/XizeWu/CIRH, last
+commit 0f6439d (its code files as uploaded in b6d16f3); file references below are to it:
+``models.py``, ``my_opt.py``, ``main_mir.py`` (MIRFlickr-25K), ``main_nus.py``, ``main_coco.py``,
+``load_data.py`` and ``utils.py``.  The paper's full text was not available to us (only its
+abstract); where the code is broken we follow its evident intent.
 
 CIRH trains two things in every epoch: a fusion network that turns a batch's image and text
 features and their similarity graph into codes B, reconstructing (neighbour-mixed) features from
