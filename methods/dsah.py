@@ -5,8 +5,8 @@ for Unsupervised Cross-Modal Retrieval", ICMR 2020, pp. 44–52 (doi 10.1145/337
 Authors' code (PyTorch): https://github.com/idejie/DSAH, last commit b231976 (the code is the
 first commit, da640bc; later commits edit the README only); file references below are to it:
 ``settings.py``, ``models.py``, ``train.py``, ``metric.py``.  A PaddlePaddle port
-(LiuJinyu1229/paddle, ``DSAH/``) differs from it in two places, noted in the table; we follow
-the authors' code.  The paper's full text was not available to us; the equations are the code's.
+(LiuJinyu1229/paddle, ``DSAH/train.py`` at 6d6c606, later renamed ``main.py``) differs from it
+in two places, noted in the table; we follow the authors' code.  The paper's full text was not available to us; the equations are the code's.
 
 Equations as implemented, per batch of m training pairs with image features X (m × d_x) and
 text features Y (m × d_y), c bits (networks, relaxation and loop: :mod:`cmhbench.methods.deep`):
