@@ -4,6 +4,7 @@ queries, and a generated file that runs with the validation mark."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ from cmhbench.methods import registry
 from cmhbench.methods.base import Hasher
 from cmhbench.methods.domains import Real
 from cmhbench.runner import param_sources
-from cmhbench.tune import StudyResult
+from cmhbench.runner import RunContext
+from cmhbench.tune import StudyResult, tune_method
 
 #: The methods this repository gives a prior (issue 33): each builds a similarity from features.
 WITH_PRIOR = {"djsrh", "jdsh", "dgcpn", "kdcmh", "uchm", "ugach", "ukd"}
@@ -163,6 +165,22 @@ def test_a_prior_with_a_trained_part_trains_it_on_the_rows_and_scores(tmp_path, 
     smallest = {**_defaults(method), **registry.get(method).setup_minimum()}  # one set-up epoch, narrow
     auc = priors.prior_auc(method, priors.stage1_params(method, smallest, {}), data, seed=0, device="cpu")
     assert 0.0 <= auc <= 1.0
+
+
+@pytest.mark.slow
+def test_stage2_chooses_among_the_given_points_and_reports_their_values(tmp_path):
+    path = _user_file(tmp_path / "mine.npz")
+    settings = run_settings({"methods": "cca-itq", "datasets": path, "bits": "16", "out": tmp_path / "study"}, [],
+                            priors.DEFAULTS)
+    settings.out.mkdir()
+    ctx = replace(RunContext.from_settings(settings), out=settings.out / "trials", metrics=("map@all",))
+    points = [{"reg": 1e-5}, {"reg": 5e-2}]
+    result = tune_method("cca-itq", settings, {path: resolve_file(path)}, ctx, trials=2, search=["corr_power"],
+                         points=points)
+    assert set(result.best_params) == {"reg", "corr_power"} and {"reg": result.best_params["reg"]} in points
+    trials = sorted(store.iter_records(settings.out / "trials"), key=lambda r: r["reproduce"]["config"]["tune"]["trial"])
+    assert trials[0]["cell"]["params"]["reg"] == 1e-5  # the first trial: stage 1's best point
+    assert all({"reg": r["cell"]["params"]["reg"]} in points for r in trials)
 
 
 def _fake_choice(method: str, values: dict) -> priors.PriorChoice:
