@@ -336,7 +336,8 @@ def _priors(args: argparse.Namespace, argv: list[str]) -> int:
     from cmhbench import datasets
     from cmhbench.config import run_settings
     from cmhbench.evaluation import check_metric
-    from cmhbench.priors import DEFAULTS, PRIORS_FILE, check_priors, choose_priors
+    from cmhbench.priors import PRIORS_FILE, check_priors, choose_priors
+    from cmhbench.tune import DEFAULTS
     from cmhbench.runner import RunContext
 
     settings = run_settings(_run_values(args), [], DEFAULTS)

@@ -46,7 +46,7 @@ from cmhbench.methods import registry
 from cmhbench.methods.base import PairedFeatures
 from cmhbench.methods.domains import Bool, Choice, Domain, Int, Real, search_space
 from cmhbench.runner import RunContext
-from cmhbench.tune import STUDY_FILE, TRIALS_DIR, StudyResult, to_toml, tune_method
+from cmhbench.tune import DEFAULTS, STUDY_FILE, TRIALS_DIR, StudyResult, to_toml, tune_method
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,6 @@ SETUP_EPOCHS = 30  # at most this many epochs for each set-up stage (teacher, ge
 ROWS_STREAM = 0x9A1035  # separates the row sample's draw from the splits' draws with the same seed
 PRIORS_FILE = "priors.toml"
 VARIANT_SUFFIX = "-val"
-DEFAULTS = {"bits": [32]}  # stage 2's bit length unless given
 
 
 class PriorsError(UserError, ValueError):
@@ -130,7 +129,7 @@ def from_unit(domain: Domain, u: float) -> Any:
     if isinstance(domain, Bool):
         return bool(u >= 0.5)
     if isinstance(domain, Choice):
-        options = domain._searched()
+        options = list(domain.options if domain.search is True else domain.search)
         return options[min(int(u * len(options)), len(options) - 1)]
     if not isinstance(domain, (Int, Real)):
         raise TypeError(f"no grid rule for {type(domain).__name__}")
@@ -266,12 +265,12 @@ def choose_priors(settings: RunSettings, sources: Mapping[str, DatasetSource], c
                             sampler_seed=sampler_seed, search=rest, points=[dict(p.values) for p in top],
                             report=report)
         choices.append(PriorChoice(method, points, top, study))
-    write_priors(settings.out / PRIORS_FILE, settings, choices, data, metric, trials, command)
+    write_priors(settings.out / PRIORS_FILE, settings, choices, data, metric, command)
     return choices
 
 
 def priors_config(settings: RunSettings, choices: list[PriorChoice], data: ValidationRows, metric: str,
-                  trials: int, command: str) -> dict[str, Any]:
+                  command: str) -> dict[str, Any]:
     """The run config: each method's paper row and its ``-val`` row, with provenance."""
     grid = settings.grid
     config: dict[str, Any] = {
@@ -305,12 +304,12 @@ def priors_config(settings: RunSettings, choices: list[PriorChoice], data: Valid
 
 
 def write_priors(path: Path, settings: RunSettings, choices: list[PriorChoice], data: ValidationRows, metric: str,
-                 trials: int, command: str) -> None:
+                 command: str) -> None:
     text = ("# Written by cmhbench priors: each method's prior and other values, chosen on the validation split "
             "only\n# (stage 1: prior ROC-AUC on validation training rows; stage 2: cmhbench tune). Paper rows are "
             "kept.\n"
             f"# Run them with: cmhbench run --config {path.name} --out RESULTS\n"
-            + to_toml(priors_config(settings, choices, data, metric, trials, command)))
+            + to_toml(priors_config(settings, choices, data, metric, command)))
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(text)
     tmp.replace(path)

@@ -27,7 +27,7 @@ from cmhbench.methods.base import Hasher
 from cmhbench.methods.domains import Real
 from cmhbench.runner import param_sources
 from cmhbench.runner import RunContext
-from cmhbench.tune import StudyResult, tune_method
+from cmhbench.tune import DEFAULTS, StudyResult, tune_method
 
 #: The methods this repository gives a prior (issue 33): each builds a similarity from features.
 WITH_PRIOR = {"djsrh", "jdsh", "dgcpn", "kdcmh", "uchm", "ugach", "ukd"}
@@ -171,7 +171,7 @@ def test_a_prior_with_a_trained_part_trains_it_on_the_rows_and_scores(tmp_path, 
 def test_stage2_chooses_among_the_given_points_and_reports_their_values(tmp_path):
     path = _user_file(tmp_path / "mine.npz")
     settings = run_settings({"methods": "cca-itq", "datasets": path, "bits": "16", "out": tmp_path / "study"}, [],
-                            priors.DEFAULTS)
+                            DEFAULTS)
     settings.out.mkdir()
     ctx = replace(RunContext.from_settings(settings), out=settings.out / "trials", metrics=("map@all",))
     points = [{"reg": 1e-5}, {"reg": 5e-2}]
@@ -192,12 +192,12 @@ def _fake_choice(method: str, values: dict) -> priors.PriorChoice:
 
 def test_the_generated_file_is_a_run_config_whose_rows_carry_the_validation_mark(tmp_path):
     path = _user_file(tmp_path / "mine.npz")
-    settings = run_settings({"methods": "djsrh", "datasets": path, "out": tmp_path / "out"}, [], priors.DEFAULTS)
+    settings = run_settings({"methods": "djsrh", "datasets": path, "out": tmp_path / "out"}, [], DEFAULTS)
     data = priors.ValidationRows(np.zeros((4, 1)), np.zeros((4, 1)), np.zeros((4, 1)), np.arange(2), np.arange(2, 4),
                                  "h")
     target = tmp_path / priors.PRIORS_FILE
     priors.write_priors(target, settings, [_fake_choice("djsrh", {"beta": 0.25, "eta": 0.5, "lr_text": 0.02})],
-                        data, "map@all", 2, "cmhbench priors ...")
+                        data, "map@all", "cmhbench priors ...")
     written = tomllib.loads(target.read_text())
     assert written["methods"] == ["djsrh", "djsrh-val"]  # the paper row stays a row of its own
     tuned = written["variants"]["djsrh-val"]["tuned"]
