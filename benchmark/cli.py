@@ -27,7 +27,7 @@ class UsageError(UserError):
     """Bad input the CLI itself detects (options that do not fit together)."""
 
 
-#: Where tune's run options really differ from run's; the rest is declared once (cmhbench.config).
+#: Where tune's run options really differ from run's; the rest is declared once (cmhbench.harness.config).
 TUNE_DIFFERENCES: dict[str, dict[str, Any]] = {
     "methods": {"required": True, "help": "comma-separated registered methods"},
     "preset": {"help": "values of the parameters not searched (default: paper)"},
@@ -40,7 +40,7 @@ TUNE_DIFFERENCES: dict[str, dict[str, Any]] = {
 
 def _add_run_options(parser: argparse.ArgumentParser,
                      differences: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-    """Every run option, as :mod:`cmhbench.config` declares it, with a command's own differences."""
+    """Every run option, as :mod:`cmhbench.harness.config` declares it, with a command's own differences."""
     from cmhbench.harness.config import flag_of, run_options
 
     for key, option in run_options().items():
@@ -95,6 +95,20 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--search", metavar="NAME[,NAME...]",
                       help="search only these parameters (the others keep their values; default: every "
                            "search range the method declares)")
+
+    priors = sub.add_parser("priors", help="choose every method's similarity prior, then its other values, on a "
+                                           "validation split (one dataset)",
+                            description="Stage 1 scores a grid of each method's prior parameters (the same size "
+                                        "for every method) by the ROC-AUC of its similarity against validation "
+                                        "labels; stage 2 tunes the other parameters with the same --trials for "
+                                        "every method. Writes OUT/priors.toml, a run config with the paper rows "
+                                        "and one -val row per method. See docs/tuning.md.")
+    _add_run_options(priors, {**TUNE_DIFFERENCES, "out": {"required": True,
+                                                          "help": "folder: priors.toml, study.journal, trials/"}})
+    priors.add_argument("--trials", type=int, required=True, help="stage 2's completed trials per method")
+    priors.add_argument("--metric", default="map@all", help="stage 2's objective (default: map@all)")
+    priors.add_argument("--sampler-seed", dest="sampler_seed", type=int, default=0,
+                        help="stage 2's TPE sampler seed (default: 0)")
 
     board = sub.add_parser("leaderboard", help="tables from stored results",
                            description="Build leaderboards from one or more results folders (merged).")
@@ -201,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_command(args, argv)
         if args.command == "tune":
             return _tune(args, argv)
+        if args.command == "priors":
+            return _priors(args, argv)
         if args.command == "leaderboard":
             return _leaderboard(args)
         if args.command == "cache":
@@ -313,6 +329,33 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
         default = f"; defaults {r.default_value:.4f}" if r.default_value is not None else ""
         print(f"{r.variant}: validation {args.metric} {r.best_value:.4f} after {r.completed} trials{default} ({values})")
     print(f"wrote {settings.out / TUNED_FILE}; run it with: cmhbench run --config {settings.out / TUNED_FILE} "
+          "--out RESULTS", file=sys.stderr)
+    return 0
+
+
+def _priors(args: argparse.Namespace, argv: list[str]) -> int:
+    from cmhbench import datasets
+    from cmhbench.harness.config import run_settings
+    from cmhbench.evaluation import check_metric
+    from cmhbench.harness.priors import PRIORS_FILE, check_priors, choose_priors
+    from cmhbench.harness.tune import DEFAULTS
+    from cmhbench.harness.runner import RunContext
+
+    settings = run_settings(_run_values(args), [], DEFAULTS)
+    check_metric(args.metric)
+    check_priors(settings.grid.methods)
+    sources = {name: datasets.resolve(name, settings.data_dir, cache_dir=settings.cache_dir)
+               for name in settings.grid.datasets}
+    ctx = RunContext.from_settings(settings, argv=("cmhbench", *argv))
+    choices = choose_priors(settings, sources, ctx, trials=args.trials, metric=args.metric,
+                            sampler_seed=args.sampler_seed, command=" ".join(("cmhbench", *argv)),
+                            report=lambda line: print(line, file=sys.stderr))
+    for c in choices:
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in c.study.best_params.items())
+        print(f"{c.variant}: prior AUC {c.top[0].auc:.4f} (best of {len(c.points)}); validation {args.metric} "
+              f"{c.study.best_value:.4f} after {c.study.completed} trials ({values})")
+    print(f"wrote {settings.out / PRIORS_FILE}; run it with: cmhbench run --config {settings.out / PRIORS_FILE} "
           "--out RESULTS", file=sys.stderr)
     return 0
 

@@ -168,6 +168,12 @@ without any score (e.g. another method's published value), or a validation split
 ``validation`` marks a leaderboard row (‡): such a value was chosen on data, if never on test queries."""
 
 
+PriorBuilder = Callable[["Hasher", PairedFeatures], Any]
+"""``prior(model, train)``: the n × n similarity (numpy or torch) that ``model``, with its
+parameters, would train under on ``train``'s pairs; a part that must be trained for it (a
+teacher, a generator) is trained on ``train`` (through ``model.cache`` when there is one)."""
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     """What a leaderboard and ``cmhbench list`` say about a method.
@@ -184,6 +190,13 @@ class MethodInfo:
     ``version`` counts changes of the method's behaviour (bumped whenever the same
     parameters would give different codes); ``uses`` names the methods whose code it runs
     (a teacher), whose versions are part of its cells' keys too.
+
+    ``prior_params`` names the parameters that weight or size the similarity the method
+    builds from features (its *prior*: fusion weights, a neighbourhood size), and ``prior``
+    builds that similarity over a training set (:data:`PriorBuilder`), so ``cmhbench priors``
+    can choose them for every method by one procedure.  Each is searched over its domain's
+    search range, or over ``prior_ranges[name]`` where its own domain declares none (a
+    teacher's weights, searched as the teacher's own).
     """
 
     name: str
@@ -203,6 +216,9 @@ class MethodInfo:
     url: str = ""
     version: int = 1
     uses: tuple[str, ...] = ()
+    prior_params: tuple[str, ...] = ()
+    prior_ranges: Mapping[str, Domain] = field(default_factory=dict)
+    prior: PriorBuilder | None = None
 
     @property
     def citation(self) -> str:

@@ -235,6 +235,10 @@ class NeighbourGraph:
     memory="O(n·(d_x+d_y)) features + O(n·K) neighbour lists + O(m·n) per batch",
     presets={"quick": {"epochs": 5, "hidden": 256, "knn": 200}},
     url="https://github.com/Atmegal/DGCPN",
+    # the target S = 2·[(1 − γ)·C + γ·G] − 1 over the training pairs
+    prior_params=("text_weight", "gamma", "knn_share"),
+    prior=lambda model, train: model._graph(torch.from_numpy(train.image), torch.from_numpy(train.text)).target(
+        torch.arange(train.n), model.gamma),
 )
 class DGCPN(DeepHasher):
     param_domains = {

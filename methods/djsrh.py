@@ -65,6 +65,10 @@ def joint_semantics(image: torch.Tensor, text: torch.Tensor, beta: float, eta: f
                       "lr_text": 0.01},
     },
     override_sources={"nuswide": "authors' code", "wikipedia": "authors' code"},  # settings.py of zs-zhong/DJSRH
+    # the target S over the training pairs; μ only scales it, so it is no prior parameter
+    prior_params=("beta", "eta"),
+    prior=lambda model, train: joint_semantics(torch.from_numpy(train.image), torch.from_numpy(train.text),
+                                               model.beta, model.eta, model.mu),
 )
 class DJSRH(DeepHasher):
     param_domains = {

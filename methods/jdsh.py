@@ -147,6 +147,10 @@ def estimate_dsdw(values: np.ndarray, tail: float = 0.001, bins: int = 256) -> d
         "nuswide": {"alpha": 0.4, "beta": 0.3, "lam": 0.3, "l1": 0.2, "l2": 0.2},
     },
     override_sources={"mirflickr25k": "authors' code", "nuswide": "authors' code"},  # their config files
+    # the fused S before DSDW: DSDW and μ are increasing maps of it, which leave its pair ranking alone
+    prior_params=("alpha", "beta", "lam"),
+    prior=lambda model, train: joint_modal_similarity(torch.from_numpy(train.image), torch.from_numpy(train.text),
+                                                      model.alpha, model.beta, model.lam),
 )
 class JDSH(DeepHasher):
     param_domains = {

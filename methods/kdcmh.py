@@ -152,7 +152,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback
+from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback, resolve_device
 from cmhbench.methods.deep import DeepHasher, cosine_matrix, mlp, relaxation, signs, step_mean
 from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
                                       learning_rate, weight)
@@ -333,6 +333,27 @@ def centred_network(mean: torch.Tensor, hidden: int, out_dim: int, kind: str = "
     return nn.Sequential(Centre(mean), *mlp(mean.shape[0], hidden, out_dim))
 
 
+def prior_target(model: "KDCMH", train: PairedFeatures) -> torch.Tensor:
+    """The target P over every pair of ``train`` (n × n), the teacher trained on ``train``
+    (cached through ``model.cache``): what ``cmhbench priors`` scores for kdcmh's teacher
+    weights and neighbourhood size."""
+    device = resolve_device(model.device)
+    image, text = torch.from_numpy(train.image).to(device), torch.from_numpy(train.text).to(device)
+    if model.source == "features":
+        z = feature_fusion(image, text)
+    else:
+        args = (train.key, int(model.seed), model.teacher_params(), TEACHER_VERSION, torch.device(device).type, train,
+                device)
+        teacher = (_cached_teacher(*args) if model.cache is None else
+                   model.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])(*args))
+        z = teacher_fusion(torch.from_numpy(teacher["image"]).to(device), torch.from_numpy(teacher["text"]).to(device),
+                           model.teacher_codes)
+    k = knn_count(train.n, model.knn_fraction)
+    thresholds = knn_thresholds(z, k) if model.distill == "knn" else None
+    return target_rows(z, torch.arange(train.n, device=device), model.distill, kappa=model.kappa,
+                       thresholds=thresholds)
+
+
 @register(
     name="kdcmh",
     title="Unsupervised Deep Cross-Modal Hashing by Knowledge Distillation for Large-scale Cross-modal Retrieval",
@@ -354,6 +375,10 @@ def centred_network(mean: torch.Tensor, hidden: int, out_dim: int, kind: str = "
     override_sources={**{name: {f"teacher_{k}": JDSH.info.override_source(name, k) for k in values if k in TEACHER_FIELDS}
                          for name, values in JDSH.info.dataset_overrides.items()},
                       "wikipedia": "validation"},
+    # the teacher's modal weights (searched over jdsh's own ranges) and the target's neighbourhood
+    prior_params=("teacher_alpha", "teacher_beta", "teacher_lam", "knn_fraction"),
+    prior_ranges={f"teacher_{name}": JDSH.param_domains[name] for name in ("alpha", "beta", "lam")},
+    prior=prior_target,
 )
 class KDCMH(DeepHasher):
     param_domains = {

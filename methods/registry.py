@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from cmhbench.errors import UserError
-from cmhbench.methods.base import HARNESS_PARAMS, PROVENANCES, Hasher, MethodInfo
+from cmhbench.methods.base import HARNESS_PARAMS, PROVENANCES, Hasher, MethodInfo, PriorBuilder
+from cmhbench.methods.domains import Choice, Domain
 
 ENTRY_POINT_GROUP = "cmhbench.methods"
 PRESETS = ("paper", "quick")
@@ -34,6 +35,8 @@ with ``_``).  Every other module registers the one method named after it, ``-`` 
 ``_`` (``cca_itq.py`` registers ``cca-itq``): the registry finds a method's module by its
 name, so a run imports only the methods it runs.  Both rules are checked, with a clear
 error, when a built-in registers and when the package is scanned."""
+
+_UNSEARCHED = Choice((None,))  # the domain of a parameter that declares none: never searched
 
 _methods: dict[str, type[Hasher]] = {}
 _plugin_errors: dict[str, str] = {}
@@ -69,12 +72,17 @@ def register(
     url: str = "",
     version: int = 1,
     uses: tuple[str, ...] = (),
+    prior_params: tuple[str, ...] = (),
+    prior_ranges: Mapping[str, Domain] | None = None,
+    prior: PriorBuilder | None = None,
 ) -> Callable[[type[Hasher]], type[Hasher]]:
     """Class decorator: attach :class:`MethodInfo` to a :class:`Hasher` and register it.
 
     ``version`` starts at 1 and is bumped whenever the method's behaviour changes;
     ``uses`` names registered methods it runs inside (a teacher).  See :func:`versions`.
     ``override_sources`` and ``default_sources`` say where values came from (:class:`MethodInfo`).
+    ``prior_params``, ``prior_ranges`` and ``prior`` declare the similarity the method builds
+    from features, for ``cmhbench priors`` (:class:`MethodInfo`).
     """
 
     def decorate(cls: type[Hasher]) -> type[Hasher]:
@@ -98,6 +106,9 @@ def register(
             url=url,
             version=version,
             uses=tuple(uses),
+            prior_params=tuple(prior_params),
+            prior_ranges=dict(prior_ranges or {}),
+            prior=prior,
         )
         _validate_info(cls, info)
         _check_builtin_module(cls, name)
@@ -125,6 +136,7 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
             if unknown:
                 raise TypeError(f"method {info.name!r}: {where} {label!r} sets unknown parameters {unknown}")
     _validate_sources(info, known)
+    _validate_prior(cls, info, known)
     for preset in info.presets:
         if preset not in PRESETS:
             raise ValueError(f"method {info.name!r}: unknown preset {preset!r} (presets are {PRESETS})")
@@ -139,6 +151,32 @@ def _validate_info(cls: type[Hasher], info: MethodInfo) -> None:
             if domain is not None and not domain.contains(value):
                 raise TypeError(f"method {info.name!r}: {where} {key}={value!r} is outside its domain "
                                 f"({domain.describe()})")
+
+
+def _validate_prior(cls: type[Hasher], info: MethodInfo, known: set[str]) -> None:
+    """Prior parameters exist, each has a search range, and a builder says how to score them."""
+    if bool(info.prior_params) != (info.prior is not None):
+        raise TypeError(f"method {info.name!r}: prior_params and prior go together (the parameters and the "
+                        "function that builds the similarity they weight)")
+    unknown = sorted(set(info.prior_params) - known) + sorted(set(info.prior_ranges) - set(info.prior_params))
+    if unknown:
+        raise TypeError(f"method {info.name!r}: prior_params/prior_ranges name unknown or undeclared parameters "
+                        f"{unknown}")
+    for name in info.prior_params:
+        if not _prior_domain(cls, info, name).searchable:
+            raise TypeError(f"method {info.name!r}: prior parameter {name!r} has no search range (declare one in "
+                            "param_domains or prior_ranges)")
+
+
+def prior_domain(method: str | type[Hasher], name: str) -> Domain:
+    """The range a prior parameter is searched over: ``prior_ranges`` first, else its own domain."""
+    cls = _as_class(method)
+    return _prior_domain(cls, cls.info, name)
+
+
+def _prior_domain(cls: type[Hasher], info: MethodInfo, name: str) -> Domain:
+    domain = info.prior_ranges.get(name)
+    return domain if domain is not None else cls.param_domains.get(name, _UNSEARCHED)
 
 
 def _validate_sources(info: MethodInfo, known: set[str]) -> None:

@@ -162,7 +162,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.base import PairedFeatures
+from cmhbench.methods.base import PairedFeatures, resolve_device
 from cmhbench.methods.deep import (DeepHasher, batch_order, cosine_matrix, mlp, relaxation, seeded,
                                    signs, train_epochs)
 from cmhbench.methods.domains import BATCH, Bool, Choice, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
@@ -475,6 +475,37 @@ def selection_loss(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(cosine_matrix(u), S)
 
 
+#: Rows of the generator's similarity scored per forward pass in :func:`prior_similarity` (memory only).
+PRIOR_BLOCK = 32
+
+
+def prior_similarity(model: "UCHM", train: PairedFeatures) -> torch.Tensor:
+    """S of step 3 over every pair of ``train`` (n × n; T of step 2 without a generator), the
+    generator trained on ``train`` (cached through ``model.cache``): what ``cmhbench priors``
+    scores for uchm's β and prior weight π."""
+    device = resolve_device(model.device)
+    image, text = torch.from_numpy(train.image).to(device), torch.from_numpy(train.text).to(device)
+    calibration = estimate_calibration(train.image, train.text, model.beta, model.confident, model.calibration_pairs,
+                                       model._rng(11))
+    with torch.no_grad():
+        prior = calibrate(fused_similarity(image, text, model.beta), **calibration)
+    if model.generator == "none":
+        return prior
+    config = model.generator_config()
+    kwargs = dict(key=train.key, config=config, seed=int(model.seed), calibration=calibration,
+                  version=GENERATOR_VERSION, device_kind=torch.device(device).type, image=train.image,
+                  text=train.text, device=device)
+    fit = (_generator_job(**kwargs) if model.cache is None else
+           model.cache.cache(_generator_job, ignore=["image", "text", "device", "progress"])(**kwargs))
+    scorer = load_scorer(config, train.image_dim, train.text_dim, fit["state"], device)
+    with torch.no_grad():
+        u, v = project_all(scorer, image, text)
+        every = torch.arange(train.n, device=device)
+        generated = torch.cat([generator_similarity(scorer, u, v, rows, every)
+                               for rows in torch.split(every, PRIOR_BLOCK)])
+        return mixed_similarity(generated, prior, fit["calibration"], model.prior_weight)
+
+
 @register(
     name="uchm",
     title="Unsupervised Cross-Modal Hashing With Modality-Interaction",
@@ -493,6 +524,8 @@ def selection_loss(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     # σ = 0: settled on the validation split by the generator's AUC (module docstring)
     override_sources={"mirflickr25k": "ours", "nuswide": "ours", "wikipedia": "ours"},
     default_sources={"soft_positive": "validation"},
+    prior_params=("beta", "prior_weight"),
+    prior=prior_similarity,
 )
 class UCHM(DeepHasher):
     param_domains = {

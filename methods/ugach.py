@@ -223,6 +223,10 @@ def generator_loss(query: torch.Tensor, negatives: torch.Tensor, rewards: torch.
     memory="O(n·(d_x+d_y)) features + O(n·K) graph + 2 networks of (d_x+d_y+2c)·hidden weights",
     presets={"quick": {"epochs": 2, "g_epochs": 1, "pretrain_epochs": 2, "hidden": 64, "batch_size": 8}},
     url="https://github.com/PKU-ICST-MIPL/UGACH_AAAI2018",
+    # the correlation graph: 1 where j is among i's K image-or-text neighbours, else 0
+    prior_params=("knn",),
+    prior=lambda model, train: torch.zeros(train.n, train.n).scatter_(
+        1, cross_knn(torch.from_numpy(train.image), torch.from_numpy(train.text), model.knn), 1.0),
 )
 class UGACH(DeepHasher):
     param_domains = {

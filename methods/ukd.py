@@ -114,7 +114,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback
+from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback, resolve_device
 from cmhbench.methods.deep import DeepHasher, mlp, signs
 from cmhbench.methods.domains import Choice, Int, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
@@ -228,6 +228,19 @@ def text_network(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     return net
 
 
+def prior_similarity(model: "UKD", train: PairedFeatures) -> torch.Tensor:
+    """S of item 3 over every pair of ``train`` (n × n), the teacher trained on ``train`` (cached
+    through ``model.cache``): what ``cmhbench priors`` scores for ukd's neighbourhood share."""
+    device = resolve_device(model.device)
+    args = (train.key, int(model.seed), model.teacher_params(), UGACH.info.version, device_kind(device), train, device)
+    teacher = (_cached_teacher(*args) if model.cache is None else
+               model.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])(*args))
+    image, text = torch.from_numpy(teacher["image"]).to(device), torch.from_numpy(teacher["text"]).to(device)
+    k = knn_count(train.n, model.knn, model.knn_share)
+    return similarity_rows(image, text, (knn_radii(image, k), knn_radii(text, k)),
+                           torch.arange(train.n, device=device), model.similarity)
+
+
 @register(
     name="ukd",
     title="Creating Something from Nothing: Unsupervised Knowledge Distillation for Cross-Modal Hashing",
@@ -241,6 +254,8 @@ def text_network(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     memory="O(n·(d_x+d_y)) features + O(n·(c+128)) buffers and teacher outputs + O(m·n) per batch",
     presets={"quick": {"epochs": 3, "hidden": 256, **as_teacher_values(UGACH.info.presets["quick"])}},
     url="https://github.com/huhengtong/UKD_CVPR2020",
+    prior_params=("knn_share",),
+    prior=prior_similarity,
 )
 class UKD(DeepHasher):
     param_domains = {

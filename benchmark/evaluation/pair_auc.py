@@ -60,6 +60,24 @@ def pair_counts(similarity: np.ndarray, relevant: np.ndarray) -> PairCounts:
                       irrelevant=(~R).sum(axis=1).astype(np.float64))
 
 
+def pair_auc(similarity: np.ndarray, relevant: np.ndarray) -> float:
+    """The AUC over every pair of a Q × D similarity, ties ½ — what :func:`pair_counts` gives
+    without the per-query cross counts that intervals need (one sort instead of Q: cheap enough
+    to score many similarities, as ``cmhbench priors`` does).  NaN without pairs of both kinds."""
+    S = np.asarray(similarity, dtype=np.float64)
+    R = np.asarray(relevant, dtype=bool)
+    if S.shape != R.shape or S.ndim != 2:
+        raise ValueError(f"similarity {S.shape} and relevance {R.shape} must be the same Q × D shape")
+    if not np.isfinite(S).all():
+        raise ValueError("similarity has non-finite entries")
+    negatives, positives = np.sort(S[~R]), S[R]
+    if not negatives.size or not positives.size:
+        return float("nan")
+    below = np.searchsorted(negatives, positives, side="left")
+    not_above = np.searchsorted(negatives, positives, side="right")
+    return float((below.sum() + 0.5 * (not_above - below).sum()) / (positives.size * negatives.size))
+
+
 @dataclass(frozen=True)
 class AUCEstimate:
     """An AUC (or a difference of two) with its percentile bootstrap interval."""
@@ -104,4 +122,4 @@ def compare_similarities(similarities: dict[str, np.ndarray], relevant: np.ndarr
     return aucs, differences
 
 
-__all__ = ["AUCEstimate", "N_BOOTSTRAP", "PairCounts", "compare_similarities", "pair_counts"]
+__all__ = ["AUCEstimate", "N_BOOTSTRAP", "PairCounts", "compare_similarities", "pair_auc", "pair_counts"]

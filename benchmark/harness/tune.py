@@ -53,6 +53,7 @@ TRIALS_DIR = "trials"
 STUDY_FILE = "study.journal"
 TUNED_FILE = "tuned.toml"
 TUNED_SUFFIX = "-tuned"
+POINT_PARAM = "prior_point"  # the categorical over given sets of values (tune_method's ``points``)
 WAIT_FOR_CLAIM_S = 1.0  # how often a trial looks again at a cell another process holds
 
 
@@ -114,7 +115,7 @@ def searched_domains(method: str, search: list[str] | None = None) -> dict[str, 
 
 
 def study_name(method: str, grid: GridSpec, sources: Mapping[str, DatasetSource], metric: str,
-               search: list[str] | None = None) -> str:
+               search: list[str] | None = None, points: list[dict[str, Any]] | None = None) -> str:
     """The method plus a hash of the tuning problem: the same command resumes its own study,
     and a different problem (datasets, bits, seeds, metric, fixed values, search space) in the
     same folder starts another."""
@@ -123,6 +124,7 @@ def study_name(method: str, grid: GridSpec, sources: Mapping[str, DatasetSource]
         "protocol": grid.protocol, "bits": grid.bits, "seeds": grid.seeds, "preset": grid.preset,
         "coding": grid.database_coding, "features": grid.features, "metric": metric, "fixed": grid.user_params(method),
         "space": {k: repr(v) for k, v in searched_domains(method, search).items()},
+        **({"points": points} if points else {}),
     }
     return f"{method}-{hashlib.sha256(canonical_json(problem).encode()).hexdigest()[:10]}"
 
@@ -190,13 +192,19 @@ class _Trials:
 
 def tune_method(method: str, settings: RunSettings, sources: Mapping[str, DatasetSource], ctx: RunContext, *,
                 trials: int, metric: str = "map@all", sampler_seed: int = 0, search: list[str] | None = None,
+                points: list[dict[str, Any]] | None = None,
                 report: Callable[[str], None] = logger.info) -> StudyResult:
-    """Run (or continue) one method's study until ``trials`` trials are complete."""
+    """Run (or continue) one method's study until ``trials`` trials are complete.
+
+    ``points`` (``cmhbench priors``' stage 2): sets of values the study also chooses among, as
+    one categorical parameter (:data:`POINT_PARAM`, their index) beside ``search``; a trial
+    runs the chosen set's values, and the result holds them, not the index.  A fresh study
+    starts at the first set with the other parameters' defaults."""
     import optuna
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = study_name(method, settings.grid, sources, metric, search)
+    name = study_name(method, settings.grid, sources, metric, search, points)
     storage = _storage(settings.out)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     # A resumed study re-seeds its sampler from its length: the same seed again would re-propose the
@@ -207,8 +215,13 @@ def tune_method(method: str, settings: RunSettings, sources: Mapping[str, Datase
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     domains = searched_domains(method, search)
     runner = _Trials(method, settings, sources, ctx, metric)
-    space = set(domains)
-    if not study.trials:  # a fresh study tries the defaults first, so tuned-vs-default is on record
+    run = (runner.run if not points else
+           lambda number, params: runner.run(number, expand_point(params, points)))  # type: ignore[arg-type]
+    space = set(domains) | ({POINT_PARAM} if points else set())
+    if not study.trials and points:  # the first set (stage 1's best) with the other defaults
+        point = default_point(method, settings.grid, sources, domains)
+        study.enqueue_trial({POINT_PARAM: 0, **(point or {})})
+    elif not study.trials:  # a fresh study tries the defaults first, so tuned-vs-default is on record
         point = default_point(method, settings.grid, sources, domains)
         if point is not None:
             study.enqueue_trial(point, user_attrs={"default": True})
@@ -229,7 +242,7 @@ def tune_method(method: str, settings: RunSettings, sources: Mapping[str, Datase
     for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):  # the process died in it
         if set(stale.params) == space:
             report(f"tune {method}: finishing interrupted trial {stale.number}")
-            finish(runner.run(stale.number, stale.params))
+            finish(run(stale.number, stale.params))
         else:
             study.tell(stale.number, state=TrialState.FAIL)
     done = _count(study, TrialState.COMPLETE)
@@ -240,16 +253,26 @@ def tune_method(method: str, settings: RunSettings, sources: Mapping[str, Datase
             raise TuneError(f"tune {method}: {_count(study, TrialState.FAIL)} trials failed; see the records "
                             f"under {settings.out / TRIALS_DIR}")
         trial = study.ask()
-        finish(runner.run(trial.number, suggest(domains, trial)))
+        params = suggest(domains, trial)
+        if points:
+            params = {POINT_PARAM: int(trial.suggest_categorical(POINT_PARAM, list(range(len(points))))), **params}
+        finish(run(trial.number, params))
     best = study.best_trial
     if not runner.validation:  # every trial was done before this process: read the splits from the best one
-        runner.run(best.number, best.params)
+        run(best.number, best.params)
     defaults = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                 if t.user_attrs.get("default")]
-    return StudyResult(method=method, study=name, best_value=float(best.value), best_params=dict(best.params),
+    best_params = expand_point(best.params, points) if points else dict(best.params)
+    return StudyResult(method=method, study=name, best_value=float(best.value), best_params=best_params,
                        fixed_params=settings.grid.user_params(method), completed=_count(study, TrialState.COMPLETE),
                        failed=_count(study, TrialState.FAIL), validation=runner.validation,
                        default_value=float(defaults[0]) if defaults else None)
+
+
+def expand_point(params: Mapping[str, Any], points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A trial's parameters with the index :data:`POINT_PARAM` replaced by that point's values."""
+    rest = {k: v for k, v in params.items() if k != POINT_PARAM}
+    return {**points[int(params[POINT_PARAM])], **rest}
 
 
 def _count(study: Any, state: Any) -> int:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cmhbench.evaluation.pair_auc import compare_similarities, pair_counts
+from cmhbench.evaluation.pair_auc import compare_similarities, pair_auc, pair_counts
 
 
 def brute_auc(S, R, weights=None):
@@ -27,6 +27,13 @@ def test_auc_matches_brute_force_with_ties_and_weights(pairs):
     assert counts.auc() == pytest.approx(brute_auc(S, R))
     w = np.array([0, 2, 1, 0, 3, 1, 1], dtype=float)
     assert counts.auc(w) == pytest.approx(brute_auc(S, R, w))
+
+
+def test_the_one_sort_auc_is_the_cross_count_auc(pairs):
+    S, R = pairs
+    assert pair_auc(S, R) == pytest.approx(brute_auc(S, R))
+    assert pair_auc(np.zeros((4, 4)), np.eye(4, dtype=bool)) == 0.5
+    assert np.isnan(pair_auc(S, np.zeros_like(R)))  # no relevant pair: no AUC
 
 
 def test_perfect_and_reversed_similarities():
