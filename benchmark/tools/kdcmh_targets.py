@@ -155,20 +155,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--cache-dir", type=Path, default=None, help="teacher cache (shared with cmhbench run)")
     parser.add_argument("--map", action="store_true", help="also run each variant as a validation cell")
+    parser.add_argument("--map-only", action="store_true", help="only the validation cells (no AUC)")
     parser.add_argument("--bits", type=int, default=32)
     parser.add_argument("--out", type=Path, default=None, help="results folder of the validation cells (--map)")
     parser.add_argument("--json", type=Path, default=None, help="append the results here as one JSON line")
     args = parser.parse_args(argv)
+    args.map = args.map or args.map_only
     if args.map and args.out is None:
         parser.error("--map needs --out")
-    variants = {"defaults": {}}
+    variants: dict[str, dict] = {} if args.map_only else {"defaults": {}}
     for item in args.variant:
         name, _, value = item.partition("=")
         variants[name] = json.loads(value) if value else {}
-    result = measure(args.dataset, data_dir=args.data_dir, features=args.features, seed=args.seed,
-                     variants=variants, cache_dir=args.cache_dir, anchors=args.anchors, n_bootstrap=args.bootstrap,
-                     preset=args.preset)
-    _print(result)
+    if args.map_only:
+        result: dict[str, Any] = {"dataset": args.dataset, "features": args.features, "seed": args.seed}
+    else:
+        result = measure(args.dataset, data_dir=args.data_dir, features=args.features, seed=args.seed,
+                         variants=variants, cache_dir=args.cache_dir, anchors=args.anchors,
+                         n_bootstrap=args.bootstrap, preset=args.preset)
+        _print(result)
     if args.map:
         result["map@all"] = validation_map(args.dataset, data_dir=args.data_dir, features=args.features,
                                            seed=args.seed, bits=args.bits, variants=variants, out=args.out,
