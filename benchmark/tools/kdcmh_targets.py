@@ -4,12 +4,13 @@
 first-round similarity s and target P of each kdcmh variant exactly as a fit would (the
 teacher trained on the validation split's training rows, or read from ``--cache-dir``) and
 scores how well each separates same-label from different-label *training* pairs: ROC-AUC
-with paired query-bootstrap intervals (:mod:`cmhbench.evaluation.pair_auc`).  The pairs are
-(a, b) with a in a seeded fifth of the training rows (at most ``--anchors``) and b in the
-rest, so no item is paired with itself.  A knn target is scored as the 0/1 matrix P the
-student is trained on; a graded one as s (σ(κ·s) ranks the same).  With ``--rounds-from``
-a variant's later-round target (``rounds`` > 1) is scored too: a student is trained for
-``rounds`` − 1 rounds and the similarity built from its outputs.
+with paired query-bootstrap intervals (:mod:`cmhbench.evaluation.pair_auc`), each variant
+against the first (s against s, P against P).  The pairs are (a, b) with a in a seeded fifth
+of the training rows (at most ``--anchors``) and b in the rest, so no item is paired with
+itself.  A knn target is scored as the 0/1 matrix P the student is trained on (with its
+precision and recall); a graded one as s (σ(κ·s) ranks the same).  A variant with ``rounds``
+R > 1 is scored on its last round's target: a student of R − 1 rounds is trained and the
+similarity built from its outputs.
 
 With ``--map`` it then runs each variant as a validation cell (the split ``cmhbench tune``
 uses; 32 bits unless ``--bits``) into ``--out`` and prints validation map@all.  Labels serve
@@ -92,10 +93,10 @@ def measure(dataset_name: str, *, data_dir: str | None, features: str, seed: int
             hits[name] = {"precision": float(relevant[positive].mean()), "recall": float(positive[relevant].mean())}
         used[name] = {k: params[k] for k in ("distill", "similarity", "source", "teacher_codes", "knn_fraction",
                                              "coherence", "rounds")}
-    first = next(iter(variants))
-    key = f"{first}:P" if f"{first}:P" in sims else f"{first}:s"
-    aucs, diffs = compare_similarities(sims, relevant, pairs=[(name, key) for name in sims if name != key],
-                                       n_bootstrap=n_bootstrap, seed=seed)
+    first = next(iter(variants))  # the reference: each variant's s against its s, P against its P
+    pairs = [(f"{name}:{part}", f"{first}:{part}") for name in variants if name != first for part in "sP"
+             if f"{name}:{part}" in sims and f"{first}:{part}" in sims]
+    aucs, diffs = compare_similarities(sims, relevant, pairs=pairs, n_bootstrap=n_bootstrap, seed=seed)
     return {"dataset": dataset_name, "features": features, "seed": seed, "split": split.digest(),
             "sizes": {"train": int(train.n), "anchors": int(len(a_rows)), "partners": int(len(b_rows)),
                       "relevant_share": float(relevant.mean())},
