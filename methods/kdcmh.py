@@ -32,15 +32,31 @@ neighbour / non-neighbour matrix, a supervised student learns from it) with DCMH
    then s_ij averages the Hamming affinities of the four image/text code pairs of i and j).
    Control without a teacher (``source="features"``): z_i = [x̂_i, ŷ_i]/√2 with x̂, ŷ the
    centred, row-normalised features, so s_ij is the mean of the two modalities' cosines.
+   This is ``similarity="fused"`` (the default).  ``similarity="joint"`` distils instead the
+   teacher's own modal-fusion similarity, the abstract's "modal fusion similarity matrix"
+   of a "distribution-based similarity hashing method" taken literally: JDSH's joint-modal
+   S = α·S_I + β·S_T + λ·(S_high + S_highᵀ)/2 with its distribution-based decision and
+   weighting (DSDW), computed over the whole training set (S_high's rows have n entries,
+   where JDSH's batches give them m) with the teacher's α, β, λ, L1, L2, A, B, μ; DSDW's five
+   constants are the teacher's if set, else estimated by jdsh's estimator on this matrix's
+   off-diagonal entries.  S_I, S_T are JDSH's 2·cos − 1 of the teacher's relaxed codes (or
+   their signs; ``source="features"``: of the raw features, i.e. exactly JDSH's own training
+   target, no trained teacher).  Being neither low-rank nor bounded by 1, it is built n × n,
+   and its diagonal is set to its maximum so that an item's own pair stays the most similar.
+   Shared-neighbour denoising (``coherence`` = ω > 0; DGCPN's graph-neighbour coherence, and
+   UKD's idea that neighbourhoods, not raw scores, carry the teacher's knowledge): with N(i)
+   the k items j ≠ i of largest s_ij (k as below) and c_ij = |N(i) ∩ N(j)|/k,
+   s̃ = (1 − ω)·s + ω·(2c − 1), DGCPN's blend S = 2·[(1 − γ)·C + γ·G] − 1 with c on a cosine's
+   [−1, 1] scale; built n × n.  ω = 0.3 is DGCPN's γ.
 3. Target P (m × n rows per batch; ours), picked by ``distill``:
    - ``"knn"`` (UKD's neighbour matrix): with k = max(1, round(``knn_fraction``·n)) and τ_i
      the k-th largest s_ij over j ≠ i, P_ij = 1 if s_ij ≥ τ_i or s_ij ≥ τ_j (symmetric; ties
      at the threshold included), else 0.
    - ``"graded"``: P_ij = σ(κ·s_ij), so that the likelihood below is minimal exactly where
      the student's cosine equals the teacher's, cos(F_i, G_j) = s_ij.
-   In both P_ii uses s_ii = 1: an item's own image–text pair is always similar.  P is never
-   built n × n: each batch's rows are computed from the n × c_t fused codes; the knn
-   thresholds once, in blocks of rows.
+   In both P_ii uses s_ii = 1 (the maximum, for a dense s): an item's own image–text pair is
+   always similar.  With the fused, undenoised s, P is never built n × n: each batch's rows are
+   computed from the n × c_t fused codes; the knn thresholds once, in blocks of rows.
 4. Student: DCMH's alternating scheme with our pair likelihood and per-entry terms.  F = f_I(X),
    G = f_T(Y) (n × c, whole training set, kept in buffers), B = sgn(F + G), and per step of
    the image network on a batch of m rows (the text network likewise with F and G swapped)
@@ -57,7 +73,14 @@ neighbour / non-neighbour matrix, a supervised student learns from it) with DCMH
    in DCMH's TensorFlow code).  Both networks see their inputs minus the training mean (DCMH
    centres its inputs).  ``image_network="linear"`` replaces the image MLP by one linear
    layer (control; the architecture of the jdsh-version-2 teacher of docs/kdcmh.md).
-5. Codes: sgn(f_I(x)) for an image, sgn(f_T(y)) for a text, and sgn(f_I(x) + f_T(y)) for an
+5. Iterated distillation (``rounds`` = R; ours, after born-again networks and UKD's
+   teacher → student step repeated): the first round is items 2–4; each later round trains a
+   fresh student (new networks, new buffers, the seed's random stream continued) on the
+   similarity of item 2 built from the previous student's outputs u = f_I(X), v = f_T(Y) on
+   the training set in place of the teacher's codes.  The last student is the model.
+   Progress: "epoch" for round 1, "round r epoch" for round r; ``loss_history_`` runs over
+   all R·E epochs.
+6. Codes: sgn(f_I(x)) for an image, sgn(f_T(y)) for a text, and sgn(f_I(x) + f_T(y)) for an
    image–text pair (the out-of-sample form of B = sgn(F + G); every row coded on its own).
 
 Why this student, and not DCMH's objective as is (versions 1–2 had it; all ours).
@@ -86,7 +109,10 @@ Why this student, and not DCMH's objective as is (versions 1–2 had it; all our
   never pay: for F = t·B the two terms are γ(1 − t)² + η·t²·μ² (μ² ≤ 1), minimal at
   t ≥ ½ when η ≤ γ.
 
-Defaults (ours unless stated).  ``distill="knn"`` (UKD's form and the abstract's "supervised
+Defaults (ours unless stated).  ``similarity="fused"``, ``coherence`` = 0 and ``rounds`` = 1 are
+the version-3 student as it was (the abstract names a fusion similarity but not which, nor
+denoising or repeated distillation, so nothing supports changing them; docs/kdcmh.md has
+the validation evidence on each).  ``distill="knn"`` (UKD's form and the abstract's "supervised
 student": supervised cross-modal hashing consumes yes/no similarity), ``knn_fraction`` =
 0.05, ``teacher_codes="continuous"`` (the relaxed codes keep the teacher's confidence that
 the signs discard), ``source="teacher"``, κ = 5, γ = η = 0.1, ``image_network="mlp"``.
@@ -105,22 +131,12 @@ training loss, not on any retrieval score); Adam with a learning rate falling lo
 no weight decay; ``hidden`` = 4096.  Teacher: jdsh's defaults (300 epochs, the two-layer image
 stand-in since jdsh version 3, hidden 4096, DSDW constants estimated from the training data, …)
 at 128 bits.
-Wikipedia (a dataset override; the only values chosen on a score, and that score a validation
-one): ``knn_fraction`` = 0.018, κ = 3.62, γ = 0.4385, η = 0.0156, ``lr_image`` = 3.3e-3,
-``lr_text`` = 1.9e-5.  With the jdsh-version-3 teacher the defaults above fell short on
-Wikipedia (validation map@all 0.223 / 0.516 against djsrh's 0.259 / 0.543), so we ran
-``cmhbench tune`` (20 TPE trials, sampler seed 0, trial 0 = the defaults) on the validation
-split of Wikipedia with ``--features zscore``, 32 bits, seed 0, searching the distillation
-form, the teacher codes, ``knn_fraction``, κ, γ, η and both learning rates, with the student
-reduced to 50 epochs and hidden 1024 for CPU time (teacher as in the defaults).  Because the
-learning rates of a 50-epoch run need not suit 200 epochs, three candidates were then scored
-on the same validation split at the full settings: the defaults 0.223 / 0.516, the best
-trial without its learning rates 0.269 / 0.496, the whole best trial 0.262 / 0.535 (djsrh
-0.259 / 0.543, jdsh 0.249 / 0.529).  The last is this override: a smaller neighbourhood
-(1.8 % of n instead of 5 %) and a larger image learning rate are what the study moved most.
-The study was started after the first acceptance cells on Wikipedia's test queries had
-come in below djsrh; the values were chosen on the validation split alone.  Raw and standardised Wikipedia
-share the override (the study used ``zscore``).  docs/kdcmh.md has the study's trials.
+Wikipedia has no override of its own (version 4): the student's values once chosen there by a
+separate study (version 3's ``WIKIPEDIA_STUDENT``) gave way to ``cmhbench priors``, the one
+procedure every method's per-dataset values now come from; its output is a generated file,
+read by ``cmhbench run --config`` (docs/tuning.md, "Choosing similarity priors";
+docs/tuning/priors-wikipedia-zscore-kdcmh.toml is kdcmh's, from a 2-trial stage 2).  The
+teacher keeps jdsh's per-dataset values, which are its authors'.
 The ``quick`` preset (tests, default tour): 10 student epochs, hidden 256, learning rate
 1e-3 → 1e-4, and jdsh's quick preset for the teacher.
 
@@ -139,13 +155,17 @@ Deviations from DCMH, and why (all ours):
   mAP); we train the stated number of epochs and report the final model.
 
 Memory: the training features, F, G, B and the fused codes (O(n·(c + c_t))), plus O(m·n)
-per batch (the batch's target rows and Θ); nothing n × n.
+per batch (the batch's target rows and Θ); nothing n × n at the defaults.  ``similarity=
+"joint"`` or ``coherence`` > 0 hold a few n × n float32 matrices while building s and one
+for the training (0.4 GB at n = 10,000).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -153,15 +173,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback, resolve_device
-from cmhbench.methods.deep import DeepHasher, cosine_matrix, mlp, relaxation, signs, step_mean
+from cmhbench.methods.deep import DeepHasher, cosine_matrix, mlp, relaxation, signs, step_mean, train_epochs
 from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
                                       learning_rate, weight)
-from cmhbench.methods.jdsh import JDSH
+from cmhbench.methods.jdsh import DSDW_FIELDS, JDSH, dsdw, estimate_dsdw, joint_modal_similarity
 from cmhbench.methods.registry import register
 
 DISTILL_TARGETS = ("knn", "graded")
 TEACHER_CODES = ("continuous", "sign")
 SOURCES = ("teacher", "features")
+SIMILARITIES = ("fused", "joint")
 IMAGE_NETWORKS = ("mlp", "linear")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -170,16 +191,14 @@ TEACHER_FIELDS = ("epochs", "hidden", "alpha", "beta", "lam", "l1", "l2", "loc",
                   "s_min", "s_max")
 _JDSH = JDSH.default_params()
 
-#: The student's values on Wikipedia: the best of a 20-trial ``cmhbench tune`` study on the validation
-#: split (module docstring, "Wikipedia").
-WIKIPEDIA_STUDENT = {"knn_fraction": 0.01802, "kappa": 3.62, "gamma": 0.4385, "eta": 0.01564,
-                     "lr_image": 0.003265, "lr_text": 1.942e-05}
-
 #: The teacher's version (part of the cache key; jdsh's version is also part of kdcmh's cell keys).
 TEACHER_VERSION = JDSH.info.version
 
-#: Rows per block when computing the knn thresholds (memory bound only).
+#: Rows per block when computing the knn thresholds and neighbour lists (memory bound only).
 THRESHOLD_BLOCK = 1024
+#: Off-diagonal entries from which the joint target's DSDW constants are estimated (an evenly
+#: spread subset above this; five summary numbers need no more).
+DSDW_SAMPLE = 1_000_000
 
 
 def as_teacher_values(table: dict[str, Any]) -> dict[str, Any]:
@@ -220,11 +239,17 @@ def fuse(image_out: torch.Tensor, text_out: torch.Tensor) -> torch.Tensor:
 
 def teacher_fusion(image_out: torch.Tensor, text_out: torch.Tensor, codes: str) -> torch.Tensor:
     """The fused teacher representation from its relaxed codes (``continuous``) or their signs."""
-    if codes == "sign":
-        image_out, text_out = signs(image_out), signs(text_out)
-    elif codes != "continuous":
-        raise ValueError(f"teacher_codes must be one of {TEACHER_CODES}, got {codes!r}")
+    image_out, text_out = code_view(image_out, text_out, codes)
     return fuse(image_out, text_out)
+
+
+def code_view(image_out: torch.Tensor, text_out: torch.Tensor, codes: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A teacher's outputs as they enter a similarity: as they are (``continuous``) or their signs."""
+    if codes == "sign":
+        return signs(image_out), signs(text_out)
+    if codes != "continuous":
+        raise ValueError(f"teacher_codes must be one of {TEACHER_CODES}, got {codes!r}")
+    return image_out, text_out
 
 
 def feature_fusion(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -235,37 +260,117 @@ def feature_fusion(image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=1) / math.sqrt(2.0)
 
 
+@dataclass(frozen=True)
+class Similarity:
+    """s_ij over the n training items, in one of two forms: ``factor`` z (n × r, unit rows), with
+    s = z zᵀ never built n × n (the fused form), or ``dense`` (n × n; the joint and the
+    denoised forms, which are not low-rank).  Either way an item's own pair has the largest
+    value the similarity takes (1 for unit rows; the matrix's maximum for a dense one)."""
+
+    factor: torch.Tensor | None = None
+    dense: torch.Tensor | None = None
+
+    @classmethod
+    def of_matrix(cls, S: torch.Tensor) -> "Similarity":
+        """A dense similarity with its diagonal raised to its maximum (own pair most similar)."""
+        S = S.clone()
+        S.fill_diagonal_(float(S.max()))
+        return cls(dense=S)
+
+    @property
+    def n(self) -> int:
+        return (self.factor if self.factor is not None else self.dense).shape[0]
+
+    def rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """s[rows] (m × n), own pairs included (a fresh tensor the caller may change)."""
+        if self.dense is not None:
+            return self.dense[rows]
+        s = self.factor[rows] @ self.factor.T
+        s[torch.arange(rows.shape[0], device=s.device), rows] = 1.0
+        return s
+
+    def matrix(self) -> torch.Tensor:
+        """All of s (n × n): for the diagnostic and for denoising, never for the factor form's training."""
+        return self.dense if self.dense is not None else self.rows(torch.arange(self.n, device=self.factor.device))
+
+
+def joint_similarity(image_out: torch.Tensor, text_out: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+    """The teacher's own target over the whole training set (n × n): JDSH's joint-modal similarity
+    S = α·S_I + β·S_T + λ·(S_high + S_highᵀ)/2 of ``image_out``, ``text_out`` with the teacher's
+    α, β, λ, then its distribution-based decision and weighting (DSDW) with the teacher's L1, L2,
+    A, B, μ.  DSDW's five constants are the teacher's where given, else estimated (jdsh's
+    estimator) on this matrix's off-diagonal entries: the distribution the rule is applied to."""
+    S = joint_modal_similarity(image_out, text_out, params["alpha"], params["beta"], params["lam"])
+    constants = {name: params[name] for name in DSDW_FIELDS if params.get(name) is not None}
+    if len(constants) < len(DSDW_FIELDS):
+        off = ~torch.eye(S.shape[0], dtype=torch.bool, device=S.device)
+        values = S[off]
+        if values.numel() > DSDW_SAMPLE:  # an evenly spread subset serves five summary numbers
+            values = values[torch.linspace(0, values.numel() - 1, DSDW_SAMPLE, device=S.device).long()]
+        estimate = estimate_dsdw(values.double().cpu().numpy())
+        constants = {**{k: v for k, v in estimate.items() if k not in constants}, **constants}
+    return dsdw(S, **constants, a=params["a"], b=params["b"], l1=params["l1"], l2=params["l2"], mu=params["mu"])
+
+
 def knn_count(n: int, fraction: float) -> int:
     """k = max(1, round(fraction·n)), at most n − 1."""
     return max(1, min(n - 1, int(round(fraction * n))))
 
 
-def knn_thresholds(z: torch.Tensor, k: int, block: int = THRESHOLD_BLOCK) -> torch.Tensor:
-    """τ_i = the k-th largest z_iᵀz_j over j ≠ i, computed in blocks of rows (never n × n)."""
-    n = z.shape[0]
-    out = torch.empty(n, dtype=z.dtype, device=z.device)
+def _blocks(sim: Similarity, block: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(start, s[start:stop] with the own pairs set to −∞), block by block (never n × n at once)."""
+    n = sim.n
+    device = (sim.factor if sim.factor is not None else sim.dense).device
     for start in range(0, n, block):
         stop = min(start + block, n)
-        sims = z[start:stop] @ z.T
-        local = torch.arange(stop - start, device=z.device)
-        sims[local, local + start] = -math.inf
-        out[start:stop] = sims.topk(k, dim=1).values[:, -1]
-    return out
+        s = sim.rows(torch.arange(start, stop, device=device))
+        local = torch.arange(stop - start, device=device)
+        s[local, local + start] = -math.inf
+        yield start, s
 
 
-def target_rows(z: torch.Tensor, rows: torch.Tensor, distill: str, *, kappa: float,
+def knn_thresholds(sim: Similarity | torch.Tensor, k: int, block: int = THRESHOLD_BLOCK) -> torch.Tensor:
+    """τ_i = the k-th largest s_ij over j ≠ i, computed in blocks of rows (``sim`` a
+    :class:`Similarity`, or unit rows z for s = z zᵀ)."""
+    sim = sim if isinstance(sim, Similarity) else Similarity(factor=sim)
+    return torch.cat([s.topk(k, dim=1).values[:, -1] for _, s in _blocks(sim, block)])
+
+
+def shared_neighbours(sim: Similarity, k: int, block: int = THRESHOLD_BLOCK) -> torch.Tensor:
+    """c_ij = |N(i) ∩ N(j)| / k (n × n), N(i) the k items j ≠ i with the largest s_ij (ties
+    broken by topk): the share of neighbours two items have in common, DGCPN's
+    graph-neighbour coherence ⟨p_i, p_j⟩·k with uniform neighbour weights."""
+    n = sim.n
+    A = None
+    for start, s in _blocks(sim, block):
+        if A is None:
+            A = torch.zeros(n, n, dtype=s.dtype, device=s.device)
+        A[start:start + s.shape[0]].scatter_(1, s.topk(k, dim=1).indices, 1.0)
+    return (A @ A.T) / k
+
+
+def denoise(sim: Similarity, k: int, weight: float) -> Similarity:
+    """s̃ = (1 − ω)·s + ω·(2c − 1) with c the shared-neighbour share (:func:`shared_neighbours`),
+    DGCPN's blend of first-order similarity and graph-neighbour coherence (its S = 2·[(1 − γ)·C
+    + γ·G] − 1, with 2c − 1 putting c on the [−1, 1] scale of a cosine)."""
+    S = sim.matrix()
+    return Similarity.of_matrix((1.0 - weight) * S + weight * (2.0 * shared_neighbours(sim, k) - 1.0))
+
+
+def target_rows(sim: Similarity | torch.Tensor, rows: torch.Tensor, distill: str, *, kappa: float,
                 thresholds: torch.Tensor | None = None) -> torch.Tensor:
     """Rows ``rows`` of the target P (m × n, in [0, 1]) against the whole training set.
 
-    ``knn``: P_ij = 1 if j is among i's k nearest by z_iᵀz_j or i among j's, else 0;
-    ``graded``: P_ij = σ(κ·z_iᵀz_j), the pair probability whose optimum is cos = z_iᵀz_j.
-    An item's own pair is always a neighbour / has s_ii = 1."""
-    s = z[rows] @ z.T
-    s[torch.arange(rows.shape[0], device=z.device), rows] = 1.0
+    ``knn``: P_ij = 1 if j is among i's k nearest by s_ij or i among j's, else 0;
+    ``graded``: P_ij = σ(κ·s_ij), the pair probability whose optimum is cos = s_ij.
+    An item's own pair is always a neighbour / has its largest similarity.  ``sim``: a
+    :class:`Similarity`, or unit rows z for s = z zᵀ."""
+    sim = sim if isinstance(sim, Similarity) else Similarity(factor=sim)
+    s = sim.rows(rows)
     if distill == "knn":
         if thresholds is None:
             raise ValueError("the knn target needs the thresholds from knn_thresholds")
-        return ((s >= thresholds[rows, None]) | (s >= thresholds[None, :])).to(z.dtype)
+        return ((s >= thresholds[rows, None]) | (s >= thresholds[None, :])).to(s.dtype)
     if distill == "graded":
         return torch.sigmoid(kappa * s)
     raise ValueError(f"distill must be one of {DISTILL_TARGETS}, got {distill!r}")
@@ -334,24 +439,15 @@ def centred_network(mean: torch.Tensor, hidden: int, out_dim: int, kind: str = "
 
 
 def prior_target(model: "KDCMH", train: PairedFeatures) -> torch.Tensor:
-    """The target P over every pair of ``train`` (n × n), the teacher trained on ``train``
-    (cached through ``model.cache``): what ``cmhbench priors`` scores for kdcmh's teacher
-    weights and neighbourhood size."""
-    device = resolve_device(model.device)
-    image, text = torch.from_numpy(train.image).to(device), torch.from_numpy(train.text).to(device)
-    if model.source == "features":
-        z = feature_fusion(image, text)
-    else:
-        args = (train.key, int(model.seed), model.teacher_params(), TEACHER_VERSION, torch.device(device).type, train,
-                device)
-        teacher = (_cached_teacher(*args) if model.cache is None else
-                   model.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])(*args))
-        z = teacher_fusion(torch.from_numpy(teacher["image"]).to(device), torch.from_numpy(teacher["text"]).to(device),
-                           model.teacher_codes)
-    k = knn_count(train.n, model.knn_fraction)
-    thresholds = knn_thresholds(z, k) if model.distill == "knn" else None
-    return target_rows(z, torch.arange(train.n, device=device), model.distill, kappa=model.kappa,
-                       thresholds=thresholds)
+    """The target P over every pair of ``train`` (n × n) exactly as a fit's first round builds
+    it (the teacher trained on ``train``, or read from ``model.cache``): what ``cmhbench
+    priors`` scores for kdcmh's teacher weights and neighbourhood size."""
+    model._check_params()
+    with model._seeded_training(train) as run:
+        sim = model._similarity(run.image, run.text, model._outputs(run.image, run.text, train))
+        thresholds = knn_thresholds(sim, knn_count(train.n, model.knn_fraction)) if model.distill == "knn" else None
+        return target_rows(sim, torch.arange(train.n, device=run.image.device), model.distill, kappa=model.kappa,
+                           thresholds=thresholds)
 
 
 @register(
@@ -362,19 +458,18 @@ def prior_target(model: "KDCMH", train: PairedFeatures) -> torch.Tensor:
     year=2021,
     kind="deep",
     fidelity="reconstructed",
-    # 2: the teacher is jdsh version 2; 3: cosine pair likelihood, kNN/graded targets, per-entry terms
-    version=3,
+    # 2: the teacher is jdsh version 2; 3: cosine pair likelihood, kNN/graded targets, per-entry terms;
+    # 4: no Wikipedia override (cmhbench priors chooses per-dataset values); similarity, coherence, rounds
+    version=4,
     uses=("jdsh",),
     deterministic=False,
     memory="O(n·(d_x+d_y)) features + O(n·(c+c_t)) buffers and teacher outputs + O(m·n) per batch",
     presets={"quick": {"epochs": 10, "hidden": 256, "lr_image": 1e-3, "lr_text": 1e-3, "lr_final": 1e-4,
                        **as_teacher_values(JDSH.info.presets.get("quick", {}))}},
-    dataset_overrides={**{name: as_teacher_values(values) for name, values in JDSH.info.dataset_overrides.items()},
-                       "wikipedia": WIKIPEDIA_STUDENT},
-    # the teacher's values keep jdsh's provenance; Wikipedia's were chosen on its validation split
-    override_sources={**{name: {f"teacher_{k}": JDSH.info.override_source(name, k) for k in values if k in TEACHER_FIELDS}
-                         for name, values in JDSH.info.dataset_overrides.items()},
-                      "wikipedia": "validation"},
+    dataset_overrides={name: as_teacher_values(values) for name, values in JDSH.info.dataset_overrides.items()},
+    # the teacher's values keep jdsh's provenance
+    override_sources={name: {f"teacher_{k}": JDSH.info.override_source(name, k) for k in values if k in TEACHER_FIELDS}
+                      for name, values in JDSH.info.dataset_overrides.items()},
     # the teacher's modal weights (searched over jdsh's own ranges) and the target's neighbourhood
     prior_params=("teacher_alpha", "teacher_beta", "teacher_lam", "knn_fraction"),
     prior_ranges={f"teacher_{name}": JDSH.param_domains[name] for name in ("alpha", "beta", "lam")},
@@ -382,89 +477,41 @@ def prior_target(model: "KDCMH", train: PairedFeatures) -> torch.Tensor:
 )
 class KDCMH(DeepHasher):
     param_domains = {
-        "distill": Choice(DISTILL_TARGETS, search=True),
-        "teacher_codes": Choice(TEACHER_CODES, search=True),
-        "source": Choice(SOURCES),
-        "knn_fraction": Real(0.0, 1.0, low_open=True, search=(0.01, 0.2), log=True),
-        "kappa": Real(0.0, low_open=True, search=(2.0, 10.0), log=True),
-        "gamma": weight(0.01, 1.0),
-        "eta": weight(0.01, 1.0),
-        "image_network": Choice(IMAGE_NETWORKS),
-        "epochs": EPOCHS,
-        "batch_size": BATCH,
-        "hidden": HIDDEN,
-        "optimizer": Choice(OPTIMIZERS),
-        "lr_image": learning_rate(1e-5, 1e-2),
-        "lr_text": learning_rate(1e-5, 1e-2),
-        "lr_final": POSITIVE,
-        "momentum": MOMENTUM,
-        "weight_decay": WEIGHT_DECAY,
-        "teacher_bits": Int(1),
-        "teacher_epochs": EPOCHS,
-        "teacher_hidden": HIDDEN,
-        "teacher_alpha": Real(0.0, 1.0),
-        "teacher_beta": Real(0.0, 1.0),
-        "teacher_lam": Real(0.0, 1.0),
-        "teacher_l1": Real(0.0),
-        "teacher_l2": Real(0.0),
-        "teacher_loc": Real(optional=True),
-        "teacher_scale_left": Real(0.0, low_open=True, optional=True),
-        "teacher_scale_right": Real(0.0, low_open=True, optional=True),
-        "teacher_s_min": Real(optional=True),
-        "teacher_s_max": Real(optional=True),
+        "distill": Choice(DISTILL_TARGETS, search=True, default="knn"),
+        "similarity": Choice(SIMILARITIES, search=True, default="fused"),
+        "teacher_codes": Choice(TEACHER_CODES, search=True, default="continuous"),
+        "source": Choice(SOURCES, default="teacher"),
+        # reaches class scale: 20 % of n (a Wikipedia class holds about 10 % of the items)
+        "knn_fraction": Real(0.0, 1.0, low_open=True, search=(0.01, 0.2), log=True, default=0.05),
+        "coherence": Real(0.0, 1.0, search=(0.0, 0.6), default=0.0),
+        "rounds": Int(1, 10, search=(1, 3), default=1),
+        "kappa": Real(0.0, low_open=True, search=(2.0, 10.0), log=True, default=5.0),
+        "gamma": weight(0.01, 1.0).with_default(0.1),
+        "eta": weight(0.01, 1.0).with_default(0.1),
+        "image_network": Choice(IMAGE_NETWORKS, default="mlp"),
+        "epochs": EPOCHS.with_default(200),
+        "batch_size": BATCH.with_default(128),
+        "hidden": HIDDEN.with_default(4096),
+        "optimizer": Choice(OPTIMIZERS, default="adam"),
+        "lr_image": learning_rate(1e-5, 1e-2).with_default(1e-4),
+        "lr_text": learning_rate(1e-5, 1e-2).with_default(1e-4),
+        "lr_final": POSITIVE.with_default(1e-5),
+        "momentum": MOMENTUM.with_default(0.0),
+        "weight_decay": WEIGHT_DECAY.with_default(0.0),
+        "teacher_bits": Int(1, default=128),
+        "teacher_epochs": EPOCHS.with_default(_JDSH["epochs"]),
+        "teacher_hidden": HIDDEN.with_default(_JDSH["hidden"]),
+        "teacher_alpha": Real(0.0, 1.0, default=_JDSH["alpha"]),
+        "teacher_beta": Real(0.0, 1.0, default=_JDSH["beta"]),
+        "teacher_lam": Real(0.0, 1.0, default=_JDSH["lam"]),
+        "teacher_l1": Real(0.0, default=_JDSH["l1"]),
+        "teacher_l2": Real(0.0, default=_JDSH["l2"]),
+        "teacher_loc": Real(optional=True, default=_JDSH["loc"]),
+        "teacher_scale_left": Real(0.0, low_open=True, optional=True, default=_JDSH["scale_left"]),
+        "teacher_scale_right": Real(0.0, low_open=True, optional=True, default=_JDSH["scale_right"]),
+        "teacher_s_min": Real(optional=True, default=_JDSH["s_min"]),
+        "teacher_s_max": Real(optional=True, default=_JDSH["s_max"]),
     }
-
-    def __init__(
-        self,
-        *,
-        distill: str = "knn",
-        teacher_codes: str = "continuous",
-        source: str = "teacher",
-        knn_fraction: float = 0.05,
-        kappa: float = 5.0,
-        gamma: float = 0.1,
-        eta: float = 0.1,
-        image_network: str = "mlp",
-        epochs: int = 200,
-        batch_size: int = 128,
-        hidden: int = 4096,
-        optimizer: str = "adam",
-        lr_image: float = 1e-4,
-        lr_text: float = 1e-4,
-        lr_final: float = 1e-5,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
-        teacher_bits: int = 128,
-        teacher_epochs: int = _JDSH["epochs"],
-        teacher_hidden: int = _JDSH["hidden"],
-        teacher_alpha: float = _JDSH["alpha"],
-        teacher_beta: float = _JDSH["beta"],
-        teacher_lam: float = _JDSH["lam"],
-        teacher_l1: float = _JDSH["l1"],
-        teacher_l2: float = _JDSH["l2"],
-        teacher_loc: float | None = _JDSH["loc"],
-        teacher_scale_left: float | None = _JDSH["scale_left"],
-        teacher_scale_right: float | None = _JDSH["scale_right"],
-        teacher_s_min: float | None = _JDSH["s_min"],
-        teacher_s_max: float | None = _JDSH["s_max"],
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.distill, self.teacher_codes, self.source = distill, teacher_codes, source
-        self.knn_fraction, self.kappa = knn_fraction, kappa
-        self.gamma, self.eta = gamma, eta
-        self.image_network = image_network
-        self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
-        self.lr_image, self.lr_text, self.lr_final = lr_image, lr_text, lr_final
-        self.momentum, self.weight_decay, self.optimizer = momentum, weight_decay, optimizer
-        self.teacher_bits, self.teacher_epochs, self.teacher_hidden = teacher_bits, teacher_epochs, teacher_hidden
-        self.teacher_alpha, self.teacher_beta, self.teacher_lam = teacher_alpha, teacher_beta, teacher_lam
-        self.teacher_l1, self.teacher_l2 = teacher_l1, teacher_l2
-        self.teacher_loc, self.teacher_scale_left, self.teacher_scale_right = (teacher_loc, teacher_scale_left,
-                                                                               teacher_scale_right)
-        self.teacher_s_min, self.teacher_s_max = teacher_s_min, teacher_s_max
 
     # --- teacher ------------------------------------------------------------------------------
     def teacher_params(self) -> dict[str, Any]:
@@ -495,23 +542,62 @@ class KDCMH(DeepHasher):
         self.report_progress(report.done, report.total, "teacher epoch",
                              **{f"teacher_{k}": v for k, v in report.values.items()})
 
-    def _fused(self, image: torch.Tensor, text: torch.Tensor, train: PairedFeatures) -> torch.Tensor:
-        """z (n × ·, unit rows): the teacher's fused codes, or the features' own (``source``)."""
+    # --- the distilled similarity ---------------------------------------------------------------
+    def _outputs(self, image: torch.Tensor, text: torch.Tensor,
+                 train: PairedFeatures) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """What the first round distils from: the teacher's relaxed codes, or None for the features."""
         if self.source == "features":
             self.teacher_report_ = None
-            return feature_fusion(image, text)
+            return None
         teacher = self._teacher_outputs(train)
-        return teacher_fusion(torch.from_numpy(teacher["image"]).to(image.device),
-                              torch.from_numpy(teacher["text"]).to(image.device), self.teacher_codes)
+        return (torch.from_numpy(teacher["image"]).to(image.device),
+                torch.from_numpy(teacher["text"]).to(image.device))
+
+    def _similarity(self, image: torch.Tensor, text: torch.Tensor,
+                    outputs: tuple[torch.Tensor, torch.Tensor] | None) -> Similarity:
+        """s over the training set from a teacher's outputs (``None``: from the features): fused
+        or joint (``similarity``), then denoised when ``coherence`` > 0."""
+        if self.similarity == "fused":
+            z = feature_fusion(image, text) if outputs is None else teacher_fusion(*outputs, self.teacher_codes)
+            sim = Similarity(factor=z)
+        else:
+            pair = (image, text) if outputs is None else code_view(*outputs, self.teacher_codes)
+            sim = Similarity.of_matrix(joint_similarity(*pair, self.teacher_params()))
+        if self.coherence > 0:
+            sim = denoise(sim, knn_count(sim.n, self.knn_fraction), self.coherence)
+        return sim
+
+    def training_similarity(self, train: PairedFeatures) -> np.ndarray:
+        """The first round's s over ``train`` (n × n, float64), as a fit would build it (its
+        teacher trained or read from the cache): for judging a target before any student is
+        trained (``cmhbench.tools.kdcmh_targets``)."""
+        self._check_params()
+        with self._seeded_training(train) as run:
+            sim = self._similarity(run.image, run.text, self._outputs(run.image, run.text, train))
+            return sim.matrix().double().cpu().numpy()
+
+    def next_similarity(self, train: PairedFeatures) -> np.ndarray:
+        """The s a further round would distil from this fitted model's outputs on ``train`` (n × n)."""
+        self._check_fitted()
+        with torch.no_grad():
+            image = torch.from_numpy(train.image).to(self.device_)
+            text = torch.from_numpy(train.text).to(self.device_)
+            sim = self._similarity(image, text, (self.image_net_(image), self.text_net_(text)))
+        return sim.matrix().double().cpu().numpy()
 
     # --- training ---------------------------------------------------------------------------
     def _check_params(self) -> None:
-        for name, allowed in (("distill", DISTILL_TARGETS), ("teacher_codes", TEACHER_CODES), ("source", SOURCES),
+        for name, allowed in (("distill", DISTILL_TARGETS), ("similarity", SIMILARITIES),
+                              ("teacher_codes", TEACHER_CODES), ("source", SOURCES),
                               ("image_network", IMAGE_NETWORKS), ("optimizer", OPTIMIZERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"kdcmh: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0.0 < self.knn_fraction <= 1.0:
             raise ValueError(f"kdcmh: knn_fraction must be in (0, 1], got {self.knn_fraction!r}")
+        if not 0.0 <= self.coherence <= 1.0:
+            raise ValueError(f"kdcmh: coherence must be in [0, 1], got {self.coherence!r}")
+        if not (isinstance(self.rounds, int) and self.rounds >= 1):
+            raise ValueError(f"kdcmh: rounds must be a positive integer, got {self.rounds!r}")
         rates = {"lr_image": self.lr_image, "lr_text": self.lr_text, "lr_final": self.lr_final, "kappa": self.kappa}
         bad = {name: value for name, value in rates.items() if not value > 0}
         if bad:
@@ -528,7 +614,29 @@ class KDCMH(DeepHasher):
             return np.array([start])
         return np.logspace(math.log10(start), math.log10(self.lr_final), self.epochs)
 
-    # --- the core's loop: DCMH's alternating epoch ---------------------------------------------
+    def _fit(self, train: PairedFeatures, n_bits: int) -> None:
+        """``rounds`` students, each trained from scratch as the core's loop trains one; the first
+        distils the teacher (or the features), every later one its predecessor's outputs."""
+        self._check_params()
+        histories = []
+        with self._seeded_training(train) as run:
+            for round_ in range(1, self.rounds + 1):
+                image_net, text_net = self._networks(train.image_dim, train.text_dim, n_bits)
+                self.image_net_, self.text_net_ = image_net.to(run.device), text_net.to(run.device)
+                self._prepare(run, train)
+                run.optimizers = self._optimizers()
+                self.image_net_.train()
+                self.text_net_.train()
+                stage = "epoch" if round_ == 1 else f"round {round_} epoch"
+                histories.append(train_epochs(self.epochs, lambda epoch: self._epoch(epoch, run),
+                                              partial(self.report_progress, stage=stage)))
+                if round_ < self.rounds:  # the student becomes the teacher
+                    with torch.no_grad():
+                        run.state["outputs"] = (self.image_net_(run.image), self.text_net_(run.text))
+        self.loss_history_ = {name: np.concatenate([h[name] for h in histories]) for name in histories[0]}
+        self._freeze_for_encoding()
+
+    # --- one round: DCMH's alternating epoch ---------------------------------------------------
     def _networks(self, image_dim, text_dim, n_bits):
         """Centred networks (image: ``image_network``); the training means are set in :meth:`_prepare`."""
         return (centred_network(torch.zeros(image_dim), self.hidden, n_bits, self.image_network),
@@ -537,12 +645,15 @@ class KDCMH(DeepHasher):
     def _prepare(self, run, train):
         self.image_net_[0].mean.copy_(run.image.mean(dim=0))
         self.text_net_[0].mean.copy_(run.text.mean(dim=0))
-        z = self._fused(run.image, run.text, train)  # the teacher's is its own seeded fit: our RNG is untouched
+        outputs = run.state["outputs"] if "outputs" in run.state else self._outputs(run.image, run.text, train)
+        # the teacher's is its own seeded fit: our RNG is untouched
+        sim = self._similarity(run.image, run.text, outputs)
         n, n_bits = train.n, self.n_bits_
-        self.k_ = knn_count(n, self.knn_fraction) if self.distill == "knn" else None
+        self.k_ = knn_count(n, self.knn_fraction) if self.distill == "knn" or self.coherence > 0 else None
         F_buf = torch.randn(n, n_bits, generator=run.generator).to(run.device)
         G_buf = torch.randn(n, n_bits, generator=run.generator).to(run.device)
-        run.state.update(z=z, thresholds=knn_thresholds(z, self.k_) if self.distill == "knn" else None,
+        thresholds = knn_thresholds(sim, self.k_) if self.distill == "knn" else None
+        run.state.update(sim=sim, thresholds=thresholds,
                          F=F_buf, G=G_buf, B=signs(F_buf + G_buf), target_means=[],
                          schedule=[self.learning_rates(self.lr_image), self.learning_rates(self.lr_text)])
         self.target_mean_ = 0.0
@@ -556,7 +667,7 @@ class KDCMH(DeepHasher):
         state = run.state
         net, opt = (self.image_net_, run.optimizers[0]) if modality == "image" else (self.text_net_, run.optimizers[1])
         own, other = (state["F"], state["G"]) if modality == "image" else (state["G"], state["F"])
-        P = target_rows(state["z"], rows, self.distill, kappa=self.kappa, thresholds=state["thresholds"])
+        P = target_rows(state["sim"], rows, self.distill, kappa=self.kappa, thresholds=state["thresholds"])
         if epoch == 0 and modality == "image":
             state["target_means"].append(P.mean())
         out = net(features)
@@ -582,7 +693,9 @@ class KDCMH(DeepHasher):
             self.target_mean_ = step_mean(run.state["target_means"])
 
     def epoch_steps(self, n_train):
-        return 2 * super().epoch_steps(n_train)  # one pass over the batches per network
+        """One pass over the batches per network, in each of the ``rounds`` (so that epochs ×
+        steps is the whole fit's steps, as the harness's estimates count them)."""
+        return 2 * super().epoch_steps(n_train) * self.rounds
 
     # the teacher trains before the student: its epochs, and its size when timings leave it out
     setup_epochs = ("teacher_epochs",)
@@ -592,7 +705,8 @@ class KDCMH(DeepHasher):
         return {**super().setup_minimum(), "teacher_hidden": 64, "teacher_bits": 16}
 
     def fit_report(self) -> dict[str, Any]:
-        report = {**super().fit_report(), "distill": self.distill, "source": self.source,
+        report = {**super().fit_report(), "distill": self.distill, "similarity": self.similarity,
+                  "source": self.source, "coherence": self.coherence, "rounds": self.rounds,
                   "target_mean": round(self.target_mean_, 6), "teacher": self.teacher_report_}
         if self.k_ is not None:
             report["k"] = self.k_

@@ -1,3 +1,5 @@
+import inspect
+
 import joblib
 import numpy as np
 import pytest
@@ -7,13 +9,18 @@ from cmhbench.datasets.synthetic import SyntheticConfig, generate
 from cmhbench.methods import create, get, resolve_params
 from cmhbench.methods.jdsh import JDSH
 from cmhbench.methods.deep import cosine_matrix, signs
+from cmhbench.methods.jdsh import estimate_dsdw
 from cmhbench.methods.kdcmh import (
     TEACHER_FIELDS,
+    Similarity,
+    denoise,
     feature_fusion,
     fuse,
+    joint_similarity,
     knn_count,
     knn_thresholds,
     pair_weights,
+    shared_neighbours,
     student_step_loss,
     target_rows,
     teacher_fusion,
@@ -252,14 +259,12 @@ def test_teacher_settings_follow_jdsh_per_dataset_and_preset():
     assert create("kdcmh", device="cpu").teacher_params()["bits"] == 128
 
 
-def test_wikipedia_has_the_studys_student_values_and_the_teacher_keeps_jdshs():
-    from cmhbench.methods.kdcmh import WIKIPEDIA_STUDENT
-
-    wiki, default = resolve_params("kdcmh", dataset="wikipedia"), resolve_params("kdcmh")
-    assert {k: wiki[k] for k in WIKIPEDIA_STUDENT} == WIKIPEDIA_STUDENT
-    assert {k: v for k, v in wiki.items() if k not in WIKIPEDIA_STUDENT} == \
-        {k: v for k, v in default.items() if k not in WIKIPEDIA_STUDENT}
-    assert not set(WIKIPEDIA_STUDENT) & set(f"teacher_{name}" for name in TEACHER_FIELDS)
+def test_no_dataset_override_of_the_student_only_the_teachers_from_jdsh():
+    """Per-dataset student values come from ``cmhbench priors`` (a generated file), never from
+    a constant in the module: an override touches the teacher alone, with jdsh's values."""
+    for dataset, values in get("kdcmh").info.dataset_overrides.items():
+        assert set(values) <= {f"teacher_{name}" for name in TEACHER_FIELDS}, dataset
+    assert resolve_params("kdcmh", dataset="wikipedia") == resolve_params("kdcmh")
 
 
 # --- training and codes --------------------------------------------------------------------
@@ -315,3 +320,165 @@ def test_the_ablation_grid_loads_and_every_variant_is_a_valid_kdcmh():
         assert name in config["methods"] and variant["base"] == "kdcmh"
         values = {k: v for k, v in variant.items() if k != "base"}
         assert resolve_params(get("kdcmh"), params=values)  # in-domain values of real parameters
+
+
+# --- issue 33: the joint target, shared-neighbour denoising, iterated distillation ---------------
+
+def _np_cos(a):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    return a @ a.T
+
+
+def _np_rownorm(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def _np_joint(x, y, p):
+    """JDSH's joint-modal similarity and DSDW, written out in NumPy from the paper's equations."""
+    s_i, s_t = 2 * _np_cos(x) - 1, 2 * _np_cos(y) - 1
+    high = _np_rownorm(s_i) @ _np_rownorm(s_t).T
+    S = p["alpha"] * s_i + p["beta"] * s_t + p["lam"] * (high + high.T) / 2
+    left, right = p["loc"] - p["a"] * p["scale_left"], p["loc"] + p["b"] * p["scale_right"]
+    out = np.where(S < left, (1 + p["l1"] * np.exp(-(S - p["s_min"]))) * S, S)
+    out = np.where(S > right, (1 + p["l2"] * np.exp(S - p["s_max"])) * S, out)
+    return p["mu"] * out
+
+
+JOINT = {"alpha": 0.5, "beta": 0.1, "lam": 0.4, "a": 2.0, "b": 4.0, "l1": 0.1, "l2": 0.2, "mu": 1.4,
+         "loc": 0.0, "scale_left": 0.05, "scale_right": 0.05, "s_min": -0.6, "s_max": 0.7}
+
+
+def test_joint_similarity_is_jdshs_target_over_the_whole_training_set():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(9, 5)), rng.normal(size=(9, 3))
+    ours = joint_similarity(torch.from_numpy(x), torch.from_numpy(y), JOINT).numpy()
+    expected = _np_joint(x, y, JOINT)
+    assert np.allclose(ours, expected, atol=1e-12)
+    assert not np.allclose(expected, JOINT["mu"] * (0.5 * (2 * _np_cos(x) - 1) + 0.1 * (2 * _np_cos(y) - 1)
+                                                     + 0.4 * (2 * _np_cos(x) - 1)))  # the weighting acts
+
+
+def test_joint_similarity_estimates_the_dsdw_constants_on_its_own_off_diagonal_entries():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(12, 5)), rng.normal(size=(12, 3))
+    unset = {**JOINT, **{name: None for name in ("loc", "scale_left", "scale_right", "s_min", "s_max")}}
+    raw = _np_joint(x, y, {**JOINT, "l1": 0.0, "l2": 0.0, "mu": 1.0})  # S before DSDW
+    constants = estimate_dsdw(raw[~np.eye(12, dtype=bool)])
+    ours = joint_similarity(torch.from_numpy(x), torch.from_numpy(y), unset).numpy()
+    assert np.allclose(ours, _np_joint(x, y, {**JOINT, **constants}), atol=1e-12)
+
+
+def _np_knn_lists(s, k):
+    ranked = s.copy()
+    np.fill_diagonal(ranked, -np.inf)
+    return [set(np.argsort(-row)[:k]) for row in ranked]
+
+
+def test_shared_neighbour_denoising_matches_a_numpy_implementation():
+    rng = np.random.default_rng(2)
+    z = _np_rownorm(rng.normal(size=(15, 4)))
+    s = z @ z.T
+    k, weight = 4, 0.3
+    lists = _np_knn_lists(s, k)
+    c = np.array([[len(lists[i] & lists[j]) / k for j in range(15)] for i in range(15)])
+    expected = (1 - weight) * s + weight * (2 * c - 1)
+    np.fill_diagonal(expected, expected.max())
+    sim = denoise(Similarity(factor=torch.from_numpy(z)), k, weight)
+    assert np.allclose(sim.dense.numpy(), expected, atol=1e-12)
+    assert np.allclose(shared_neighbours(Similarity(factor=torch.from_numpy(z)), k, block=4).numpy(), c)
+
+
+def test_denoising_drops_a_neighbour_that_shares_no_neighbours():
+    # two tight arcs of unit vectors (0°–10° and 80°–90°) and a bridge: a3 (35°) and b3 (55°) are
+    # each other's nearest, but their other neighbours lie on their own arcs
+    angles = np.radians([0, 5, 10, 35, 55, 80, 85, 90])
+    z = torch.from_numpy(np.stack([np.cos(angles), np.sin(angles)], axis=1))
+    a3, b3 = 3, 4
+    plain = Similarity(factor=z)
+    before = target_rows(plain, ALL8, "knn", kappa=5.0, thresholds=knn_thresholds(plain, 1))
+    assert before[a3, b3] == 1.0 and before[a3, :3].sum() == 0 and before[b3, 5:].sum() == 0
+    clean = denoise(plain, 3, 0.5)
+    after = target_rows(clean, ALL8, "knn", kappa=5.0, thresholds=knn_thresholds(clean, 1))
+    assert after[a3, b3] == 0.0 and after[a3, :3].sum() >= 1 and after[b3, 5:].sum() >= 1  # each joins its arc
+    assert torch.equal(after, after.T)
+
+
+ALL8 = torch.arange(8)
+
+
+def test_knn_target_of_a_dense_similarity_matches_numpy():
+    rng = np.random.default_rng(3)
+    S = rng.normal(size=(10, 10))
+    S = (S + S.T) / 2
+    sim = Similarity.of_matrix(torch.from_numpy(S))
+    k = 3
+    ranked = S.copy()
+    np.fill_diagonal(ranked, -np.inf)
+    tau = np.sort(ranked, axis=1)[:, -k]
+    full = S.copy()
+    np.fill_diagonal(full, S.max())
+    expected = ((full >= tau[:, None]) | (full >= tau[None, :])).astype(float)
+    rows = torch.tensor([7, 0, 4])
+    P = target_rows(sim, rows, "knn", kappa=5.0, thresholds=knn_thresholds(sim, k, block=3))
+    assert np.array_equal(P.numpy(), expected[[7, 0, 4]])
+    assert (P[torch.arange(3), rows] == 1).all()  # the own pair is always a neighbour
+
+
+def test_training_similarity_without_a_teacher_is_the_features_fused_or_joint_similarity(train):
+    fused = create("kdcmh", params={**TINY, "source": "features"}, device="cpu").training_similarity(train)
+    z = feature_fusion(torch.from_numpy(train.image), torch.from_numpy(train.text)).double().numpy()
+    expected = z @ z.T
+    np.fill_diagonal(expected, 1.0)
+    assert np.allclose(fused, expected, atol=1e-5)
+    # the teacher's DSDW constants given (their estimation is checked above, in float64)
+    constants = {"loc": -0.1, "scale_left": 0.05, "scale_right": 0.1, "s_min": -0.5, "s_max": 0.9}
+    joint = create("kdcmh", params={**TINY, "source": "features", "similarity": "joint",
+                                    **{f"teacher_{k}": v for k, v in constants.items()}},
+                   device="cpu").training_similarity(train)
+    x, y = train.image.astype(np.float64), train.text.astype(np.float64)
+    expected = _np_joint(x, y, {**JDSH.default_params(), **constants})
+    np.fill_diagonal(expected, expected.max())
+    assert np.allclose(joint, expected, atol=1e-4)
+
+
+def test_iterated_distillation_trains_one_student_per_round_and_reports_each(train):
+    reports = []
+    model = create("kdcmh", params={**TINY, "rounds": 3}, device="cpu")
+    model.fit(train, 8, progress=reports.append)
+    stages = [r.stage for r in reports if r.stage != "teacher epoch"]
+    E = TINY["epochs"]
+    assert stages == ["epoch"] * E + ["round 2 epoch"] * E + ["round 3 epoch"] * E
+    assert all(values.shape == (3 * E,) for values in model.loss_history_.values())
+    assert model.fit_report()["rounds"] == 3 and model.epoch_steps(train.n) == 3 * 2 * (train.n // 128 or 1)
+    one = create("kdcmh", params=TINY, device="cpu").fit(train, 8)
+    assert not np.array_equal(model.encode_image(train.image), one.encode_image(train.image))
+
+
+def test_a_later_round_distils_the_previous_students_outputs(train, teacher_fits):
+    params = {**TINY, "source": "features", "rounds": 2}
+    first = create("kdcmh", params={**params, "rounds": 1}, device="cpu").fit(train, 8)
+    second = create("kdcmh", params=params, device="cpu")
+    seen = []
+    prepare = second._prepare
+
+    def spy(run, tr):
+        prepare(run, tr)
+        seen.append(run.state["sim"].matrix().double().numpy())
+
+    second._prepare = spy
+    second.fit(train, 8)
+    assert teacher_fits == [] and len(seen) == 2
+    assert np.allclose(seen[1], first.next_similarity(train), atol=1e-5)  # round 1 is the 1-round model
+
+
+def test_declared_defaults_build_the_constructor():
+    from cmhbench.methods.kdcmh import KDCMH
+
+    signature = inspect.signature(KDCMH).parameters  # the constructor is built from param_domains
+    assert {name: signature[name].default for name in KDCMH.param_domains} == \
+        {name: domain.default for name, domain in KDCMH.param_domains.items()}
+    model = KDCMH(rounds=2, seed=3)
+    assert (model.rounds, model.seed, model.similarity, model.coherence, model.distill) == (2, 3, "fused", 0.0, "knn")
+    assert KDCMH().teacher_epochs == JDSH.default_params()["epochs"]
+    with pytest.raises(TypeError, match="rond"):
+        KDCMH(ronds=2)

@@ -102,14 +102,9 @@ def _provenances(method, dataset, **params):
     return {k: v["provenance"] for k, v in registry.param_sources(method, dataset, resolved).items()}
 
 
-def test_kdcmh_wikipedia_values_are_marked_as_chosen_on_validation():
-    from cmhbench.methods.kdcmh import WIKIPEDIA_STUDENT
-
-    assert _provenances("kdcmh", "wikipedia") == {name: "validation" for name in WIKIPEDIA_STUDENT}
-    # a value the user changes is the user's, not the study's
-    assert "kappa" not in _provenances("kdcmh", "wikipedia", kappa=5.0)
-    # elsewhere kdcmh's defaults and jdsh's values (the teacher) hold no validation-chosen value
-    assert "validation" not in _provenances("kdcmh", "synthetic").values()
+def test_kdcmh_holds_no_value_chosen_on_validation_and_its_teacher_keeps_jdshs_sources():
+    for dataset in ("wikipedia", "synthetic", "mirflickr25k"):
+        assert "validation" not in _provenances("kdcmh", dataset).values()
     assert set(_provenances("kdcmh", "nuswide").values()) == {"authors' code"}
 
 
