@@ -30,7 +30,7 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    mean is clearly negative, since Σ_ij ⟨b_i, b_j⟩ = ‖Σ_i b_i‖² ≥ 0, and the raw S̃ (or
    DJSRH's μ·S̃) can be such a target (on the synthetic set the median S̃ is about −0.3).
 
-3. Similarity generator (ours; version 2).  The signal only interaction can use: image–text
+3. Similarity generator (ours; version 3).  The signal only interaction can use: image–text
    *matching* of the given pairs.  A pair scorer g(x, y) ∈ [−1, 1] says whether text y
    belongs to image x.  Each modality (rows scaled to unit norm) goes through its own
    Linear(d→``gen_hidden``)–ReLU–Linear(→k·w), read as k = ``gen_tokens`` tokens of width
@@ -44,23 +44,50 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
      2w)–ReLU–Linear(2w→1), tanh, on the concatenation [U; V];
    - ``two-tower`` (no interaction, the control for interaction): cos(vec U, vec V), each
      side computed without the other, as contrastive retrieval models do;
+   - ``coherence`` (no interaction and no training: the control for the interaction claim):
+     see 3b;
    - ``none``: no generator; the hashing target is T of step 2.
-   Training (the same for the three): for a batch of m pairs, G_ij = g(x_i, y_j) for all
-   m² (image, text) combinations, and a symmetric InfoNCE with temperature τ
-   (``temperature``):
-       L_G = ½·[CE_rows(G/τ, P) + CE_cols(G/τ, P)],
-       P_ij ∝ 1[i = j] + σ·1[i ≠ j, T_ij = +1]   (each row normalised),
-   where σ = ``soft_positive``: an item's own text is the positive, and the texts of its
-   confident S̃-neighbours (T = +1, the top ρ of pairs) count as soft positives, since
-   random in-batch negatives include items of the same class.  Every other text of the
-   batch is a negative, the low end of S̃ included: scoring all m² pairs makes every
-   in-batch negative available, so no separate hard-negative mining is needed.  S̃ enters
-   only here and as the prior below.  Adam (``gen_lr``), ``gen_epochs`` epochs of
-   shuffled batches of ``gen_batch_size``.
-   From pair scores to a symmetric item similarity: S^G_ij = ½·(g(x_i, y_j) + g(x_j, y_i))
-   (does i's image match j's text, and j's image i's text), calibrated like S̃ by its own
-   quantiles over random training pairs (φ_G, same ρ), then mixed with the prior:
-       S_ij = (1 − π)·φ_G(S^G_ij) + π·T_ij,   π = ``prior_weight``.
+   Loss (the same for the three scorers).  For a batch of m pairs, G_ij = g(x_i, y_j) for all
+   m² (image, text) combinations and T the batch's calibrated prior (step 2):
+       L_G = L_rank + λ_G·L_hash,   λ_G = ``regression_weight``,
+       L_rank = Σ_{i≠j} w_ij·([δ − G_ii + G_ij]₊ + [δ − G_jj + G_ij]₊) / (2·Σ_{i≠j} w_ij),
+       w_ij = 1 − max(T_ij, 0),     δ = ``margin``,
+       L_hash = (1/m²)·Σ_ij (G_ij − Ŝ_ij)²,   Ŝ_ii = 1, Ŝ_ij = T_ij (i ≠ j).
+   L_rank is a cross-modal ranking loss with a margin in both directions (an image's own
+   text above every other text of the batch by δ, a text's own image above every other
+   image), as UCCH's; it is robust to false negatives because a negative the prior calls
+   similar counts for less, and not at all when T_ij = +1 (a confident S̃-neighbour, likely
+   the same class).  L_hash is what makes the loss "hash-similarity-friendly" here: it is
+   the hashing networks' cross term MSE(C, S) of step 4 with the scores G in place of the
+   code cosines C and the target a code cosine can reach in place of S (1 for an item's own
+   pair, which the paired term pulls C_ii toward; T elsewhere, which is what the code
+   cosines are regressed to without a generator).  So g is trained *to be* a target for
+   code cosines: its output is on their scale ([−1, 1], T's median at 0) and is handed to
+   the hashing loss as it is, with no calibration of its own, while L_rank adds what only
+   the pairing knows.  (The first author's public code, rongchengtu1/UCHTIM, regresses
+   code cosines to such a [−1, 1] similarity by a weighted MSE with a diagonal target; our
+   L_hash reads that style onto the generator.)  Adam (``gen_lr``), ``gen_epochs`` epochs
+   of shuffled batches of ``gen_batch_size``.
+   Cross-fitting.  A scorer trained on a pair and then asked about it recalls the pairing
+   instead of judging it (version 2 did exactly that).  The training rows are dealt into
+   K = ``folds`` folds by a seeded permutation (sizes differ by at most one), and scorer
+   g^(k) is trained on the rows outside fold k.  With f(a) the fold of row a,
+       S^G_ab = ½·(g^(f(a))(x_a, y_b) + g^(f(b))(x_b, y_a)),
+   so every (image a, text b) score comes from a scorer that never saw row a, hence never
+   the pair (a, b) in any of its batches.  ``folds = 1`` trains one scorer on every row
+   and scores its own training pairs (the ablation).  Cost: K scorers on (K − 1)/K of the
+   rows each, (K − 1) times one scorer's training; scoring a batch stays m² pairs.
+   The hashing networks are trained under
+       S_ij = (1 − π)·S^G_ij + π·T_ij,   π = ``prior_weight``.
+   3b. Coherence control: N(a) = the k training rows of largest S̃ with a (a itself
+   included), k = max(1, round(``coherence_share``·n)), and
+       C_ab = |N(a) ∩ N(b)| / k,
+   the share of nearest neighbours two rows have in common (the shared-neighbour similarity
+   DGCPN's and UKD's denoising build on).  It uses S̃ alone, so no interaction; it is
+   calibrated like S̃ by its own quantiles over random training pairs (φ_C, same ρ) and
+   mixed with the prior the same way: S = (1 − π)·φ_C(C) + π·T.  Cost: the k nearest
+   neighbours of every row, in blocks of rows (O(n²·d) once per fit, nothing n × n held);
+   per batch an m × n indicator product.
    Cost per batch of m: the projections once per item; for ``attention`` two m × m × k × k
    attention maps and their weighted sums (O(m²·k²·w)), the LayerNorms and the head
    (O(m²·k·w + m²·w²)); queries, keys and values are computed once per item (the output
@@ -68,17 +95,20 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    ``mlp``: the first layer splits into an image part and a text part computed once per
    item, then O(m²·w) per batch; ``two-tower``: one m × m product.  Nothing is n × n.
    The generator depends on the data, the seed and its own parameters, never on c: it is
-   trained once per dataset and seed, and its weights and calibration are cached through
+   trained once per dataset and seed, and its folds and weights are cached through
    the harness's ``cache`` (a joblib.Memory keyed by PairedFeatures.key, the seed, the
-   generator's parameters, ``GENERATOR_VERSION`` and the device kind, cpu or cuda, so a
-   generator trained on a GPU is never reused by a CPU cell).  Its epochs are reported as
-   the cell's progress ("generator epoch i/N").
-   Version 1 (until 2026-11) embedded each item from its own image and text by cross-
-   attention and fitted cos(e_i, e_j) to T: its only target was built without interaction,
-   so at best it re-expressed T (fit error 0.134), and its ablation showed no gain.
-   ``python -m cmhbench.tools.generator_auc`` measures every generator before any hashing:
-   ROC-AUC of same-label against different-label pairs on the validation split, with
-   paired bootstrap intervals against S̃ and the controls (docs/uchm.md).
+   generator's parameters, T's calibration, ``GENERATOR_VERSION`` and the device kind, cpu
+   or cuda, so a generator trained on a GPU is never reused by a CPU cell).  Its epochs
+   (K × ``gen_epochs``) are reported as the cell's progress ("generator epoch i/N").
+   Version 2 (until 2026-12) trained one scorer on all rows with a symmetric InfoNCE
+   (every other text of a batch a negative, same-class ones included), calibrated its
+   scores by their quantiles and scored the very pairs it was trained on.  Version 1 (until
+   2026-11) embedded each item by cross-attention and fitted cos(e_i, e_j) to T.
+   ``python -m cmhbench.tools.generator_auc`` measures every target before any hashing, as
+   a fit builds it: ROC-AUC of same-label against different-label pairs of the validation
+   split's training rows (the pairs the hashing loss sees), with paired bootstrap intervals
+   against S̃ and the controls; ``--fit-bits`` also fits uchm and scores validation map@all
+   (docs/uchm.md).
 
 4. Hashing networks (the shared core: :mod:`cmhbench.methods.deep`): h_I = f_I(x),
    h_T = f_T(y), t = tanh(α·h) with α = √(epoch + 1), B̂ = rownorm(t).  With S the batch's
@@ -115,22 +145,29 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
 
 Defaults (all ours; none tuned on query scores): β = 0.5, with DJSRH's per-dataset β
 where DJSRH gives one (MIRFlickr 0.9, NUS-WIDE 0.6, Wikipedia 0.3); ρ = 0.1 over
-100,000 calibration pairs; generator ``attention``, 512 hidden, 4 tokens × 32, 40 epochs,
-batch 128, Adam 0.001, τ = 0.1, σ = 0 (no soft positives), π = 0.5; hashing networks as
-DJSRH/JDSH (hidden 4096, SGD momentum 0.9, weight decay 5e-4, batch 32, lr 0.01 / 0.01,
-80 epochs); λ_intra = 0.1 (the DJSRH/JDSH intra weight); γ = 0.1; λ_q = 0.1; selector
-Adam 0.001.  ``quick`` preset (for the default tour and the conformance checks, not for
-results): 10 epochs, hidden 256; the generator 10 epochs, 128 hidden units; 20,000
-calibration pairs.
-How the generator's defaults were settled.  τ = 0.1, π = 0.5 (prior and generator on
-equal terms, both calibrated to the same scale), 40 epochs and batch 128 (CPU time: the
-attention scorer costs O(m²) per step) were fixed a priori.  σ was settled on the
-validation split (``python -m cmhbench.tools.generator_auc``, seed 0, never a test query):
-with σ = 0.5 the attention generator's AUC (with the prior) was 0.641 on the synthetic set
-and 0.864 on Wikipedia (z-scored); with σ = 0, 0.755 and 0.838.  Soft positives copy S̃'s
-mistakes into the matching signal: they help where S̃ is good (Wikipedia) and hurt where
-it is poor (the synthetic set, whose weak text drags S̃ down); σ = 0 is better on the two
-together and keeps the generator's signal independent of S̃.
+100,000 calibration pairs; generator ``attention``, 512 hidden, 4 tokens × 32, 40 epochs
+per fold, batch 128, Adam 0.001, K = 2 folds, δ = 0.2, λ_G = LAMBDA_G, π = 0.5; coherence
+k = 5 % of the training rows; hashing networks as DJSRH/JDSH (hidden 4096, SGD momentum
+0.9, weight decay 5e-4, batch 32, lr 0.001 image / 0.01 text, 300 epochs); λ_intra = 0.1
+(the DJSRH/JDSH intra weight); γ = 0.1; λ_q = 0.1; selector Adam 0.001.  ``quick`` preset
+(for the default tour and the conformance checks, not for results): 10 epochs, hidden 256;
+the generator 10 epochs per fold, 128 hidden units; 20,000 calibration pairs.
+How they were settled (docs/uchm.md has every measurement; seed 0, synthetic validation
+split, never a test query):
+- A priori: π = 0.5 (prior and generator on equal terms), 40 generator epochs and batch 128
+  (CPU time: the attention scorer costs O(m²) per step), K = 2 (the cheapest cross-fitting:
+  two scorers on half the rows each cost one scorer on all of them), δ = 0.2 (a tenth of
+  the scores' range [−1, 1]).
+- Budget: 300 epochs, the longest of the deep baselines that share these networks, batch
+  and optimiser (jdsh 300 on every dataset; djsrh 80, 200 on Wikipedia; dgcpn 100), so no
+  baseline trains longer than uchm's hashing stage.  Version 2 trained 80; the cost is
+  3.75 times the hashing stage's time (docs/uchm.md).
+- On the validation split: the coherence's k (5 % of n, best label AUC of its training
+  pairs among 1, 2, 5 and 10 %); λ_G (LAMBDA_REASON); the image learning rate: version 2's
+  0.01 (ten times DJSRH's image rate) collapsed the 16-bit codes within the first ten SGD
+  steps — the image network's outputs moved together into one saturated code (4 distinct
+  database codes) — and DJSRH's 0.001 does not (docs/uchm.md, "The 16-bit collapse").
+  These three are registered with provenance ``validation``: uchm rows carry ‡.
 γ was first set to 1 (the weight of JDSH's paired term).  Our first trial run (synthetic,
 32 bits) gave every item the same code, hence chance-level scores; its codes and loss
 terms showed why: a squared term whose target 1.5 cannot be reached keeps a gradient of
@@ -140,15 +177,18 @@ code for all.  γ = 0.1 puts a paired item at a tenth of a row, the weight of th
 modal terms; it was checked only for not collapsing (distinct codes), not on scores.
 
 Ablation switches: ``generator = "mlp"`` or ``"two-tower"`` (the controls of step 3);
+``generator = "coherence"`` (shared neighbours, no interaction: step 3b);
 ``generator = "none"`` trains no generator and uses T (step 2) as the hashing target;
+``folds = 1`` (no cross-fitting: one scorer scores its own training pairs);
 ``bit_selection = false`` uses sgn(h_I + h_T) for B and pair codes.
 
 Deviations: everything above is a reconstruction from the abstract.  Feature-level
 protocol (see DJSRH): both hashing networks are MLPs on given features.  No model
 selection: a fixed number of epochs, final model.
 
-Memory: the training features, the generator's per-item tokens (n × k × w), O(m²·k·w)
-per batch; the calibrations read pairs in chunks; nothing n × n.
+Memory: the training features, the generators' per-item tokens (K × n × k × w), O(m²·k·w)
+per batch; the coherence's neighbour lists (n × k) and an m × n indicator per batch; the
+calibrations read pairs in chunks; nothing n × n.
 """
 
 from __future__ import annotations
@@ -591,9 +631,9 @@ def selection_loss(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     version=3,
     dataset_overrides={"mirflickr25k": {"beta": 0.9}, "nuswide": {"beta": 0.6}, "wikipedia": {"beta": 0.3}},
     # β: DJSRH's per-dataset values, borrowed a priori (UCHM's paper was not available to us);
-    # σ = 0: settled on the validation split by the generator's AUC (module docstring)
+    # k share, λ_G and the image learning rate: settled on the synthetic validation split (module docstring)
     override_sources={"mirflickr25k": "ours", "nuswide": "ours", "wikipedia": "ours"},
-    default_sources={},
+    default_sources={"coherence_share": "validation", "lr_image": "validation", "regression_weight": "validation"},
 )
 class UCHM(DeepHasher):
     param_domains = {
@@ -618,10 +658,10 @@ class UCHM(DeepHasher):
         "pair_target": POSITIVE.with_default(1.5),
         "quant_weight": weight(0.01, 1.0).with_default(0.1),
         "lr_select": POSITIVE.with_default(0.001),
-        "epochs": EPOCHS.with_default(80),
+        "epochs": EPOCHS.with_default(300),
         "batch_size": BATCH.with_default(32),
         "hidden": HIDDEN.with_default(4096),
-        "lr_image": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "lr_image": learning_rate(1e-4, 1e-1).with_default(0.001),
         "lr_text": learning_rate(1e-4, 1e-1).with_default(0.01),
         "momentum": MOMENTUM.with_default(0.9),
         "weight_decay": WEIGHT_DECAY.with_default(5e-4),

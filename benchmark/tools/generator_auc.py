@@ -133,8 +133,11 @@ def measure(dataset_name: str, *, data_dir: str | None, features: str, seed: int
 
 
 def fit_on_validation(dataset_name: str, *, data_dir: str | None, features: str, seed: int, bits: int,
-                      overrides: dict[str, Any]) -> dict[str, Any]:
-    """Fit uchm on the validation split's training rows; its validation map@all and code counts."""
+                      overrides: dict[str, Any], cache: Path | None = None) -> dict[str, Any]:
+    """Fit uchm on the validation split's training rows; its validation map@all and code counts
+    (with ``cache``, a joblib cache folder, the generator is trained once for every bit length)."""
+    import joblib
+
     from cmhbench.evaluation.metrics import evaluate
     from cmhbench.methods import create
     from cmhbench.methods.base import PairedFeatures
@@ -143,7 +146,8 @@ def fit_on_validation(dataset_name: str, *, data_dir: str | None, features: str,
     params = _uchm_params(dataset_name, overrides)
     train = PairedFeatures(dataset.image[split.train], dataset.text[split.train])
     t0 = time.process_time()
-    model = create("uchm", params=params, seed=seed, device="cpu").fit(train, bits)
+    memory = None if cache is None else joblib.Memory(str(cache), verbose=0)
+    model = create("uchm", params=params, seed=seed, device="cpu", cache=memory).fit(train, bits)
     seconds = time.process_time() - t0
     q, d, L = split.query, split.database, dataset.labels
     image_db, text_db = model.encode_image(dataset.image[d]), model.encode_text(dataset.text[d])
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a uchm parameter (JSON value), e.g. --param gen_epochs=10")
     parser.add_argument("--anchors", type=int, default=ANCHORS)
     parser.add_argument("--fit-bits", default="", help="also fit uchm at these bit lengths (comma-separated)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="a folder caching the generator between --fit-bits fits")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
         for bits in (int(b) for b in args.fit_bits.split(",") if b):
             result = fit_on_validation(args.dataset, data_dir=args.data_dir, features=args.features, seed=seed,
-                                       bits=bits, overrides=overrides)
+                                       bits=bits, overrides=overrides, cache=args.cache)
             _print_fit(result)
             results.append(result)
     if args.out is not None:

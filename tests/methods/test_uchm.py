@@ -472,3 +472,15 @@ def test_the_ablation_grid_loads_and_every_variant_is_a_valid_uchm():
     for name, variant in variants.items():
         assert name in config["methods"] and variant["base"] == "uchm"
         assert resolve_params("uchm", params={k: v for k, v in variant.items() if k != "base"})
+
+
+@pytest.mark.slow
+def test_sixteen_bit_codes_do_not_collapse_at_the_default_learning_rates():
+    """The paper preset's hashing stage on a small synthetic set keeps many distinct 16-bit codes.
+    At version 2's image learning rate (0.01) the image network's outputs were pushed into one
+    saturated common code within the first steps (docs/uchm.md): 19-61 distinct codes here."""
+    ds = generate(SyntheticConfig(n_items=900, n_query=100, n_train=400, data_seed=0))
+    train = ds.paired(np.arange(100, 500))
+    model = create("uchm", params={"generator": "coherence", "epochs": 3}, device="cpu").fit(train, 16)
+    for codes in (model.encode_image(ds.image[500:]), model.encode_text(ds.text[500:])):
+        assert len(np.unique(codes, axis=0)) >= 80  # of 400 database items
