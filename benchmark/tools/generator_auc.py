@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from cmhbench.conventions import DIRECTIONS
 from cmhbench.evaluation.pair_auc import compare_similarities
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def fit_on_validation(dataset_name: str, *, data_dir: str | None, features: str,
     i2t = evaluate(model.encode_image(dataset.image[q]), text_db, L[q], L[d], ["map@all"])["map@all"]
     t2i = evaluate(model.encode_text(dataset.text[q]), image_db, L[q], L[d], ["map@all"])["map@all"]
     return {"dataset": dataset_name, "features": features, "seed": seed, "bits": bits, "params": overrides,
-            "map@all": {"i2t": float(i2t), "t2i": float(t2i)}, "cpu_seconds": seconds,
+            "map@all": {d: float(v) for d, v in zip(DIRECTIONS, (i2t, t2i))}, "cpu_seconds": seconds,
             "distinct_codes": {"image": int(len(np.unique(image_db, axis=0))),
                                "text": int(len(np.unique(text_db, axis=0)))},
             "final_terms": {k: float(v[-1]) for k, v in model.loss_history_.items()}}
@@ -172,9 +173,10 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def _print_fit(result: dict[str, Any]) -> None:
-    m, c = result["map@all"], result["distinct_codes"]
+    c = result["distinct_codes"]
+    scores = " ".join(f"{DIRECTIONS[d]} {v:.4f}" for d, v in result["map@all"].items())
     print(f"{result['dataset']} ({result['features']}), seed {result['seed']}, {result['bits']} bits "
-          f"{result['params']}: validation map@all I→T {m['i2t']:.4f} T→I {m['t2i']:.4f}; distinct database "
+          f"{result['params']}: validation map@all {scores}; distinct database "
           f"codes image {c['image']} text {c['text']}; fit {result['cpu_seconds']:.0f} CPU s")
 
 
