@@ -117,7 +117,7 @@ def test_djsrh_wikipedia_values_are_the_authors_and_uchm_validation_choices_are_
     djsrh = _provenances("djsrh", "wikipedia")
     assert set(djsrh) == {"beta", "lambda1", "lambda2", "epochs", "lr_image", "lr_text"}
     assert set(djsrh.values()) == {"authors' code"}
-    chosen = {"coherence_share": "validation", "lr_image": "validation", "regression_weight": "validation"}
+    chosen = {name: "validation" for name in ("coherence_share", "lr_image", "lr_text", "regression_weight")}
     assert _provenances("uchm", "wikipedia") == {"beta": "ours", **chosen}
     assert _provenances("uchm", "synthetic") == chosen
     assert "coherence_share" not in _provenances("uchm", "synthetic", coherence_share=0.1)  # the user's value
