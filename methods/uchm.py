@@ -30,7 +30,7 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    mean is clearly negative, since Σ_ij ⟨b_i, b_j⟩ = ‖Σ_i b_i‖² ≥ 0, and the raw S̃ (or
    DJSRH's μ·S̃) can be such a target (on the synthetic set the median S̃ is about −0.3).
 
-3. Similarity generator (ours; version 2).  The signal only interaction can use: image–text
+3. Similarity generator (ours; version 3).  The signal only interaction can use: image–text
    *matching* of the given pairs.  A pair scorer g(x, y) ∈ [−1, 1] says whether text y
    belongs to image x.  Each modality (rows scaled to unit norm) goes through its own
    Linear(d→``gen_hidden``)–ReLU–Linear(→k·w), read as k = ``gen_tokens`` tokens of width
@@ -44,23 +44,50 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
      2w)–ReLU–Linear(2w→1), tanh, on the concatenation [U; V];
    - ``two-tower`` (no interaction, the control for interaction): cos(vec U, vec V), each
      side computed without the other, as contrastive retrieval models do;
+   - ``coherence`` (no interaction and no training: the control for the interaction claim):
+     see 3b;
    - ``none``: no generator; the hashing target is T of step 2.
-   Training (the same for the three): for a batch of m pairs, G_ij = g(x_i, y_j) for all
-   m² (image, text) combinations, and a symmetric InfoNCE with temperature τ
-   (``temperature``):
-       L_G = ½·[CE_rows(G/τ, P) + CE_cols(G/τ, P)],
-       P_ij ∝ 1[i = j] + σ·1[i ≠ j, T_ij = +1]   (each row normalised),
-   where σ = ``soft_positive``: an item's own text is the positive, and the texts of its
-   confident S̃-neighbours (T = +1, the top ρ of pairs) count as soft positives, since
-   random in-batch negatives include items of the same class.  Every other text of the
-   batch is a negative, the low end of S̃ included: scoring all m² pairs makes every
-   in-batch negative available, so no separate hard-negative mining is needed.  S̃ enters
-   only here and as the prior below.  Adam (``gen_lr``), ``gen_epochs`` epochs of
-   shuffled batches of ``gen_batch_size``.
-   From pair scores to a symmetric item similarity: S^G_ij = ½·(g(x_i, y_j) + g(x_j, y_i))
-   (does i's image match j's text, and j's image i's text), calibrated like S̃ by its own
-   quantiles over random training pairs (φ_G, same ρ), then mixed with the prior:
-       S_ij = (1 − π)·φ_G(S^G_ij) + π·T_ij,   π = ``prior_weight``.
+   Loss (the same for the three scorers).  For a batch of m pairs, G_ij = g(x_i, y_j) for all
+   m² (image, text) combinations and T the batch's calibrated prior (step 2):
+       L_G = L_rank + λ_G·L_hash,   λ_G = ``regression_weight``,
+       L_rank = Σ_{i≠j} w_ij·([δ − G_ii + G_ij]₊ + [δ − G_jj + G_ij]₊) / (2·Σ_{i≠j} w_ij),
+       w_ij = 1 − max(T_ij, 0),     δ = ``margin``,
+       L_hash = (1/m²)·Σ_ij (G_ij − Ŝ_ij)²,   Ŝ_ii = 1, Ŝ_ij = T_ij (i ≠ j).
+   L_rank is a cross-modal ranking loss with a margin in both directions (an image's own
+   text above every other text of the batch by δ, a text's own image above every other
+   image), as UCCH's; it is robust to false negatives because a negative the prior calls
+   similar counts for less, and not at all when T_ij = +1 (a confident S̃-neighbour, likely
+   the same class).  L_hash is what makes the loss "hash-similarity-friendly" here: it is
+   the hashing networks' cross term MSE(C, S) of step 4 with the scores G in place of the
+   code cosines C and the target a code cosine can reach in place of S (1 for an item's own
+   pair, which the paired term pulls C_ii toward; T elsewhere, which is what the code
+   cosines are regressed to without a generator).  So g is trained *to be* a target for
+   code cosines: its output is on their scale ([−1, 1], T's median at 0) and is handed to
+   the hashing loss as it is, with no calibration of its own, while L_rank adds what only
+   the pairing knows.  (The first author's public code, rongchengtu1/UCHTIM, regresses
+   code cosines to such a [−1, 1] similarity by a weighted MSE with a diagonal target; our
+   L_hash reads that style onto the generator.)  Adam (``gen_lr``), ``gen_epochs`` epochs
+   of shuffled batches of ``gen_batch_size``.
+   Cross-fitting.  A scorer trained on a pair and then asked about it recalls the pairing
+   instead of judging it (version 2 did exactly that).  The training rows are dealt into
+   K = ``folds`` folds by a seeded permutation (sizes differ by at most one), and scorer
+   g^(k) is trained on the rows outside fold k.  With f(a) the fold of row a,
+       S^G_ab = ½·(g^(f(a))(x_a, y_b) + g^(f(b))(x_b, y_a)),
+   so every (image a, text b) score comes from a scorer that never saw row a, hence never
+   the pair (a, b) in any of its batches.  ``folds = 1`` trains one scorer on every row
+   and scores its own training pairs (the ablation).  Cost: K scorers on (K − 1)/K of the
+   rows each, (K − 1) times one scorer's training; scoring a batch stays m² pairs.
+   The hashing networks are trained under
+       S_ij = (1 − π)·S^G_ij + π·T_ij,   π = ``prior_weight``.
+   3b. Coherence control: N(a) = the k training rows of largest S̃ with a (a itself
+   included), k = max(1, round(``coherence_share``·n)), and
+       C_ab = |N(a) ∩ N(b)| / k,
+   the share of nearest neighbours two rows have in common (the shared-neighbour similarity
+   DGCPN's and UKD's denoising build on).  It uses S̃ alone, so no interaction; it is
+   calibrated like S̃ by its own quantiles over random training pairs (φ_C, same ρ) and
+   mixed with the prior the same way: S = (1 − π)·φ_C(C) + π·T.  Cost: the k nearest
+   neighbours of every row, in blocks of rows (O(n²·d) once per fit, nothing n × n held);
+   per batch an m × n indicator product.
    Cost per batch of m: the projections once per item; for ``attention`` two m × m × k × k
    attention maps and their weighted sums (O(m²·k²·w)), the LayerNorms and the head
    (O(m²·k·w + m²·w²)); queries, keys and values are computed once per item (the output
@@ -68,17 +95,20 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
    ``mlp``: the first layer splits into an image part and a text part computed once per
    item, then O(m²·w) per batch; ``two-tower``: one m × m product.  Nothing is n × n.
    The generator depends on the data, the seed and its own parameters, never on c: it is
-   trained once per dataset and seed, and its weights and calibration are cached through
+   trained once per dataset and seed, and its folds and weights are cached through
    the harness's ``cache`` (a joblib.Memory keyed by PairedFeatures.key, the seed, the
-   generator's parameters, ``GENERATOR_VERSION`` and the device kind, cpu or cuda, so a
-   generator trained on a GPU is never reused by a CPU cell).  Its epochs are reported as
-   the cell's progress ("generator epoch i/N").
-   Version 1 (until 2026-11) embedded each item from its own image and text by cross-
-   attention and fitted cos(e_i, e_j) to T: its only target was built without interaction,
-   so at best it re-expressed T (fit error 0.134), and its ablation showed no gain.
-   ``python -m cmhbench.tools.generator_auc`` measures every generator before any hashing:
-   ROC-AUC of same-label against different-label pairs on the validation split, with
-   paired bootstrap intervals against S̃ and the controls (docs/uchm.md).
+   generator's parameters, T's calibration, ``GENERATOR_VERSION`` and the device kind, cpu
+   or cuda, so a generator trained on a GPU is never reused by a CPU cell).  Its epochs
+   (K × ``gen_epochs``) are reported as the cell's progress ("generator epoch i/N").
+   Version 2 (until 2026-12) trained one scorer on all rows with a symmetric InfoNCE
+   (every other text of a batch a negative, same-class ones included), calibrated its
+   scores by their quantiles and scored the very pairs it was trained on.  Version 1 (until
+   2026-11) embedded each item by cross-attention and fitted cos(e_i, e_j) to T.
+   ``python -m cmhbench.tools.generator_auc`` measures every target before any hashing, as
+   a fit builds it: ROC-AUC of same-label against different-label pairs of the validation
+   split's training rows (the pairs the hashing loss sees), with paired bootstrap intervals
+   against S̃ and the controls; ``--fit-bits`` also fits uchm and scores validation map@all
+   (docs/uchm.md).
 
 4. Hashing networks (the shared core: :mod:`cmhbench.methods.deep`): h_I = f_I(x),
    h_T = f_T(y), t = tanh(α·h) with α = √(epoch + 1), B̂ = rownorm(t).  With S the batch's
@@ -115,22 +145,33 @@ cos(a, b) = ⟨a, b⟩/(‖a‖‖b‖); rownorm scales rows to unit L2 norm.
 
 Defaults (all ours; none tuned on query scores): β = 0.5, with DJSRH's per-dataset β
 where DJSRH gives one (MIRFlickr 0.9, NUS-WIDE 0.6, Wikipedia 0.3); ρ = 0.1 over
-100,000 calibration pairs; generator ``attention``, 512 hidden, 4 tokens × 32, 40 epochs,
-batch 128, Adam 0.001, τ = 0.1, σ = 0 (no soft positives), π = 0.5; hashing networks as
-DJSRH/JDSH (hidden 4096, SGD momentum 0.9, weight decay 5e-4, batch 32, lr 0.01 / 0.01,
-80 epochs); λ_intra = 0.1 (the DJSRH/JDSH intra weight); γ = 0.1; λ_q = 0.1; selector
-Adam 0.001.  ``quick`` preset (for the default tour and the conformance checks, not for
-results): 10 epochs, hidden 256; the generator 10 epochs, 128 hidden units; 20,000
-calibration pairs.
-How the generator's defaults were settled.  τ = 0.1, π = 0.5 (prior and generator on
-equal terms, both calibrated to the same scale), 40 epochs and batch 128 (CPU time: the
-attention scorer costs O(m²) per step) were fixed a priori.  σ was settled on the
-validation split (``python -m cmhbench.tools.generator_auc``, seed 0, never a test query):
-with σ = 0.5 the attention generator's AUC (with the prior) was 0.641 on the synthetic set
-and 0.864 on Wikipedia (z-scored); with σ = 0, 0.755 and 0.838.  Soft positives copy S̃'s
-mistakes into the matching signal: they help where S̃ is good (Wikipedia) and hurt where
-it is poor (the synthetic set, whose weak text drags S̃ down); σ = 0 is better on the two
-together and keeps the generator's signal independent of S̃.
+100,000 calibration pairs; generator ``attention``, 512 hidden, 4 tokens × 32, 40 epochs
+per fold, batch 128, Adam 0.001, K = 2 folds, δ = 0.2, λ_G = 0.01, π = 0.5; coherence
+k = 5 % of the training rows; hashing networks as DJSRH/JDSH (hidden 4096, SGD momentum
+0.9, weight decay 5e-4, batch 32, lr 0.001 for both networks, 300 epochs); λ_intra = 0.1
+(the DJSRH/JDSH intra weight); γ = 0.1; λ_q = 0.1; selector Adam 0.001.  ``quick`` preset
+(for the default tour and the conformance checks, not for results): 10 epochs, hidden 256;
+the generator 10 epochs per fold, 128 hidden units; 20,000 calibration pairs.
+How they were settled (docs/uchm.md has every measurement; seed 0, synthetic validation
+split, never a test query):
+- A priori: π = 0.5 (prior and generator on equal terms), 40 generator epochs and batch 128
+  (CPU time: the attention scorer costs O(m²) per step), K = 2 (the cheapest cross-fitting:
+  two scorers on half the rows each cost one scorer on all of them), δ = 0.2 (a tenth of
+  the scores' range [−1, 1]).
+- Budget: 300 epochs, the longest of the deep baselines that share these networks, batch
+  and optimiser (jdsh 300 on every dataset; djsrh 80, 200 on Wikipedia; dgcpn 100), so no
+  baseline trains longer than uchm's hashing stage.  Version 2 trained 80; the cost is
+  3.75 times the hashing stage's time (docs/uchm.md).
+- On the validation split: the coherence's k (5 % of n, best label AUC of its training
+  pairs among 1, 2, 5 and 10 %); λ_G = 0.01 (validation map@all at 16 bits 0.437 / 0.430
+  against 0.372 / 0.339 with λ_G = 0, whose unscaled scores also left 61 distinct text
+  codes; larger λ_G lowers the scores' label AUC, 0.657 at 0.01 and 0.614 at 1); the
+  learning rates: version 2's 0.01 (ten times DJSRH's image rate) collapsed the 16-bit
+  image codes within the first ten SGD steps — the image network's outputs moved together
+  into one saturated code (4 distinct database codes) — and 0.001 does not; at 0.01 the
+  text network collapsed the same way under the coherence target (30 distinct codes), and
+  0.001 fixed it there too (docs/uchm.md, "The 16-bit collapse").
+  These four are registered with provenance ``validation``: uchm rows carry ‡.
 γ was first set to 1 (the weight of JDSH's paired term).  Our first trial run (synthetic,
 32 bits) gave every item the same code, hence chance-level scores; its codes and loss
 terms showed why: a squared term whose target 1.5 cannot be reached keeps a gradient of
@@ -140,15 +181,18 @@ code for all.  γ = 0.1 puts a paired item at a tenth of a row, the weight of th
 modal terms; it was checked only for not collapsing (distinct codes), not on scores.
 
 Ablation switches: ``generator = "mlp"`` or ``"two-tower"`` (the controls of step 3);
+``generator = "coherence"`` (shared neighbours, no interaction: step 3b);
 ``generator = "none"`` trains no generator and uses T (step 2) as the hashing target;
+``folds = 1`` (no cross-fitting: one scorer scores its own training pairs);
 ``bit_selection = false`` uses sgn(h_I + h_T) for B and pair codes.
 
 Deviations: everything above is a reconstruction from the abstract.  Feature-level
 protocol (see DJSRH): both hashing networks are MLPs on given features.  No model
 selection: a fixed number of epochs, final model.
 
-Memory: the training features, the generator's per-item tokens (n × k × w), O(m²·k·w)
-per batch; the calibrations read pairs in chunks; nothing n × n.
+Memory: the training features, the generators' per-item tokens (K × n × k × w), O(m²·k·w)
+per batch; the coherence's neighbour lists (n × k) and an m × n indicator per batch; the
+calibrations read pairs in chunks; nothing n × n.
 """
 
 from __future__ import annotations
@@ -162,7 +206,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmhbench.methods.base import PairedFeatures, resolve_device
+from cmhbench.methods.base import PairedFeatures
 from cmhbench.methods.deep import (DeepHasher, batch_order, cosine_matrix, mlp, relaxation, seeded,
                                    signs, train_epochs)
 from cmhbench.methods.domains import BATCH, Bool, Choice, EPOCHS, HIDDEN, Int, MOMENTUM, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
@@ -172,12 +216,16 @@ from cmhbench.methods.registry import register
 PAIR_CHUNK = 8192
 #: Rows per forward pass when computing the generator's embeddings (memory bound only).
 EMBED_BATCH = 4096
+#: Rows per block when finding each row's nearest neighbours (memory bound only).
+NEIGHBOUR_BLOCK = 1024
+#: Pairs per chunk when calibrating the coherence (each pair holds a row of n indicators).
+COHERENCE_CHUNK = 256
 #: Bumped whenever the generator's training or outputs change meaning (part of its cache key,
 #: since joblib only watches the source of the cached function itself).
-GENERATOR_VERSION = 2  # 2: a pair scorer trained by matching the given pairs (1: item embeddings fitted to T)
+GENERATOR_VERSION = 3  # 3: cross-fitted scorers trained by L_rank + λ_G·L_hash (2: one scorer, InfoNCE)
 #: The generator's parameters: they, the data key, the seed and the calibration key its cache.
-GENERATOR_PARAMS = ("generator", "beta", "confident", "calibration_pairs", "gen_hidden", "gen_tokens", "gen_width",
-                    "gen_epochs", "gen_batch_size", "gen_lr", "soft_positive", "temperature")
+GENERATOR_PARAMS = ("generator", "beta", "confident", "folds", "gen_hidden", "gen_tokens", "gen_width",
+                    "gen_epochs", "gen_batch_size", "gen_lr", "margin", "regression_weight")
 
 
 # --- step 1-2: fused similarity and its calibration -------------------------------------------
@@ -193,10 +241,10 @@ def fused_cross(image_a: torch.Tensor, text_a: torch.Tensor, image_b: torch.Tens
     return beta * (2.0 * cosine_matrix(image_a, image_b) - 1.0) + (1.0 - beta) * (2.0 * cosine_matrix(text_a, text_b) - 1.0)
 
 
-def chunks(i: np.ndarray, j: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Aligned slices of the pair lists ``i`` and ``j``, ``PAIR_CHUNK`` pairs at a time."""
-    for start in range(0, len(i), PAIR_CHUNK):
-        yield i[start:start + PAIR_CHUNK], j[start:start + PAIR_CHUNK]
+def chunks(i: np.ndarray, j: np.ndarray, size: int = PAIR_CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Aligned slices of the pair lists ``i`` and ``j``, ``size`` pairs at a time."""
+    for start in range(0, len(i), size):
+        yield i[start:start + size], j[start:start + size]
 
 
 def _row_norms(features: np.ndarray) -> np.ndarray:
@@ -336,60 +384,70 @@ class TwoTowerScorer(PairScorer):
         return cosine_matrix(u.flatten(1), v.flatten(1))
 
 
-#: ``generator`` choices: the scorer class of each, or None (no generator: the target is T).
-SCORERS: dict[str, type[PairScorer] | None] = {"attention": AttentionScorer, "mlp": ConcatScorer,
-                                               "two-tower": TwoTowerScorer, "none": None}
+#: ``generator`` choices that train a pair scorer: the scorer class of each.
+SCORERS: dict[str, type[PairScorer]] = {"attention": AttentionScorer, "mlp": ConcatScorer,
+                                        "two-tower": TwoTowerScorer}
+#: Every ``generator`` choice: the trained scorers, the coherence control (no interaction, no
+#: training) and ``none`` (no generator: the target is T).
+GENERATORS = (*SCORERS, "coherence", "none")
 
 
-def matching_loss(scores: torch.Tensor, prior: torch.Tensor, soft_positive: float, temperature: float) -> torch.Tensor:
-    """Symmetric InfoNCE over a batch's m × m pair scores G (G_ij = g(x_i, y_j)).
-
-    Row i's target distribution puts weight 1 on its own text and ``soft_positive`` on each
-    text j whose S̃-prior T_ij is +1 (a confident neighbour); columns likewise for texts."""
+def ranking_loss(scores: torch.Tensor, prior: torch.Tensor, margin: float) -> torch.Tensor:
+    """L_rank: both directions' hinge [δ − G_ii + G_ij]₊ and [δ − G_jj + G_ij]₊ over a batch's
+    m × m pair scores, each negative weighted by w_ij = 1 − max(T_ij, 0) (step 3)."""
     m = scores.shape[0]
-    eye = torch.eye(m, dtype=scores.dtype, device=scores.device)
-    target = eye + soft_positive * (prior >= 1.0).to(scores.dtype) * (1.0 - eye)
-    target = target / target.sum(dim=1, keepdim=True)
-    logits = scores / temperature
-    rows = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-    cols = -(target.T * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
-    return 0.5 * (rows + cols)
+    off = 1.0 - torch.eye(m, dtype=scores.dtype, device=scores.device)
+    weights = (1.0 - prior.clamp(min=0.0)) * off
+    own = torch.diagonal(scores)
+    image_side = torch.relu(margin - own[:, None] + scores)  # image i: its text against text j
+    text_side = torch.relu(margin - own[None, :] + scores)   # text j: its image against image i
+    return (weights * (image_side + text_side)).sum() / (2.0 * weights.sum()).clamp(min=1e-12)
+
+
+def regression_loss(scores: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """L_hash = mean over the m² pairs of (G_ij − Ŝ_ij)², Ŝ = 1 on the diagonal and T off it:
+    the cross term of the hashing loss with the generator's scores in place of code cosines."""
+    eye = torch.eye(scores.shape[0], dtype=scores.dtype, device=scores.device)
+    return ((scores - (eye + (1.0 - eye) * prior)) ** 2).mean()
+
+
+def generator_loss(scores: torch.Tensor, prior: torch.Tensor, margin: float,
+                   regression_weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L_G = L_rank + λ_G·L_hash, and its two terms."""
+    rank, hash_ = ranking_loss(scores, prior, margin), regression_loss(scores, prior)
+    return rank + regression_weight * hash_, {"rank": rank, "hash": hash_}
 
 
 def build_scorer(config: dict[str, Any], image_dim: int, text_dim: int) -> PairScorer:
-    cls = SCORERS[config["generator"]]
+    cls = SCORERS.get(config["generator"])
     if cls is None:
-        raise ValueError("generator 'none' has no scorer")
+        raise ValueError(f"generator {config['generator']!r} has no trained scorer")
     return cls(image_dim, text_dim, config["gen_hidden"], config["gen_tokens"], config["gen_width"])
 
 
-def generator_similarity(scorer: PairScorer, u: torch.Tensor, v: torch.Tensor, rows: torch.Tensor,
-                         columns: torch.Tensor | None = None) -> torch.Tensor:
-    """S^G between the items ``rows`` and ``columns`` (default ``rows``): ½(g(x_r, y_c) + g(x_c, y_r)),
-    from projected tokens u, v (for one set of items, one score matrix and its transpose)."""
-    G = scorer.match(u[rows], v[rows if columns is None else columns])
-    return 0.5 * (G + (G.T if columns is None else scorer.match(u[columns], v[rows]).T))
+def fold_assignment(n: int, folds: int, seed: int) -> np.ndarray:
+    """The fold of each training row: a seeded permutation dealt round-robin (sizes differ by ≤ 1)."""
+    fold = np.empty(n, dtype=np.int64)
+    fold[np.random.default_rng([seed, 13]).permutation(n)] = np.arange(n) % folds
+    return fold
 
 
-def mixed_similarity(generated: torch.Tensor, prior: torch.Tensor, generator_calibration: dict[str, float],
-                     prior_weight: float) -> torch.Tensor:
-    """S = (1 − π)·φ_G(S^G) + π·T: the generator's calibrated similarity mixed with the S̃ prior."""
-    return (1.0 - prior_weight) * calibrate(generated, **generator_calibration) + prior_weight * prior
+def fold_training_rows(fold: np.ndarray, k: int) -> np.ndarray:
+    """The rows generator k trains on: every row outside fold k, or every row when there is one
+    fold (``folds = 1``, the ablation without cross-fitting)."""
+    return np.arange(len(fold)) if fold.max(initial=0) == 0 else np.flatnonzero(fold != k)
 
 
-def symmetric_pair_scores(scorer: PairScorer, u: torch.Tensor, v: torch.Tensor, i: torch.Tensor,
-                          j: torch.Tensor) -> torch.Tensor:
-    """½(g(x_i, y_j) + g(x_j, y_i)) for the listed item pairs, from projected tokens u, v."""
-    return 0.5 * (scorer.match_pairs(u[i], v[j]) + scorer.match_pairs(u[j], v[i]))
+def _scorer_seed(seed: int, k: int) -> int:
+    """Generator k's seed, derived from the fit's seed (one stream per fold)."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
 
 
-def train_generator(image: np.ndarray, text: np.ndarray, *, config: dict[str, Any], seed: int,
-                    calibration: dict[str, float], device: str = "cpu",
-                    progress: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Train g on the training pairs by matching; return its weights (numpy, CPU), the mean
-    loss of each epoch and the quantiles that calibrate its symmetric scores (step 3).
-
-    All randomness comes from ``seed``; the global torch RNG is left alone."""
+def train_scorer(image: np.ndarray, text: np.ndarray, *, config: dict[str, Any], seed: int,
+                 calibration: dict[str, float], device: str = "cpu",
+                 progress: Callable[..., None] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Train one pair scorer g on the given pairs with L_G; return its weights (numpy, CPU) and
+    the mean of each loss term per epoch.  All randomness comes from ``seed``."""
     dev = torch.device(device)
     n = image.shape[0]
     batch_size = min(config["gen_batch_size"], n)
@@ -403,26 +461,35 @@ def train_generator(image: np.ndarray, text: np.ndarray, *, config: dict[str, An
             for rows in batch_order(n, batch_size, order, dev):
                 with torch.no_grad():
                     prior = calibrate(fused_similarity(X[rows], Y[rows], config["beta"]), **calibration)
-                loss = matching_loss(scorer(X[rows], Y[rows]), prior, config["soft_positive"],
-                                     config["temperature"])
+                loss, terms = generator_loss(scorer(X[rows], Y[rows]), prior, config["margin"],
+                                             config["regression_weight"])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                yield {"loss": loss}
+                yield {"loss": loss, **terms}
 
-        history = train_epochs(config["gen_epochs"], epoch, progress)["loss"]
-        scorer.eval()
-        with torch.no_grad():
-            u, v = project_all(scorer, X, Y)
-            rng = np.random.default_rng([seed, 12])
-            i, j = random_pairs(n, config["calibration_pairs"], rng)
-            values = torch.cat([symmetric_pair_scores(scorer, u, v, torch.as_tensor(a, device=dev),
-                                                      torch.as_tensor(b, device=dev))
-                                for a, b in chunks(i, j)]).double().cpu().numpy()
-    quantiles = np.quantile(values, [config["confident"], 0.5, 1.0 - config["confident"]])
-    return {"state": {k: t.detach().cpu().numpy() for k, t in scorer.state_dict().items()},
-            "loss": np.asarray(history, dtype=np.float64),
-            "calibration": dict(zip(("q_lo", "q_mid", "q_hi"), map(float, quantiles)))}
+        history = train_epochs(config["gen_epochs"], epoch, progress)
+    return {k: t.detach().cpu().numpy() for k, t in scorer.state_dict().items()}, history
+
+
+def train_generator(image: np.ndarray, text: np.ndarray, *, config: dict[str, Any], seed: int,
+                    calibration: dict[str, float], device: str = "cpu",
+                    progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """The cross-fitted generator: the rows' folds, and for each fold k a scorer trained on the
+    other folds' rows (:func:`train_scorer`), with its loss history (folds × epochs per term)."""
+    folds, epochs = config["folds"], config["gen_epochs"]
+    fold = fold_assignment(image.shape[0], folds, seed)
+    states, histories = [], []
+    for k in range(folds):
+        rows = fold_training_rows(fold, k)
+        report = None if progress is None else (
+            lambda done, total, _k=k, **v: progress(_k * epochs + done, folds * epochs, **v))
+        state, history = train_scorer(image[rows], text[rows], config=config, seed=_scorer_seed(seed, k),
+                                      calibration=calibration, device=device, progress=report)
+        states.append(state)
+        histories.append(history)
+    return {"fold": fold, "states": states,
+            "loss": {name: np.stack([h[name] for h in histories]) for name in histories[0]}}
 
 
 def project_all(scorer: PairScorer, image: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -437,6 +504,84 @@ def load_scorer(config: dict[str, Any], image_dim: int, text_dim: int, state: di
     scorer = build_scorer(config, image_dim, text_dim)
     scorer.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
     return scorer.to(device).eval()
+
+
+class CrossFitted:
+    """S^G over training rows from the cross-fitted scorers: each (image a, text b) score comes
+    from the scorer of a's fold, which never trained on row a, hence never on the pair."""
+
+    def __init__(self, config: dict[str, Any], fit: dict[str, Any], image: torch.Tensor, text: torch.Tensor) -> None:
+        self.fold = torch.as_tensor(fit["fold"], device=image.device)
+        self.scorers = [load_scorer(config, image.shape[1], text.shape[1], state, image.device)
+                        for state in fit["states"]]
+        with torch.no_grad():
+            self.tokens = [project_all(scorer, image, text) for scorer in self.scorers]
+
+    def directed(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """D_ab = g^{f(a)}(x_a, y_b) for a in ``rows``, b in ``cols`` (f: the row's fold)."""
+        out = torch.empty(len(rows), len(cols), device=rows.device)
+        fold = self.fold[rows]
+        for k, (scorer, (u, v)) in enumerate(zip(self.scorers, self.tokens)):
+            mine = torch.nonzero(fold == k).squeeze(1)
+            if len(mine):
+                out[mine] = scorer.match(u[rows[mine]], v[cols])
+        return out
+
+    def similarity(self, rows: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
+        """S^G_ab = ½(g^{f(a)}(x_a, y_b) + g^{f(b)}(x_b, y_a)) between ``rows`` and ``cols`` (default ``rows``)."""
+        forward = self.directed(rows, rows if cols is None else cols)
+        backward = forward if cols is None else self.directed(cols, rows)
+        return 0.5 * (forward + backward.T)
+
+
+# --- the coherence control: shared neighbours, no interaction, no training -------------------------
+
+def neighbour_lists(image: torch.Tensor, text: torch.Tensor, beta: float, k: int) -> torch.Tensor:
+    """The k rows of largest S̃ for every row (itself included), in blocks of rows (nothing n × n)."""
+    return torch.cat([fused_cross(image[s:s + NEIGHBOUR_BLOCK], text[s:s + NEIGHBOUR_BLOCK], image, text, beta)
+                      .topk(k, dim=1).indices for s in range(0, image.shape[0], NEIGHBOUR_BLOCK)])
+
+
+class Coherence:
+    """C_ab = |N(a) ∩ N(b)| / k: the share of k nearest S̃-neighbours two training rows have in
+    common (shared-neighbour similarity, as DGCPN's and UKD's denoising use it)."""
+
+    def __init__(self, neighbours: torch.Tensor, n: int) -> None:
+        self.neighbours, self.n, self.k = neighbours, n, neighbours.shape[1]
+
+    def _indicator(self, rows: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(len(rows), self.n, device=self.neighbours.device)
+        return out.scatter_(1, self.neighbours[rows], 1.0)
+
+    def similarity(self, rows: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
+        a = self._indicator(rows)
+        return a @ (a if cols is None else self._indicator(cols)).T / self.k
+
+    def pairs(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """C_ij for the listed pairs only."""
+        return self._indicator(i).gather(1, self.neighbours[j]).sum(dim=1) / self.k
+
+
+def coherence_for(image: torch.Tensor, text: torch.Tensor, beta: float, share: float) -> Coherence:
+    """The coherence of the training rows, with k = max(1, round(share·n)) neighbours."""
+    n = image.shape[0]
+    return Coherence(neighbour_lists(image, text, beta, max(1, min(n, round(share * n)))), n)
+
+
+def coherence_calibration(coherence: Coherence, confident: float, n_pairs: int,
+                          rng: np.random.Generator) -> dict[str, float]:
+    """The ρ, 0.5 and 1 − ρ quantiles of C over random distinct training pairs (as for S̃)."""
+    i, j = random_pairs(coherence.n, n_pairs, rng)
+    dev = coherence.neighbours.device
+    values = torch.cat([coherence.pairs(torch.as_tensor(a, device=dev), torch.as_tensor(b, device=dev))
+                        for a, b in chunks(i, j, COHERENCE_CHUNK)]).double().cpu().numpy()
+    lo, mid, hi = np.quantile(values, [confident, 0.5, 1.0 - confident])
+    return {"q_lo": float(lo), "q_mid": float(mid), "q_hi": float(hi)}
+
+
+def mixed_similarity(generated: torch.Tensor, prior: torch.Tensor, prior_weight: float) -> torch.Tensor:
+    """S = (1 − π)·S^G + π·T: the generator's similarity (already on the codes' scale) mixed with the prior."""
+    return (1.0 - prior_weight) * generated + prior_weight * prior
 
 
 def _generator_job(key: str, config: dict[str, Any], seed: int, calibration: dict[str, float], version: int,
@@ -475,35 +620,17 @@ def selection_loss(u: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(cosine_matrix(u), S)
 
 
-#: Rows of the generator's similarity scored per forward pass in :func:`prior_similarity` (memory only).
-PRIOR_BLOCK = 32
-
-
 def prior_similarity(model: "UCHM", train: PairedFeatures) -> torch.Tensor:
-    """S of step 3 over every pair of ``train`` (n × n; T of step 2 without a generator), the
-    generator trained on ``train`` (cached through ``model.cache``): what ``cmhbench priors``
-    scores for uchm's β and prior weight π."""
-    device = resolve_device(model.device)
-    image, text = torch.from_numpy(train.image).to(device), torch.from_numpy(train.text).to(device)
-    calibration = estimate_calibration(train.image, train.text, model.beta, model.confident, model.calibration_pairs,
-                                       model._rng(11))
-    with torch.no_grad():
-        prior = calibrate(fused_similarity(image, text, model.beta), **calibration)
-    if model.generator == "none":
-        return prior
-    config = model.generator_config()
-    kwargs = dict(key=train.key, config=config, seed=int(model.seed), calibration=calibration,
-                  version=GENERATOR_VERSION, device_kind=torch.device(device).type, image=train.image,
-                  text=train.text, device=device)
-    fit = (_generator_job(**kwargs) if model.cache is None else
-           model.cache.cache(_generator_job, ignore=["image", "text", "device", "progress"])(**kwargs))
-    scorer = load_scorer(config, train.image_dim, train.text_dim, fit["state"], device)
-    with torch.no_grad():
-        u, v = project_all(scorer, image, text)
-        every = torch.arange(train.n, device=device)
-        generated = torch.cat([generator_similarity(scorer, u, v, rows, every)
-                               for rows in torch.split(every, PRIOR_BLOCK)])
-        return mixed_similarity(generated, prior, fit["calibration"], model.prior_weight)
+    """S of step 3 over every pair of ``train`` (n × n) exactly as a fit builds it (the
+    cross-fitted generator trained on ``train`` or read from ``model.cache``, the coherence
+    control, or T alone): what ``cmhbench priors`` scores for uchm's β and prior weight π.
+    ``cmhbench priors`` caps n (stage 1 scores at most a few thousand rows)."""
+    model._check_params()
+    model.n_bits_ = getattr(model, "n_bits_", 8)  # sizes the bit selector _prepare builds; never trained here
+    with model._seeded_training(train) as run:
+        model._prepare(run, train)
+        with torch.no_grad():
+            return model._target(torch.arange(train.n, device=run.device), run.image, run.text)
 
 
 @register(
@@ -517,101 +644,59 @@ def prior_similarity(model: "UCHM", train: PairedFeatures) -> torch.Tensor:
     deterministic=False,
     memory="O(n·(d_x+d_y)) features + O(n·k·w) generator tokens + O(m²·k·w) per batch",
     presets={"quick": {"epochs": 10, "hidden": 256, "gen_epochs": 10, "gen_hidden": 128, "calibration_pairs": 20_000}},
-    # 2: the generator scores image–text pairs, trained by matching (1: item embeddings fitted to T)
-    version=2,
+    # 3: cross-fitted generator trained by ranking + regression, coherence control (2: one InfoNCE-trained scorer)
+    version=3,
     dataset_overrides={"mirflickr25k": {"beta": 0.9}, "nuswide": {"beta": 0.6}, "wikipedia": {"beta": 0.3}},
     # β: DJSRH's per-dataset values, borrowed a priori (UCHM's paper was not available to us);
-    # σ = 0: settled on the validation split by the generator's AUC (module docstring)
+    # k share, λ_G and the two learning rates: settled on the synthetic validation split (module docstring)
     override_sources={"mirflickr25k": "ours", "nuswide": "ours", "wikipedia": "ours"},
-    default_sources={"soft_positive": "validation"},
+    default_sources={"coherence_share": "validation", "lr_image": "validation", "lr_text": "validation",
+                     "regression_weight": "validation"},
     prior_params=("beta", "prior_weight"),
     prior=prior_similarity,
 )
 class UCHM(DeepHasher):
     param_domains = {
-        "generator": Choice(tuple(SCORERS)),
-        "bit_selection": Bool(),
-        "beta": Real(0.0, 1.0, search=(0.1, 0.9)),
-        "confident": Real(0.0, 0.5, low_open=True, high_open=True, search=(0.02, 0.3)),
-        "calibration_pairs": Int(1),
-        "gen_hidden": HIDDEN,
-        "gen_tokens": Int(1),
-        "gen_width": Int(1),
-        "gen_epochs": EPOCHS,
-        "gen_batch_size": BATCH,
-        "gen_lr": learning_rate(1e-4, 1e-2),
-        "soft_positive": Real(0.0, search=(0.0, 1.0)),
-        "temperature": Real(0.0, low_open=True, search=(0.03, 0.3), log=True),
-        "prior_weight": Real(0.0, 1.0, search=(0.0, 1.0)),
-        "intra_weight": weight(0.01, 1.0),
-        "pair_weight": weight(0.01, 1.0),
-        "pair_target": POSITIVE,
-        "quant_weight": weight(0.01, 1.0),
-        "lr_select": POSITIVE,
-        "epochs": EPOCHS,
-        "batch_size": BATCH,
-        "hidden": HIDDEN,
-        "lr_image": learning_rate(1e-4, 1e-1),
-        "lr_text": learning_rate(1e-4, 1e-1),
-        "momentum": MOMENTUM,
-        "weight_decay": WEIGHT_DECAY,
+        "generator": Choice(GENERATORS, default="attention"),
+        "bit_selection": Bool(default=True),
+        "beta": Real(0.0, 1.0, search=(0.1, 0.9), default=0.5),
+        "confident": Real(0.0, 0.5, low_open=True, high_open=True, search=(0.02, 0.3), default=0.1),
+        "calibration_pairs": Int(1, default=100_000),
+        "folds": Int(1, 100, default=2),
+        "coherence_share": Real(0.0, 1.0, low_open=True, search=(0.005, 0.2), log=True, default=0.05),
+        "gen_hidden": HIDDEN.with_default(512),
+        "gen_tokens": Int(1, default=4),
+        "gen_width": Int(1, default=32),
+        "gen_epochs": EPOCHS.with_default(40),
+        "gen_batch_size": BATCH.with_default(128),
+        "gen_lr": learning_rate(1e-4, 1e-2).with_default(0.001),
+        "margin": Real(0.0, 2.0, search=(0.05, 0.5), default=0.2),
+        "regression_weight": weight(0.001, 10.0).with_default(0.01),
+        "prior_weight": Real(0.0, 1.0, search=(0.0, 1.0), default=0.5),
+        "intra_weight": weight(0.01, 1.0).with_default(0.1),
+        "pair_weight": weight(0.01, 1.0).with_default(0.1),
+        "pair_target": POSITIVE.with_default(1.5),
+        "quant_weight": weight(0.01, 1.0).with_default(0.1),
+        "lr_select": POSITIVE.with_default(0.001),
+        "epochs": EPOCHS.with_default(300),
+        "batch_size": BATCH.with_default(32),
+        "hidden": HIDDEN.with_default(4096),
+        "lr_image": learning_rate(1e-4, 1e-1).with_default(0.001),
+        "lr_text": learning_rate(1e-4, 1e-1).with_default(0.001),
+        "momentum": MOMENTUM.with_default(0.9),
+        "weight_decay": WEIGHT_DECAY.with_default(5e-4),
     }
-
-    def __init__(
-        self,
-        *,
-        generator: str = "attention",
-        bit_selection: bool = True,
-        beta: float = 0.5,
-        confident: float = 0.1,
-        calibration_pairs: int = 100_000,
-        gen_hidden: int = 512,
-        gen_tokens: int = 4,
-        gen_width: int = 32,
-        gen_epochs: int = 40,
-        gen_batch_size: int = 128,
-        gen_lr: float = 0.001,
-        soft_positive: float = 0.0,
-        temperature: float = 0.1,
-        prior_weight: float = 0.5,
-        intra_weight: float = 0.1,
-        pair_weight: float = 0.1,
-        pair_target: float = 1.5,
-        quant_weight: float = 0.1,
-        lr_select: float = 0.001,
-        epochs: int = 80,
-        batch_size: int = 32,
-        hidden: int = 4096,
-        lr_image: float = 0.01,
-        lr_text: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.generator, self.bit_selection = generator, bit_selection
-        self.beta, self.confident, self.calibration_pairs = beta, confident, calibration_pairs
-        self.gen_hidden, self.gen_tokens, self.gen_width = gen_hidden, gen_tokens, gen_width
-        self.gen_epochs, self.gen_batch_size, self.gen_lr = gen_epochs, gen_batch_size, gen_lr
-        self.soft_positive, self.temperature, self.prior_weight = soft_positive, temperature, prior_weight
-        self.intra_weight, self.pair_weight, self.pair_target = intra_weight, pair_weight, pair_target
-        self.quant_weight, self.lr_select = quant_weight, lr_select
-        self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
-        self.lr_image, self.lr_text = lr_image, lr_text
-        self.momentum, self.weight_decay = momentum, weight_decay
 
     # --- setup ----------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.generator not in SCORERS:
-            raise ValueError(f"uchm.generator must be one of {', '.join(SCORERS)}, got {self.generator!r}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"uchm.generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         if not 0.0 < self.confident < 0.5:
             raise ValueError(f"uchm.confident must lie in (0, 0.5), got {self.confident}")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError(f"uchm.prior_weight must lie in [0, 1], got {self.prior_weight}")
-        if self.temperature <= 0 or self.soft_positive < 0:
-            raise ValueError("uchm.temperature must be positive and uchm.soft_positive non-negative")
+        if self.folds < 1 or self.margin < 0 or self.regression_weight < 0:
+            raise ValueError("uchm.folds must be at least 1, uchm.margin and uchm.regression_weight non-negative")
         if self.epochs < 1 or self.gen_epochs < 1:
             raise ValueError("uchm.epochs and uchm.gen_epochs must be at least 1")
 
@@ -619,7 +704,7 @@ class UCHM(DeepHasher):
         return {name: getattr(self, name) for name in GENERATOR_PARAMS}
 
     def _trained_generator(self, train: PairedFeatures) -> dict[str, Any]:
-        """The generator trained on the training pairs: from the cache, else trained here."""
+        """The cross-fitted generator of the training pairs: from the cache, else trained here."""
         kwargs = dict(key=train.key, config=self.generator_config(), seed=int(self.seed),
                       calibration=self.calibration_, version=GENERATOR_VERSION,
                       device_kind=torch.device(self.device_).type, image=train.image, text=train.text,
@@ -638,16 +723,17 @@ class UCHM(DeepHasher):
     def _prepare(self, run, train):
         self.calibration_ = estimate_calibration(train.image, train.text, self.beta, self.confident,
                                                  self.calibration_pairs, self._rng(11))
-        self.scorer_ = None
+        self.similarity_ = None
         self.generator_loss_ = self.generator_calibration_ = self.generator_source_ = None
-        if self.generator != "none":
+        if self.generator in SCORERS:
             out = self._trained_generator(train)
-            self.scorer_ = load_scorer(self.generator_config(), train.image.shape[1], train.text.shape[1],
-                                       out["state"], run.device)
-            self.generator_loss_ = np.asarray(out["loss"], dtype=np.float64)
-            self.generator_calibration_ = dict(out["calibration"])
-            with torch.no_grad():
-                self._tokens = project_all(self.scorer_, run.image, run.text)
+            self.similarity_ = CrossFitted(self.generator_config(), out, run.image, run.text)
+            self.generator_loss_ = {name: np.asarray(v, dtype=np.float64) for name, v in out["loss"].items()}
+        elif self.generator == "coherence":
+            coherence = coherence_for(run.image, run.text, self.beta, self.coherence_share)
+            self.generator_calibration_ = coherence_calibration(coherence, self.confident, self.calibration_pairs,
+                                                                self._rng(12))
+            self.similarity_, self.similarity_k_ = coherence, coherence.k
         self.selector_ = BitSelector(self.n_bits_).to(run.device) if self.bit_selection else None
 
     # the generator trains before the hashing networks: its epochs, and its size when timings leave it out
@@ -665,12 +751,14 @@ class UCHM(DeepHasher):
 
     # --- training -------------------------------------------------------------------------------
     def _target(self, rows: torch.Tensor, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """S of the batch: (1 − π)·φ_G(½(G + Gᵀ)) + π·T, or T without a generator (step 3)."""
+        """S of the batch: (1 − π)·S^G + π·T, or T without a generator (step 3)."""
         prior = calibrate(fused_similarity(image, text, self.beta), **self.calibration_)
-        if self.scorer_ is None:
+        if self.similarity_ is None:
             return prior
-        generated = generator_similarity(self.scorer_, *self._tokens, rows)
-        return mixed_similarity(generated, prior, self.generator_calibration_, self.prior_weight)
+        generated = self.similarity_.similarity(rows)
+        if self.generator_calibration_ is not None:  # the coherence is calibrated like S̃
+            generated = calibrate(generated, **self.generator_calibration_)
+        return mixed_similarity(generated, prior, self.prior_weight)
 
     def _batch_loss(self, epoch, rows, image, text):
         with torch.no_grad():
@@ -700,7 +788,7 @@ class UCHM(DeepHasher):
 
     def _freeze_for_encoding(self) -> None:
         super()._freeze_for_encoding()
-        self.scorer_ = self._tokens = None  # only needed while training
+        self.similarity_ = None  # only needed while training
         self.encode_alpha_ = relaxation(self.epochs - 1)
         if self.selector_ is not None:
             self.selector_ = self.selector_.eval()
@@ -709,9 +797,12 @@ class UCHM(DeepHasher):
     def fit_report(self) -> dict[str, Any]:
         report = {**super().fit_report(), "calibration": self.calibration_, "generator": self.generator,
                   "bit_selection": self.bit_selection}
-        if self.generator != "none":
-            report["generator_fit"] = {"source": self.generator_source_, "epochs": self.gen_epochs,
-                                       "final_loss": float(self.generator_loss_[-1]),
+        if self.generator in SCORERS:
+            report["generator_fit"] = {"source": self.generator_source_, "epochs": self.gen_epochs, "folds": self.folds,
+                                       "final_loss": {name: [float(v) for v in values[:, -1]]  # per fold
+                                                      for name, values in self.generator_loss_.items()}}
+        elif self.generator == "coherence":
+            report["generator_fit"] = {"neighbours": self.similarity_k_,
                                        "calibration": self.generator_calibration_}
         return report
 
@@ -729,6 +820,7 @@ class UCHM(DeepHasher):
         return self.unify(self._run(self._image_net64, image), self._run(self._text_net64, text))
 
 
-__all__ = ["UCHM", "AttentionScorer", "BitSelector", "ConcatScorer", "PairScorer", "SCORERS", "TwoTowerScorer",
-           "calibrate", "estimate_calibration", "fused_similarity", "matching_loss", "selection_loss",
+__all__ = ["UCHM", "AttentionScorer", "BitSelector", "Coherence", "ConcatScorer", "CrossFitted", "GENERATORS",
+           "PairScorer", "SCORERS", "TwoTowerScorer", "calibrate", "estimate_calibration", "fold_assignment",
+           "fused_similarity", "generator_loss", "ranking_loss", "regression_loss", "selection_loss",
            "train_generator"]

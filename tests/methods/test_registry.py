@@ -108,12 +108,14 @@ def test_kdcmh_holds_no_value_chosen_on_validation_and_its_teacher_keeps_jdshs_s
     assert set(_provenances("kdcmh", "nuswide").values()) == {"authors' code"}
 
 
-def test_djsrh_wikipedia_values_are_the_authors_and_uchm_sigma_was_chosen_on_validation():
+def test_djsrh_wikipedia_values_are_the_authors_and_uchm_validation_choices_are_marked():
     djsrh = _provenances("djsrh", "wikipedia")
     assert set(djsrh) == {"beta", "lambda1", "lambda2", "epochs", "lr_image", "lr_text"}
     assert set(djsrh.values()) == {"authors' code"}
-    assert _provenances("uchm", "wikipedia") == {"beta": "ours", "soft_positive": "validation"}
-    assert _provenances("uchm", "synthetic", soft_positive=0.5) == {}
+    chosen = {name: "validation" for name in ("coherence_share", "lr_image", "lr_text", "regression_weight")}
+    assert _provenances("uchm", "wikipedia") == {"beta": "ours", **chosen}
+    assert _provenances("uchm", "synthetic") == chosen
+    assert "coherence_share" not in _provenances("uchm", "synthetic", coherence_share=0.1)  # the user's value
 
 
 def test_an_undeclared_override_reads_as_the_paper(layered):

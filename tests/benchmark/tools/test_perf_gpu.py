@@ -6,7 +6,7 @@ from cmhbench.tools import perf, perf_gpu
 def test_each_method_trains_the_fraction_of_its_paper_epochs_at_least_one():
     params = perf_gpu.scaled_params(["djsrh", "kdcmh", "uchm", "ucch"], 0.05)
     pairs = dict(p.split("=") for p in params[1::2])
-    assert pairs == {"djsrh.epochs": "4", "kdcmh.epochs": "10", "kdcmh.teacher_epochs": "15", "uchm.epochs": "4",
+    assert pairs == {"djsrh.epochs": "4", "kdcmh.epochs": "10", "kdcmh.teacher_epochs": "15", "uchm.epochs": "15",
                      "uchm.gen_epochs": "2", "ucch.epochs": "1"}
     assert params[0::2] == ["--param"] * len(pairs)
 
