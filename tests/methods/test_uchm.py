@@ -198,7 +198,7 @@ def test_coherence_is_the_shared_share_of_nearest_neighbours():
 def test_the_coherence_control_is_a_generator_choice_and_a_registered_row():
     from pathlib import Path
 
-    from cmhbench.config import load_config
+    from cmhbench.harness.config import load_config
 
     assert "coherence" in uchm.GENERATORS
     config = load_config(Path(__file__).resolve().parents[2] / "docs" / "ablations" / "uchm.toml")
