@@ -226,52 +226,22 @@ def generator_loss(query: torch.Tensor, negatives: torch.Tensor, rewards: torch.
 )
 class UGACH(DeepHasher):
     param_domains = {
-        "knn": Int(2, 1000, search=(4, 40)),
-        "select": Int(1, 100),
-        "sample_ratio": Int(1, 10_000, search=(10, 200), log=True),
-        "margin": Real(0.0, low_open=True, optional=True),
-        "epochs": Int(1, 10_000),
-        "g_epochs": Int(0, 100),
-        "pretrain_epochs": Int(0, 10_000),
-        "batch_size": Int(1, 100_000),
-        "pretrain_batch_size": Int(1, 100_000),
-        "hidden": Int(1, 65_536),
-        "init_std": POSITIVE,
-        "lr_discriminator": learning_rate(1e-4, 1e-1),
-        "lr_generator": learning_rate(1e-4, 1e-1),
-        "pretrain_lr": learning_rate(1e-4, 1e-1),
-        "weight_decay": WEIGHT_DECAY,
+        "knn": Int(2, 1000, search=(4, 40), default=10),
+        "select": Int(1, 100, default=2),
+        "sample_ratio": Int(1, 10_000, search=(10, 200), log=True, default=50),
+        "margin": Real(0.0, low_open=True, optional=True, default=None),
+        "epochs": Int(1, 10_000, default=30),
+        "g_epochs": Int(0, 100, default=2),
+        "pretrain_epochs": Int(0, 10_000, default=30),
+        "batch_size": Int(1, 100_000, default=1),
+        "pretrain_batch_size": Int(1, 100_000, default=20),
+        "hidden": Int(1, 65_536, default=8192),
+        "init_std": POSITIVE.with_default(0.1),
+        "lr_discriminator": learning_rate(1e-4, 1e-1).with_default(0.001),
+        "lr_generator": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "pretrain_lr": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "weight_decay": WEIGHT_DECAY.with_default(0.01),
     }
-
-    def __init__(
-        self,
-        *,
-        knn: int = 10,
-        select: int = 2,
-        sample_ratio: int = 50,
-        margin: float | None = None,
-        epochs: int = 30,
-        g_epochs: int = 2,
-        pretrain_epochs: int = 30,
-        batch_size: int = 1,
-        pretrain_batch_size: int = 20,
-        hidden: int = 8192,
-        init_std: float = 0.1,
-        lr_discriminator: float = 0.001,
-        lr_generator: float = 0.01,
-        pretrain_lr: float = 0.01,
-        weight_decay: float = 0.01,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.knn, self.select, self.sample_ratio, self.margin = knn, select, sample_ratio, margin
-        self.epochs, self.g_epochs, self.pretrain_epochs = epochs, g_epochs, pretrain_epochs
-        self.batch_size, self.pretrain_batch_size, self.hidden, self.init_std = (batch_size, pretrain_batch_size,
-                                                                                 hidden, init_std)
-        self.lr_discriminator, self.lr_generator, self.pretrain_lr = lr_discriminator, lr_generator, pretrain_lr
-        self.weight_decay = weight_decay
 
     def _check_params(self) -> None:
         if self.knn % 2 or self.knn < 2 * self.select:
