@@ -248,8 +248,9 @@ def bench_cost(args: argparse.Namespace) -> int:
                 rows.append([method, kind, shape, f"{n_train:,}", _seconds(cost.fit_s), _seconds(cost.fit_wall_s),
                              _seconds(cost.setup_s), _seconds(cost.encode_s), _seconds(cost.eval_s),
                              _number(cost.fit_peak_mb), cost.error or ""])
-                print(f"  {method} {shape} n={n_train}: fit {_seconds(cost.fit_s)} s, peak {_number(cost.fit_peak_mb)} "
-                      f"MB {cost.error} (load {_load()})", flush=True)
+                print(f"  {method} {shape} n={n_train}: fit {_seconds(cost.fit_s)} CPU s ({_seconds(cost.fit_wall_s)} wall), "
+                      f"set-up {_seconds(cost.setup_s)}, encode {_seconds(cost.encode_s)}, eval {_seconds(cost.eval_s)}, "
+                      f"peak {_number(cost.fit_peak_mb)} MB {cost.error} (load {_load()})", flush=True)
             if args.growth:
                 sizes = [args.growth, 2 * args.growth, 4 * args.growth]
                 points = [measure_apart(Job(method, shape, n, args.bits, args.preset, score=False)) for n in sizes]
