@@ -36,7 +36,7 @@ Memory: O(n·(d_x + d_y) + (d_x + d_y)²).  Seed: the initial ITQ rotation.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from scipy import linalg
@@ -88,25 +88,10 @@ def itq(V: np.ndarray, n_iter: int, rng: np.random.Generator,
 )
 class CCAITQ(Hasher):
     param_domains = {
-        "n_iter": ITERATIONS,
-        "reg": Real(0.0, search=(1e-6, 1e-1), log=True),
-        "corr_power": Real(0.0, search=(0.0, 4.0)),
+        "n_iter": ITERATIONS.with_default(50),
+        "reg": Real(0.0, search=(1e-6, 1e-1), log=True, default=1e-4),
+        "corr_power": Real(0.0, search=(0.0, 4.0), default=0.0),
     }
-
-    def __init__(
-        self,
-        *,
-        n_iter: int = 50,
-        reg: float = 1e-4,
-        corr_power: float = 0.0,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.n_iter = n_iter
-        self.reg = reg
-        self.corr_power = corr_power
 
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         n, dx, dy = train.n, train.image_dim, train.text_dim

@@ -59,8 +59,6 @@ Memory: O(n·(d_x + d_y + c) + d_x² + d_y²); time per round O(n·(d_x + d_y)·
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import linalg
 
@@ -119,31 +117,12 @@ def projection_solver(X: np.ndarray, mu: float, gamma: float) -> np.ndarray:
 )
 class CMFH(Hasher):
     param_domains = {
-        "lam": Real(0.0, 1.0, low_open=True, high_open=True, search=(0.1, 0.9)),
-        "mu": Real(0.0, low_open=True, search=(1.0, 1000.0), log=True),
-        "gamma": Real(0.0, low_open=True, search=(1e-4, 1.0), log=True),
-        "n_iter": ITERATIONS,
-        "tol": Real(0.0, low_open=True),
+        "lam": Real(0.0, 1.0, low_open=True, high_open=True, search=(0.1, 0.9), default=0.5),
+        "mu": Real(0.0, low_open=True, search=(1.0, 1000.0), log=True, default=100.0),
+        "gamma": Real(0.0, low_open=True, search=(1e-4, 1.0), log=True, default=0.01),
+        "n_iter": ITERATIONS.with_default(50),
+        "tol": Real(0.0, low_open=True, default=1e-4),
     }
-
-    def __init__(
-        self,
-        *,
-        lam: float = 0.5,
-        mu: float = 100.0,
-        gamma: float = 0.01,
-        n_iter: int = 50,
-        tol: float = 1e-4,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.lam = lam
-        self.mu = mu
-        self.gamma = gamma
-        self.n_iter = n_iter
-        self.tol = tol
 
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         if not 0.0 < self.lam < 1.0:

@@ -173,8 +173,11 @@ class TrainingRun:
 
 
 class DeepHasher(Hasher):
-    """Base class of deep methods.  Subclass constructors must store at least ``epochs``,
-    ``batch_size``, ``hidden``, ``lr_image``, ``lr_text``, ``momentum`` and ``weight_decay``."""
+    """Base class of deep methods.  A subclass declares (in ``param_domains``, with defaults) at
+    least ``epochs``, ``batch_size`` and ``hidden``, and the optimiser settings its
+    ``_optimizers`` reads (the default reads ``lr_image``, ``lr_text``, ``momentum`` and
+    ``weight_decay``).  Checks that span several parameters (ugach's ``knn`` against
+    ``select``) go in ``_check_params``, which ``fit`` calls before any work."""
 
     epochs: int
     batch_size: int

@@ -242,59 +242,25 @@ class NeighbourGraph:
 )
 class DGCPN(DeepHasher):
     param_domains = {
-        "text_weight": Real(0.0, 1.0, search=(1e-3, 1.0), log=True),
-        "gamma": Real(0.0, 1.0, search=(0.0, 0.9)),
-        "knn": Int(2),
-        "knn_share": Real(0.0, 1.0, low_open=True, search=(0.05, 1.0), log=True),
-        "scale": Real(0.0, low_open=True, optional=True),
-        "pair_target": POSITIVE,
-        "pair_weight": weight(0.1, 10.0),
-        "distance_weight": weight(0.1, 10.0),
-        "consistency_weight": weight(0.1, 10.0),
-        "epochs": EPOCHS,
-        "batch_size": BATCH,
-        "hidden": HIDDEN,
-        "dropout": Real(0.0, 1.0, high_open=True),
-        "text_init_std": POSITIVE,
-        "lr_image": learning_rate(1e-4, 5e-2),
-        "lr_text": learning_rate(1e-4, 5e-2),
-        "momentum": MOMENTUM,
-        "weight_decay": WEIGHT_DECAY,
+        "text_weight": Real(0.0, 1.0, search=(1e-3, 1.0), log=True, default=0.01),
+        "gamma": Real(0.0, 1.0, search=(0.0, 0.9), default=0.3),
+        "knn": Int(2, default=2000),
+        "knn_share": Real(0.0, 1.0, low_open=True, search=(0.05, 1.0), log=True, default=0.4),
+        "scale": Real(0.0, low_open=True, optional=True, default=None),
+        "pair_target": POSITIVE.with_default(1.5),
+        "pair_weight": weight(0.1, 10.0).with_default(1.0),
+        "distance_weight": weight(0.1, 10.0).with_default(1.0),
+        "consistency_weight": weight(0.1, 10.0).with_default(1.0),
+        "epochs": EPOCHS.with_default(100),
+        "batch_size": BATCH.with_default(32),
+        "hidden": HIDDEN.with_default(4096),
+        "dropout": Real(0.0, 1.0, high_open=True, default=0.5),
+        "text_init_std": POSITIVE.with_default(0.3),
+        "lr_image": learning_rate(1e-4, 5e-2).with_default(0.005),
+        "lr_text": learning_rate(1e-4, 5e-2).with_default(0.005),
+        "momentum": MOMENTUM.with_default(0.9),
+        "weight_decay": WEIGHT_DECAY.with_default(5e-4),
     }
-
-    def __init__(
-        self,
-        *,
-        text_weight: float = 0.01,
-        gamma: float = 0.3,
-        knn: int = 2000,
-        knn_share: float = 0.4,
-        scale: float | None = None,
-        pair_target: float = 1.5,
-        pair_weight: float = 1.0,
-        distance_weight: float = 1.0,
-        consistency_weight: float = 1.0,
-        epochs: int = 100,
-        batch_size: int = 32,
-        hidden: int = 4096,
-        dropout: float = 0.5,
-        text_init_std: float = 0.3,
-        lr_image: float = 0.005,
-        lr_text: float = 0.005,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.text_weight, self.gamma, self.knn, self.knn_share, self.scale = text_weight, gamma, knn, knn_share, scale
-        self.pair_target, self.pair_weight = pair_target, pair_weight
-        self.distance_weight, self.consistency_weight = distance_weight, consistency_weight
-        self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
-        self.dropout, self.text_init_std = dropout, text_init_std
-        self.lr_image, self.lr_text = lr_image, lr_text
-        self.momentum, self.weight_decay = momentum, weight_decay
 
     def _check_params(self) -> None:
         if not 0.0 <= self.text_weight <= 1.0:

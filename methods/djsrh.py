@@ -31,8 +31,6 @@ Memory: the training features, plus O(m²) per batch; nothing n × n.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
@@ -72,45 +70,19 @@ def joint_semantics(image: torch.Tensor, text: torch.Tensor, beta: float, eta: f
 )
 class DJSRH(DeepHasher):
     param_domains = {
-        "beta": Real(0.0, 1.0, search=(0.1, 0.9)),
-        "eta": Real(0.0, 1.0, search=(0.1, 0.9)),
-        "mu": Real(0.0, low_open=True, search=(1.0, 2.0)),
-        "lambda1": weight(0.01, 1.0),
-        "lambda2": weight(0.01, 1.0),
-        "epochs": EPOCHS,
-        "batch_size": BATCH,
-        "hidden": HIDDEN,
-        "lr_image": learning_rate(1e-4, 1e-1),
-        "lr_text": learning_rate(1e-4, 1e-1),
-        "momentum": MOMENTUM,
-        "weight_decay": WEIGHT_DECAY,
+        "beta": Real(0.0, 1.0, search=(0.1, 0.9), default=0.9),
+        "eta": Real(0.0, 1.0, search=(0.1, 0.9), default=0.4),
+        "mu": Real(0.0, low_open=True, search=(1.0, 2.0), default=1.5),
+        "lambda1": weight(0.01, 1.0).with_default(0.1),
+        "lambda2": weight(0.01, 1.0).with_default(0.1),
+        "epochs": EPOCHS.with_default(80),
+        "batch_size": BATCH.with_default(32),
+        "hidden": HIDDEN.with_default(4096),
+        "lr_image": learning_rate(1e-4, 1e-1).with_default(0.001),
+        "lr_text": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "momentum": MOMENTUM.with_default(0.9),
+        "weight_decay": WEIGHT_DECAY.with_default(5e-4),
     }
-
-    def __init__(
-        self,
-        *,
-        beta: float = 0.9,
-        eta: float = 0.4,
-        mu: float = 1.5,
-        lambda1: float = 0.1,
-        lambda2: float = 0.1,
-        epochs: int = 80,
-        batch_size: int = 32,
-        hidden: int = 4096,
-        lr_image: float = 0.001,
-        lr_text: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.beta, self.eta, self.mu = beta, eta, mu
-        self.lambda1, self.lambda2 = lambda1, lambda2
-        self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
-        self.lr_image, self.lr_text = lr_image, lr_text
-        self.momentum, self.weight_decay = momentum, weight_decay
 
     def _batch_loss(self, epoch, rows, image, text):
         with torch.no_grad():

@@ -63,8 +63,6 @@ subsample.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from cmhbench.methods._shallow import centred, kmeans, nearest, ridge_operator, spd_solve_right, squared_distances
 from cmhbench.methods.base import Hasher, PairedFeatures, check_memory
@@ -123,31 +121,12 @@ def sgn(M: np.ndarray) -> np.ndarray:
 )
 class FSH(Hasher):
     param_domains = {
-        "k": Int(1, search=(5, 50), log=True),
-        "n_anchors": Int(2),
-        "lam": Real(0.0, low_open=True, search=(10.0, 1000.0), log=True),
-        "r": Real(1.0, low_open=True, search=(1.2, 4.0)),
-        "n_iter": ITERATIONS,
+        "k": Int(1, search=(5, 50), log=True, default=10),
+        "n_anchors": Int(2, default=50),
+        "lam": Real(0.0, low_open=True, search=(10.0, 1000.0), log=True, default=300.0),
+        "r": Real(1.0, low_open=True, search=(1.2, 4.0), default=2.0),
+        "n_iter": ITERATIONS.with_default(10),
     }
-
-    def __init__(
-        self,
-        *,
-        k: int = 10,
-        n_anchors: int = 50,
-        lam: float = 300.0,
-        r: float = 2.0,
-        n_iter: int = 10,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.k = k
-        self.n_anchors = n_anchors
-        self.lam = lam
-        self.r = r
-        self.n_iter = n_iter
 
     def _similarities(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Targets T₁, T₂ (rows: items given by centred X, Y; columns: anchors)."""

@@ -73,8 +73,6 @@ Memory: O(n²) (``max_train``² at most).  No randomness: deterministic.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import linalg
 
@@ -137,28 +135,11 @@ def bottom_eigenvectors(D: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
 )
 class IMH(Hasher):
     param_domains = {
-        "beta": Real(0.0, low_open=True, search=(1e-3, 1e3), log=True),
-        "lam": Real(0.0, low_open=True, search=(1e-3, 1e3), log=True),
-        "k": Int(1, search=(5, 50), log=True),
-        "max_train": Int(2),
+        "beta": Real(0.0, low_open=True, search=(1e-3, 1e3), log=True, default=1.0),
+        "lam": Real(0.0, low_open=True, search=(1e-3, 1e3), log=True, default=1.0),
+        "k": Int(1, search=(5, 50), log=True, default=10),
+        "max_train": Int(2, default=5000),
     }
-
-    def __init__(
-        self,
-        *,
-        beta: float = 1.0,
-        lam: float = 1.0,
-        k: int = 10,
-        max_train: int = 5000,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.beta = beta
-        self.lam = lam
-        self.k = k
-        self.max_train = max_train
 
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         rows = subsample_rows(train.n, self.max_train, data_rng(train))

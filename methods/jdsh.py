@@ -154,74 +154,31 @@ def estimate_dsdw(values: np.ndarray, tail: float = 0.001, bins: int = 256) -> d
 )
 class JDSH(DeepHasher):
     param_domains = {
-        "alpha": Real(0.0, 1.0, search=(0.1, 0.9)),
-        "beta": Real(0.0, 1.0, search=(0.05, 0.5)),
-        "lam": Real(0.0, 1.0, search=(0.1, 0.6)),
-        "a": POSITIVE,
-        "b": POSITIVE,
-        "l1": Real(0.0),
-        "l2": Real(0.0),
-        "mu": Real(0.0, low_open=True, search=(1.0, 2.0)),
-        "dsdw_constants": Choice(DSDW_CONSTANTS),
-        "loc": Real(optional=True),
-        "scale_left": Real(0.0, low_open=True, optional=True),
-        "scale_right": Real(0.0, low_open=True, optional=True),
-        "s_min": Real(optional=True),
-        "s_max": Real(optional=True),
-        "intra_weight": weight(0.01, 1.0),
-        "estimation_batches": Int(1),
-        "epochs": EPOCHS,
-        "batch_size": BATCH,
-        "hidden": HIDDEN,
-        "image_network": Choice(IMAGE_NETWORKS),
-        "lr_image": learning_rate(1e-4, 1e-1),
-        "lr_text": learning_rate(1e-4, 1e-1),
-        "momentum": MOMENTUM,
-        "weight_decay": WEIGHT_DECAY,
+        "alpha": Real(0.0, 1.0, search=(0.1, 0.9), default=0.5),
+        "beta": Real(0.0, 1.0, search=(0.05, 0.5), default=0.1),
+        "lam": Real(0.0, 1.0, search=(0.1, 0.6), default=0.4),
+        "a": POSITIVE.with_default(2.0),
+        "b": POSITIVE.with_default(4.0),
+        "l1": Real(0.0, default=0.1),
+        "l2": Real(0.0, default=0.2),
+        "mu": Real(0.0, low_open=True, search=(1.0, 2.0), default=1.4),
+        "dsdw_constants": Choice(DSDW_CONSTANTS, default="estimated"),
+        "loc": Real(optional=True, default=None),
+        "scale_left": Real(0.0, low_open=True, optional=True, default=None),
+        "scale_right": Real(0.0, low_open=True, optional=True, default=None),
+        "s_min": Real(optional=True, default=None),
+        "s_max": Real(optional=True, default=None),
+        "intra_weight": weight(0.01, 1.0).with_default(0.1),
+        "estimation_batches": Int(1, 100_000, default=64),
+        "epochs": EPOCHS.with_default(300),
+        "batch_size": BATCH.with_default(32),
+        "hidden": HIDDEN.with_default(4096),
+        "image_network": Choice(IMAGE_NETWORKS, default="mlp"),
+        "lr_image": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "lr_text": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "momentum": MOMENTUM.with_default(0.9),
+        "weight_decay": WEIGHT_DECAY.with_default(5e-4),
     }
-
-    def __init__(
-        self,
-        *,
-        alpha: float = 0.5,
-        beta: float = 0.1,
-        lam: float = 0.4,
-        a: float = 2.0,
-        b: float = 4.0,
-        l1: float = 0.1,
-        l2: float = 0.2,
-        mu: float = 1.4,
-        dsdw_constants: str = "estimated",
-        loc: float | None = None,
-        scale_left: float | None = None,
-        scale_right: float | None = None,
-        s_min: float | None = None,
-        s_max: float | None = None,
-        intra_weight: float = 0.1,
-        estimation_batches: int = 64,
-        epochs: int = 300,
-        batch_size: int = 32,
-        hidden: int = 4096,
-        image_network: str = "mlp",
-        lr_image: float = 0.01,
-        lr_text: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.alpha, self.beta, self.lam = alpha, beta, lam
-        self.a, self.b, self.l1, self.l2, self.mu = a, b, l1, l2, mu
-        self.dsdw_constants = dsdw_constants
-        self.loc, self.scale_left, self.scale_right, self.s_min, self.s_max = loc, scale_left, scale_right, s_min, s_max
-        self.intra_weight = intra_weight
-        self.estimation_batches = estimation_batches
-        self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
-        self.image_network = image_network
-        self.lr_image, self.lr_text = lr_image, lr_text
-        self.momentum, self.weight_decay = momentum, weight_decay
 
     def _fused(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return joint_modal_similarity(image, text, self.alpha, self.beta, self.lam)

@@ -68,8 +68,6 @@ Memory: O(n·(K + d_x + d_t + c) + K²); time O(rounds·lasso_iter·K²·n).  Li
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from scipy import linalg
 
@@ -123,40 +121,15 @@ def objective(X, T, B, S, R, A, U, penalties, lam: float, mu: float) -> float:
 )
 class LSSH(Hasher):
     param_domains = {
-        "mu": Real(0.0, low_open=True, search=(1e-3, 1.0), log=True),
-        "rho": Real(0.0, low_open=True, search=(0.05, 5.0), log=True),
-        "lam": Real(0.0, low_open=True, search=(0.01, 1.0), log=True),
-        "n_atoms": Int(1),
-        "n_iter": ITERATIONS,
-        "lasso_iter": ITERATIONS,
-        "basis_sweeps": ITERATIONS,
-        "max_train": Int(2),
+        "mu": Real(0.0, low_open=True, search=(1e-3, 1.0), log=True, default=0.05),
+        "rho": Real(0.0, low_open=True, search=(0.05, 5.0), log=True, default=0.5),
+        "lam": Real(0.0, low_open=True, search=(0.01, 1.0), log=True, default=0.2),
+        "n_atoms": Int(1, default=512),
+        "n_iter": ITERATIONS.with_default(20),
+        "lasso_iter": ITERATIONS.with_default(30),
+        "basis_sweeps": ITERATIONS.with_default(1),
+        "max_train": Int(2, default=10000),
     }
-
-    def __init__(
-        self,
-        *,
-        mu: float = 0.05,
-        rho: float = 0.5,
-        lam: float = 0.2,
-        n_atoms: int = 512,
-        n_iter: int = 20,
-        lasso_iter: int = 30,
-        basis_sweeps: int = 1,
-        max_train: int = 10000,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.mu = mu
-        self.rho = rho
-        self.lam = lam
-        self.n_atoms = n_atoms
-        self.n_iter = n_iter
-        self.lasso_iter = lasso_iter
-        self.basis_sweeps = basis_sweeps
-        self.max_train = max_train
 
     # --- preprocessing ---------------------------------------------------------------------
     def _image_features(self, image: np.ndarray) -> np.ndarray:

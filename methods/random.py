@@ -12,7 +12,6 @@ No paper; no hyper-parameters.  Memory: O(1) beyond the codes.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import numpy as np
 
@@ -32,9 +31,6 @@ from cmhbench.methods.registry import register
     memory="O(1) beyond the codes",
 )
 class RandomCodes(Hasher):
-    def __init__(self, *, seed: int = 0, device: str = "auto", cache: Any = None) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         self.salt_ = int(self.seed).to_bytes(8, "little", signed=True)
 

@@ -206,54 +206,23 @@ def smooth_ranking_loss(image_out: torch.Tensor, text_out: torch.Tensor, margin:
 )
 class UCCH(DeepHasher):
     param_domains = {
-        "beta": Real(0.0, 1.0, search=(0.1, 0.9)),
-        "negatives": Int(1),
-        "temperature": Real(0.0, low_open=True, search=(0.1, 1.0), log=True),
-        "bank_momentum": Real(0.0, 1.0, high_open=True),
-        "margin": Real(0.0, search=(0.05, 0.5)),
-        "ranking": Choice(RANKING_FORMS),
-        "shift": Real(0.0),
-        "warmup_epochs": Int(0),
-        "clip_norm": POSITIVE,
-        "epochs": EPOCHS,
-        "batch_size": BATCH,
-        "hidden": HIDDEN,
-        "image_layers": Int(1),
-        "text_layers": Int(1),
-        "lr": learning_rate(1e-5, 1e-2),
-        "weight_decay": WEIGHT_DECAY,
+        "beta": Real(0.0, 1.0, search=(0.1, 0.9), default=0.7),
+        "negatives": Int(1, default=4096),
+        "temperature": Real(0.0, low_open=True, search=(0.1, 1.0), log=True, default=0.9),
+        "bank_momentum": Real(0.0, 1.0, high_open=True, default=0.4),
+        "margin": Real(0.0, search=(0.05, 0.5), default=0.2),
+        "ranking": Choice(RANKING_FORMS, default="smooth"),
+        "shift": Real(0.0, default=0.1),
+        "warmup_epochs": Int(0, 10_000, default=1),
+        "clip_norm": POSITIVE.with_default(1.0),
+        "epochs": EPOCHS.with_default(20),
+        "batch_size": BATCH.with_default(256),
+        "hidden": HIDDEN.with_default(8192),
+        "image_layers": Int(1, 100, default=3),
+        "text_layers": Int(1, 100, default=2),
+        "lr": learning_rate(1e-5, 1e-2).with_default(1e-4),
+        "weight_decay": WEIGHT_DECAY.with_default(1e-6),
     }
-
-    def __init__(
-        self,
-        *,
-        beta: float = 0.7,
-        negatives: int = 4096,
-        temperature: float = 0.9,
-        bank_momentum: float = 0.4,
-        margin: float = 0.2,
-        ranking: str = "smooth",
-        shift: float = 0.1,
-        warmup_epochs: int = 1,
-        clip_norm: float = 1.0,
-        epochs: int = 20,
-        batch_size: int = 256,
-        hidden: int = 8192,
-        image_layers: int = 3,
-        text_layers: int = 2,
-        lr: float = 1e-4,
-        weight_decay: float = 1e-6,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.beta, self.negatives, self.temperature = beta, negatives, temperature
-        self.bank_momentum, self.margin, self.ranking, self.shift = bank_momentum, margin, ranking, shift
-        self.warmup_epochs, self.clip_norm = warmup_epochs, clip_norm
-        self.epochs, self.batch_size, self.hidden = epochs, batch_size, hidden
-        self.image_layers, self.text_layers = image_layers, text_layers
-        self.lr, self.weight_decay = lr, weight_decay
 
     def _check_params(self) -> None:
         if self.ranking not in RANKING_FORMS:

@@ -95,7 +95,11 @@ Deviations, and why:
   scripts and is not offered.
 
 Memory: the training features, the graph (n × K indices), two networks of
-(d_x + d_y + 2c)·hidden weights each, and O(n·s) candidates per pass; nothing n × n.
+(d_x + d_y + 2c)·hidden weights each, and O(n·s) candidate indices per pass.  With s =
+n/50 these grow as n²/50: 0.2 GB at MIRFlickr's 18,015 retrieval pairs, 11 GB (joined from
+blocks) at NUS-WIDE's 184,577, where a fit on the whole retrieval set refuses up front
+(``check_memory``, naming the size) unless that much memory is free.  Candidates are checked
+against the graph one block of queries at a time, so nothing n × s × K is held.
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cmhbench.methods.base import check_memory
 from cmhbench.methods.deep import DeepHasher, TrainingRun
 from cmhbench.methods.domains import Int, POSITIVE, Real, WEIGHT_DECAY, learning_rate
 from cmhbench.methods.registry import register
@@ -220,7 +225,8 @@ def generator_loss(query: torch.Tensor, negatives: torch.Tensor, rewards: torch.
     kind="deep",
     fidelity="paper",
     deterministic=False,
-    memory="O(n·(d_x+d_y)) features + O(n·K) graph + 2 networks of (d_x+d_y+2c)·hidden weights",
+    memory="O(n·(d_x+d_y)) features + O(n·K) graph + O(n²/sample_ratio) candidates + 2 networks of "
+           "(d_x+d_y+2c)·hidden weights",
     presets={"quick": {"epochs": 2, "g_epochs": 1, "pretrain_epochs": 2, "hidden": 64, "batch_size": 8}},
     url="https://github.com/PKU-ICST-MIPL/UGACH_AAAI2018",
     # the correlation graph: 1 where j is among i's K image-or-text neighbours, else 0
@@ -230,52 +236,22 @@ def generator_loss(query: torch.Tensor, negatives: torch.Tensor, rewards: torch.
 )
 class UGACH(DeepHasher):
     param_domains = {
-        "knn": Int(2, 1000, search=(4, 40)),
-        "select": Int(1, 100),
-        "sample_ratio": Int(1, 10_000, search=(10, 200), log=True),
-        "margin": Real(0.0, low_open=True, optional=True),
-        "epochs": Int(1, 10_000),
-        "g_epochs": Int(0, 100),
-        "pretrain_epochs": Int(0, 10_000),
-        "batch_size": Int(1, 100_000),
-        "pretrain_batch_size": Int(1, 100_000),
-        "hidden": Int(1, 65_536),
-        "init_std": POSITIVE,
-        "lr_discriminator": learning_rate(1e-4, 1e-1),
-        "lr_generator": learning_rate(1e-4, 1e-1),
-        "pretrain_lr": learning_rate(1e-4, 1e-1),
-        "weight_decay": WEIGHT_DECAY,
+        "knn": Int(2, 1000, search=(4, 40), default=10),
+        "select": Int(1, 100, default=2),
+        "sample_ratio": Int(1, 10_000, search=(10, 200), log=True, default=50),
+        "margin": Real(0.0, low_open=True, optional=True, default=None),
+        "epochs": Int(1, 10_000, default=30),
+        "g_epochs": Int(0, 100, default=2),
+        "pretrain_epochs": Int(0, 10_000, default=30),
+        "batch_size": Int(1, 100_000, default=1),
+        "pretrain_batch_size": Int(1, 100_000, default=20),
+        "hidden": Int(1, 65_536, default=8192),
+        "init_std": POSITIVE.with_default(0.1),
+        "lr_discriminator": learning_rate(1e-4, 1e-1).with_default(0.001),
+        "lr_generator": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "pretrain_lr": learning_rate(1e-4, 1e-1).with_default(0.01),
+        "weight_decay": WEIGHT_DECAY.with_default(0.01),
     }
-
-    def __init__(
-        self,
-        *,
-        knn: int = 10,
-        select: int = 2,
-        sample_ratio: int = 50,
-        margin: float | None = None,
-        epochs: int = 30,
-        g_epochs: int = 2,
-        pretrain_epochs: int = 30,
-        batch_size: int = 1,
-        pretrain_batch_size: int = 20,
-        hidden: int = 8192,
-        init_std: float = 0.1,
-        lr_discriminator: float = 0.001,
-        lr_generator: float = 0.01,
-        pretrain_lr: float = 0.01,
-        weight_decay: float = 0.01,
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.knn, self.select, self.sample_ratio, self.margin = knn, select, sample_ratio, margin
-        self.epochs, self.g_epochs, self.pretrain_epochs = epochs, g_epochs, pretrain_epochs
-        self.batch_size, self.pretrain_batch_size, self.hidden, self.init_std = (batch_size, pretrain_batch_size,
-                                                                                 hidden, init_std)
-        self.lr_discriminator, self.lr_generator, self.pretrain_lr = lr_discriminator, lr_generator, pretrain_lr
-        self.weight_decay = weight_decay
 
     def _check_params(self) -> None:
         if self.knn % 2 or self.knn < 2 * self.select:
@@ -334,14 +310,14 @@ class UGACH(DeepHasher):
         q_out, x_out = self._phi(q_net, q_feat), self._phi(x_net, x_feat)
         knn, n = run.state["knn"], run.n
         cand = candidate_sets(n, self.candidates_, run.generator).to(run.device)
-        allowed = ~is_neighbour(cand, knn)
-        allowed |= ~allowed.any(dim=1, keepdim=True)  # only neighbours among the candidates: any of them
         rows = max(1, BLOCK_FLOATS // (self.candidates_ * q_out.shape[1]))
         negatives = []
-        for start in range(0, n, rows):
+        for start in range(0, n, rows):  # per block of queries: nothing n × s × K is held
             c = cand[start:start + rows]
+            allowed = ~is_neighbour(c, knn[start:start + rows])
+            allowed |= ~allowed.any(dim=1, keepdim=True)  # only neighbours among the candidates: any of them
             scores = -distance(q_out[start:start + rows, None, :], x_out[c])
-            scores = scores.masked_fill(~allowed[start:start + rows], -math.inf)
+            scores = scores.masked_fill(~allowed, -math.inf)
             picks = torch.multinomial(torch.softmax(scores, dim=1), self.select, replacement=True)
             negatives.append(c.gather(1, picks))
         positives = pick_positives(knn, self.select, run.generator)
@@ -355,18 +331,19 @@ class UGACH(DeepHasher):
         dq_net, _, dx_net, _ = self._pathways(image_query, False, run)
         knn, n, opt = run.state["knn"], run.n, run.state["g_opt"]
         order = torch.randperm(n, generator=run.generator).to(run.device)
-        cand = candidate_sets(n, self.candidates_, run.generator).to(run.device)[order]
+        cand = candidate_sets(n, self.candidates_, run.generator).to(run.device)  # not reordered: one n × s copy less
         positives = pick_positives(knn, self.select, run.generator)[order]
         totals = torch.zeros(2, device=run.device)
         for t in range(n):
             q = order[t:t + 1]
+            row = cand[q][0]  # query q's candidates (indexing by a tensor: no read of q on a GPU)
             # one forward of G over the query and its candidates serves the sampling (detached) and
             # the loss (the sampled rows); a weight read per pathway is most of a step's time
-            g_query, g_cand = self._phi(gq_net, q_feat[q]), self._phi(gx_net, x_feat[cand[t]])
+            g_query, g_cand = self._phi(gq_net, q_feat[q]), self._phi(gx_net, x_feat[row])
             with torch.no_grad():
                 scores = -distance(g_query, g_cand)
                 picks = torch.multinomial(torch.softmax(scores, dim=0), self.select, replacement=True)
-                d_items = self._phi(dx_net, x_feat[torch.cat([positives[t], cand[t][picks]])])
+                d_items = self._phi(dx_net, x_feat[torch.cat([positives[t], row[picks]])])
                 rewards = reward(self._phi(dq_net, q_feat[q]), d_items[:self.select], d_items[self.select:],
                                  self.margin_)
             loss = generator_loss(g_query, g_cand[picks], rewards)
@@ -383,9 +360,23 @@ class UGACH(DeepHasher):
         return (pathway(image_dim, self.hidden, n_bits, self.init_std),
                 pathway(text_dim, self.hidden, n_bits, self.init_std))
 
+    def _candidate_bytes(self, n: int) -> int:
+        """A pass's candidate sets: n × s int64 indices (s = n/sample_ratio, so n²/50 by default),
+        twice while their blocks are joined, plus one block of random keys."""
+        return 16 * n * max(1, n // self.sample_ratio) + 4 * BLOCK_FLOATS
+
+    def gpu_memory_bytes(self, n_train, image_dim, text_dim, n_bits):
+        """The core's estimate plus what stays on the device for a pass: the candidate sets
+        (n²/sample_ratio indices) and the neighbour graph (n × K indices)."""
+        return (super().gpu_memory_bytes(n_train, image_dim, text_dim, n_bits) + self._candidate_bytes(n_train)
+                + 8 * n_train * self.knn)
+
     def _prepare(self, run, train):
         self.margin_ = float(self.margin) if self.margin is not None else self.n_bits_ / 8.0
         self.candidates_ = max(1, run.n // self.sample_ratio)
+        # the one buffer that grows as n²: refuse, naming its size, before any work
+        check_memory(self._candidate_bytes(run.n), f"ugach's candidate sets ({run.n:,} × {self.candidates_:,} "
+                                                   "indices per pass)")
         gen = tuple(net.to(run.device).train() for net in self._networks(train.image_dim, train.text_dim,
                                                                          self.n_bits_))
         run.state.update(knn=cross_knn(run.image, run.text, self.knn), gen=gen,

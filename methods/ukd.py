@@ -259,76 +259,24 @@ def prior_similarity(model: "UKD", train: PairedFeatures) -> torch.Tensor:
 )
 class UKD(DeepHasher):
     param_domains = {
-        "similarity": Real(0.0, 1.0, low_open=True),
-        "knn": Int(1, 10_000_000),
-        "knn_share": Real(0.0, 1.0, low_open=True, search=(0.01, 0.8), log=True),
-        "pair_loss": Choice(PAIR_LOSSES),
-        "gamma": weight(0.1, 10.0),
-        "beta": weight(0.1, 10.0),
-        "epochs": Int(1, 10_000),
-        "rounds": Int(1, 100),
-        "batch_size": Int(2, 100_000),
-        "hidden": Int(1, 65_536),
-        "dropout": Real(0.0, 1.0, high_open=True),
-        "lr_image": learning_rate(1e-5, 1e-2),
-        "lr_text": learning_rate(1e-5, 1e-2),
-        "weight_decay": WEIGHT_DECAY,
-        "teacher_bits": Int(1, 4096),
-        **{f"teacher_{name}": domain for name, domain in UGACH.param_domains.items()},
+        "similarity": Real(0.0, 1.0, low_open=True, default=0.999),
+        "knn": Int(1, default=AUTHORS_K),
+        "knn_share": Real(0.0, 1.0, low_open=True, search=(0.01, 0.8), log=True, default=AUTHORS_K / AUTHORS_N),
+        "pair_loss": Choice(PAIR_LOSSES, default="squared"),
+        "gamma": weight(0.1, 10.0).with_default(1.0),
+        "beta": weight(0.1, 10.0).with_default(1.0),
+        "epochs": Int(1, 10_000, default=30),
+        "rounds": Int(1, 100, default=2),
+        "batch_size": Int(2, 100_000, default=256),
+        "hidden": Int(1, 65_536, default=4096),
+        "dropout": Real(0.0, 1.0, high_open=True, default=0.5),
+        "lr_image": learning_rate(1e-5, 1e-2).with_default(1e-4),
+        "lr_text": learning_rate(1e-5, 1e-2).with_default(1e-4),
+        "weight_decay": WEIGHT_DECAY.with_default(0.0),
+        "teacher_bits": Int(1, 4096, default=128),
+        # the teacher's domains are ugach's, its defaults ugach's with the authors' teacher changes
+        **{f"teacher_{name}": domain.with_default(TEACHER[name]) for name, domain in UGACH.param_domains.items()},
     }
-
-    def __init__(
-        self,
-        *,
-        similarity: float = 0.999,
-        knn: int = AUTHORS_K,
-        knn_share: float = AUTHORS_K / AUTHORS_N,
-        pair_loss: str = "squared",
-        gamma: float = 1.0,
-        beta: float = 1.0,
-        epochs: int = 30,
-        rounds: int = 2,
-        batch_size: int = 256,
-        hidden: int = 4096,
-        dropout: float = 0.5,
-        lr_image: float = 1e-4,
-        lr_text: float = 1e-4,
-        weight_decay: float = 0.0,
-        teacher_bits: int = 128,
-        teacher_knn: int = TEACHER["knn"],
-        teacher_select: int = TEACHER["select"],
-        teacher_sample_ratio: int = TEACHER["sample_ratio"],
-        teacher_margin: float | None = TEACHER["margin"],
-        teacher_epochs: int = TEACHER["epochs"],
-        teacher_g_epochs: int = TEACHER["g_epochs"],
-        teacher_pretrain_epochs: int = TEACHER["pretrain_epochs"],
-        teacher_batch_size: int = TEACHER["batch_size"],
-        teacher_pretrain_batch_size: int = TEACHER["pretrain_batch_size"],
-        teacher_hidden: int = TEACHER["hidden"],
-        teacher_init_std: float = TEACHER["init_std"],
-        teacher_lr_discriminator: float = TEACHER["lr_discriminator"],
-        teacher_lr_generator: float = TEACHER["lr_generator"],
-        teacher_pretrain_lr: float = TEACHER["pretrain_lr"],
-        teacher_weight_decay: float = TEACHER["weight_decay"],
-        seed: int = 0,
-        device: str = "auto",
-        cache: Any = None,
-    ) -> None:
-        super().__init__(seed=seed, device=device, cache=cache)
-        self.similarity, self.knn, self.knn_share, self.pair_loss = similarity, knn, knn_share, pair_loss
-        self.gamma, self.beta = gamma, beta
-        self.epochs, self.rounds, self.batch_size, self.hidden, self.dropout = epochs, rounds, batch_size, hidden, dropout
-        self.lr_image, self.lr_text, self.weight_decay = lr_image, lr_text, weight_decay
-        self.teacher_bits = teacher_bits
-        self.teacher_knn, self.teacher_select, self.teacher_sample_ratio = teacher_knn, teacher_select, \
-            teacher_sample_ratio
-        self.teacher_margin, self.teacher_epochs, self.teacher_g_epochs = teacher_margin, teacher_epochs, \
-            teacher_g_epochs
-        self.teacher_pretrain_epochs, self.teacher_batch_size = teacher_pretrain_epochs, teacher_batch_size
-        self.teacher_pretrain_batch_size, self.teacher_hidden = teacher_pretrain_batch_size, teacher_hidden
-        self.teacher_init_std, self.teacher_lr_discriminator = teacher_init_std, teacher_lr_discriminator
-        self.teacher_lr_generator, self.teacher_pretrain_lr = teacher_lr_generator, teacher_pretrain_lr
-        self.teacher_weight_decay = teacher_weight_decay
 
     # --- teacher ------------------------------------------------------------------------------
     def teacher_params(self) -> dict[str, Any]:

@@ -12,6 +12,8 @@ the engine's peak extra memory (resident memory above what the process held befo
     python -m cmhbench.tools.perf eval --backend numpy --workers 1       # one path, one thread
 
 ``python -m cmhbench.tools.perf train`` times deep training steps (see :mod:`cmhbench.tools.perf_train`);
+``python -m cmhbench.tools.perf cost`` measures fit, encode and evaluation time and fit memory of
+every method at a public dataset's size (see :mod:`cmhbench.tools.perf_cost`);
 ``python -m cmhbench.tools.perf gpu`` is the GPU check (see :mod:`cmhbench.tools.perf_gpu`).
 """
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from cmhbench.evaluation import engine, evaluate
 from cmhbench.harness.provenance import PeakMemory
-from cmhbench.tools import perf_gpu, perf_train
+from cmhbench.tools import perf_cost, perf_gpu, perf_train
 
 ENGINE_METRICS = ("map@all", "map@50", "tmap@all", "tmap@50", "map@50-found")
 
@@ -172,10 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "seconds each, so that worker start-up does not dominate)")
     jobs.add_argument("--bits", default="16,32,64,128", help="bit lengths (default 16,32,64,128: 8 cells)")
     perf_train.add_parser(sub)
+    perf_cost.add_parser(sub)
     perf_gpu.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "train":
         return perf_train.run(args, parser)
+    if args.command == "cost":
+        return perf_cost.run(args, parser)
     if args.command == "gpu":
         return perf_gpu.run(args, parser)
     if args.command == "jobs":
