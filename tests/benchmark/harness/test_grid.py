@@ -82,7 +82,7 @@ def test_cells_carry_their_method_and_teacher_versions(sources):
     plain, student = build_cells(spec, sources)
     assert plain.versions == {"cca-itq": 1}
     assert plain.key == _cell(params=plain.params, dataset=plain.dataset, preset="quick").key
-    assert student.versions == {"kdcmh": 3, "jdsh": 3}
+    assert student.versions == {"kdcmh": 4, "jdsh": 3}
 
 
 def test_a_new_jdsh_version_gives_kdcmh_cells_new_keys(sources, monkeypatch):
