@@ -39,14 +39,20 @@ class PairCounts:
         return float(w @ self.cross @ w) / denominator if denominator > 0 else float("nan")
 
 
-def pair_counts(similarity: np.ndarray, relevant: np.ndarray) -> PairCounts:
-    """Cross counts of a Q × D similarity against the Q × D relevance of the same pairs."""
+def _checked(similarity: np.ndarray, relevant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A finite Q × D similarity (float64) and the relevance of the same pairs (bool)."""
     S = np.asarray(similarity, dtype=np.float64)
     R = np.asarray(relevant, dtype=bool)
     if S.shape != R.shape or S.ndim != 2:
         raise ValueError(f"similarity {S.shape} and relevance {R.shape} must be the same Q × D shape")
     if not np.isfinite(S).all():
         raise ValueError("similarity has non-finite entries")
+    return S, R
+
+
+def pair_counts(similarity: np.ndarray, relevant: np.ndarray) -> PairCounts:
+    """Cross counts of a Q × D similarity against the Q × D relevance of the same pairs."""
+    S, R = _checked(similarity, relevant)
     n_queries = S.shape[0]
     owner = np.repeat(np.arange(n_queries), R.sum(axis=1))
     positives = S[R]  # row-major: grouped by query, in the order of ``owner``
@@ -64,12 +70,7 @@ def pair_auc(similarity: np.ndarray, relevant: np.ndarray) -> float:
     """The AUC over every pair of a Q × D similarity, ties ½ — what :func:`pair_counts` gives
     without the per-query cross counts that intervals need (one sort instead of Q: cheap enough
     to score many similarities, as ``cmhbench priors`` does).  NaN without pairs of both kinds."""
-    S = np.asarray(similarity, dtype=np.float64)
-    R = np.asarray(relevant, dtype=bool)
-    if S.shape != R.shape or S.ndim != 2:
-        raise ValueError(f"similarity {S.shape} and relevance {R.shape} must be the same Q × D shape")
-    if not np.isfinite(S).all():
-        raise ValueError("similarity has non-finite entries")
+    S, R = _checked(similarity, relevant)
     negatives, positives = np.sort(S[~R]), S[R]
     if not negatives.size or not positives.size:
         return float("nan")
