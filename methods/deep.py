@@ -267,15 +267,20 @@ class DeepHasher(Hasher):
     def _fit(self, train: PairedFeatures, n_bits: int) -> None:
         self._check_params()
         with self._seeded_training(train) as run:
-            image_net, text_net = self._networks(train.image_dim, train.text_dim, n_bits)
-            self.image_net_, self.text_net_ = image_net.to(run.device), text_net.to(run.device)
-            self._prepare(run, train)
-            run.optimizers = self._optimizers()
-            self.image_net_.train()
-            self.text_net_.train()
-            self.loss_history_ = train_epochs(self.epochs, lambda epoch: self._epoch(epoch, run),
-                                              self.report_progress)
+            self.loss_history_ = self._train_networks(run, train, n_bits, self.report_progress)
         self._freeze_for_encoding()
+
+    def _train_networks(self, run: TrainingRun, train: PairedFeatures, n_bits: int,
+                        report: Callable[..., None]) -> dict[str, np.ndarray]:
+        """Fresh networks, set-up, optimisers and ``epochs`` epochs of training: one student
+        (a method that trains several in turn, like kdcmh's rounds, calls this per student)."""
+        image_net, text_net = self._networks(train.image_dim, train.text_dim, n_bits)
+        self.image_net_, self.text_net_ = image_net.to(run.device), text_net.to(run.device)
+        self._prepare(run, train)
+        run.optimizers = self._optimizers()
+        self.image_net_.train()
+        self.text_net_.train()
+        return train_epochs(self.epochs, lambda epoch: self._epoch(epoch, run), report)
 
     def fit_report(self) -> dict[str, Any]:
         report = {

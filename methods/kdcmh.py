@@ -173,7 +173,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback, resolve_device
-from cmhbench.methods.deep import DeepHasher, cosine_matrix, mlp, relaxation, signs, step_mean, train_epochs
+from cmhbench.methods.deep import DeepHasher, cosine_matrix, mlp, relaxation, signs, step_mean
 from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
                                       learning_rate, weight)
 from cmhbench.methods.jdsh import DSDW_FIELDS, JDSH, dsdw, estimate_dsdw, joint_modal_similarity
@@ -621,15 +621,8 @@ class KDCMH(DeepHasher):
         histories = []
         with self._seeded_training(train) as run:
             for round_ in range(1, self.rounds + 1):
-                image_net, text_net = self._networks(train.image_dim, train.text_dim, n_bits)
-                self.image_net_, self.text_net_ = image_net.to(run.device), text_net.to(run.device)
-                self._prepare(run, train)
-                run.optimizers = self._optimizers()
-                self.image_net_.train()
-                self.text_net_.train()
                 stage = "epoch" if round_ == 1 else f"round {round_} epoch"
-                histories.append(train_epochs(self.epochs, lambda epoch: self._epoch(epoch, run),
-                                              partial(self.report_progress, stage=stage)))
+                histories.append(self._train_networks(run, train, n_bits, partial(self.report_progress, stage=stage)))
                 if round_ < self.rounds:  # the student becomes the teacher
                     with torch.no_grad():
                         run.state["outputs"] = (self.image_net_(run.image), self.text_net_(run.text))
