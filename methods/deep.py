@@ -136,6 +136,19 @@ def step_mean(values: list) -> float:
     return sum(next(read) if isinstance(v, torch.Tensor) else float(v) for v in values) / len(values)
 
 
+def cached_setup(cache: Any, job: Callable[..., dict[str, Any]], *args: Any,
+                 progress: Callable[..., None] | None = None) -> tuple[dict[str, Any], bool]:
+    """A set-up stage that is the same for every bit length (a teacher): ``job(*args, progress)``
+    through the harness's ``joblib.Memory`` when there is one, and whether the result came from
+    it.  ``job``'s ``train``, ``device`` and ``progress`` parameters are left out of the key (its
+    data key and device kind stand for the first two)."""
+    if cache is None:
+        return job(*args, progress), False
+    cached = cache.cache(job, ignore=["train", "device", "progress"])
+    from_cache = bool(cached.check_call_in_cache(*args))
+    return cached(*args, progress), from_cache
+
+
 def train_epochs(epochs: int, run_epoch: Callable[[int], Iterable[Terms]],
                  report: Callable[..., None] | None = None) -> dict[str, np.ndarray]:
     """The epoch loop every deep training shares: ``run_epoch(epoch)`` performs that epoch's

@@ -173,7 +173,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback, resolve_device
-from cmhbench.methods.deep import DeepHasher, cosine_matrix, mlp, relaxation, signs, step_mean
+from cmhbench.methods.deep import DeepHasher, cached_setup, cosine_matrix, mlp, relaxation, signs, step_mean
 from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
                                       learning_rate, weight)
 from cmhbench.methods.jdsh import DSDW_FIELDS, JDSH, dsdw, estimate_dsdw, joint_modal_similarity
@@ -522,15 +522,9 @@ class KDCMH(DeepHasher):
         return params
 
     def _teacher_outputs(self, train: PairedFeatures) -> dict[str, Any]:
-        params = self.teacher_params()
-        if self.cache is None:
-            out, from_cache = train_teacher(train, params, self.seed, self.device_, self._teacher_progress), False
-        else:
-            cached = self.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])
-            args = (train.key, int(self.seed), params, TEACHER_VERSION, torch.device(self.device_).type, train,
-                    self.device_)
-            from_cache = bool(cached.check_call_in_cache(*args))
-            out = cached(*args, self._teacher_progress)
+        out, from_cache = cached_setup(self.cache, _cached_teacher, train.key, int(self.seed), self.teacher_params(),
+                                       TEACHER_VERSION, torch.device(self.device_).type, train, self.device_,
+                                       progress=self._teacher_progress)
         if out["n"] != train.n or out["image"].shape[0] != train.n or out["text"].shape[0] != train.n:
             raise RuntimeError(f"cached teacher outputs have {out['image'].shape[0]} rows for {train.n} training pairs")
         self.teacher_report_ = {"bits": self.teacher_bits, "epochs": self.teacher_epochs, "from_cache": from_cache,

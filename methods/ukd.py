@@ -115,7 +115,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback, resolve_device
-from cmhbench.methods.deep import DeepHasher, mlp, signs
+from cmhbench.methods.deep import DeepHasher, cached_setup, mlp, signs
 from cmhbench.methods.domains import Choice, Int, POSITIVE, Real, WEIGHT_DECAY, learning_rate, weight
 from cmhbench.methods.registry import register
 from cmhbench.methods.ugach import UGACH
@@ -231,10 +231,8 @@ def text_network(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
 def prior_similarity(model: "UKD", train: PairedFeatures) -> torch.Tensor:
     """S of item 3 over every pair of ``train`` (n × n), the teacher trained on ``train`` (cached
     through ``model.cache``): what ``cmhbench priors`` scores for ukd's neighbourhood share."""
-    device = resolve_device(model.device)
-    args = (train.key, int(model.seed), model.teacher_params(), UGACH.info.version, device_kind(device), train, device)
-    teacher = (_cached_teacher(*args) if model.cache is None else
-               model.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])(*args))
+    model.device_ = device = resolve_device(model.device)
+    teacher = model._teacher_outputs(train)
     image, text = torch.from_numpy(teacher["image"]).to(device), torch.from_numpy(teacher["text"]).to(device)
     k = knn_count(train.n, model.knn, model.knn_share)
     return similarity_rows(image, text, (knn_radii(image, k), knn_radii(text, k)),
@@ -284,15 +282,9 @@ class UKD(DeepHasher):
         return {**{name: getattr(self, f"teacher_{name}") for name in TEACHER_FIELDS}, "bits": self.teacher_bits}
 
     def _teacher_outputs(self, train: PairedFeatures) -> dict[str, Any]:
-        params = self.teacher_params()
-        if self.cache is None:
-            out, from_cache = train_teacher(train, params, self.seed, self.device_, self._teacher_progress), False
-        else:
-            cached = self.cache.cache(_cached_teacher, ignore=["train", "device", "progress"])
-            args = (train.key, int(self.seed), params, UGACH.info.version, device_kind(self.device_), train,
-                    self.device_)
-            from_cache = bool(cached.check_call_in_cache(*args))
-            out = cached(*args, self._teacher_progress)
+        out, from_cache = cached_setup(self.cache, _cached_teacher, train.key, int(self.seed), self.teacher_params(),
+                                       UGACH.info.version, device_kind(self.device_), train, self.device_,
+                                       progress=self._teacher_progress)
         if out["n"] != train.n or out["image"].shape[0] != train.n:
             raise RuntimeError(f"cached teacher outputs have {out['image'].shape[0]} rows for {train.n} training pairs")
         self.teacher_report_ = {"bits": self.teacher_bits, "from_cache": from_cache, "fit": out["report"]}
