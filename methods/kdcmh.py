@@ -173,7 +173,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmhbench.methods.base import PairedFeatures, Progress, ProgressCallback, resolve_device
-from cmhbench.methods.deep import DeepHasher, cached_setup, cosine_matrix, mlp, relaxation, signs, step_mean
+from cmhbench.methods.deep import DeepHasher, StepMean, cached_setup, cosine_matrix, mlp, relaxation, signs
 from cmhbench.methods.domains import (BATCH, EPOCHS, HIDDEN, MOMENTUM, POSITIVE, WEIGHT_DECAY, Choice, Int, Real,
                                       learning_rate, weight)
 from cmhbench.methods.jdsh import DSDW_FIELDS, JDSH, dsdw, estimate_dsdw, joint_modal_similarity
@@ -641,7 +641,7 @@ class KDCMH(DeepHasher):
         G_buf = torch.randn(n, n_bits, generator=run.generator).to(run.device)
         thresholds = knn_thresholds(sim, self.k_) if self.distill == "knn" else None
         run.state.update(sim=sim, thresholds=thresholds,
-                         F=F_buf, G=G_buf, B=signs(F_buf + G_buf), target_means=[],
+                         F=F_buf, G=G_buf, B=signs(F_buf + G_buf), target_mean=StepMean(),
                          schedule=[self.learning_rates(self.lr_image), self.learning_rates(self.lr_text)])
         self.target_mean_ = 0.0
 
@@ -656,7 +656,7 @@ class KDCMH(DeepHasher):
         own, other = (state["F"], state["G"]) if modality == "image" else (state["G"], state["F"])
         P = target_rows(state["sim"], rows, self.distill, kappa=self.kappa, thresholds=state["thresholds"])
         if epoch == 0 and modality == "image":
-            state["target_means"].append(P.mean())
+            state["target_mean"].add(P.mean())
         out = net(features)
         rest_sum = own.sum(dim=0) - own[rows].sum(dim=0)
         loss, terms = student_step_loss(out, other, P, state["B"][rows], rest_sum, kappa=self.kappa,
@@ -677,7 +677,7 @@ class KDCMH(DeepHasher):
                 yield self._student_step(modality, epoch, rows, features[rows], run)
         run.state["B"] = signs(run.state["F"] + run.state["G"])
         if epoch == 0:  # the mean target over the first epoch's image batches (reported)
-            self.target_mean_ = step_mean(run.state["target_means"])
+            self.target_mean_ = run.state["target_mean"].value()
 
     def epoch_steps(self, n_train):
         """One pass over the batches per network, in each of the ``rounds`` (so that epochs ×

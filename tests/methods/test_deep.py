@@ -1,5 +1,6 @@
 import os
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from cmhbench.datasets.synthetic import SyntheticConfig, generate
 from cmhbench.methods import create, registry
-from cmhbench.methods.deep import batch_order, cosine_matrix, relaxation, scaled_cosine, signs
+from cmhbench.methods.deep import StepMean, batch_order, cosine_matrix, relaxation, scaled_cosine, signs
 
 
 def test_scaled_cosine_on_a_hand_checkable_case():
@@ -29,6 +30,33 @@ def test_relaxation_schedule_and_batches():
 def _small_train():
     ds = generate(SyntheticConfig(n_items=600, n_query=50, n_train=400))
     return ds.paired(np.arange(400))
+
+
+def test_step_mean_is_the_float64_sum_in_step_order_of_the_values_read_one_by_one():
+    rng = np.random.default_rng(0)
+    values = [torch.tensor(v, dtype=torch.float32) for v in rng.normal(size=50) * 10.0 ** rng.integers(-6, 7, 50)]
+    values[10:20] = [float(v) for v in values[10:20]]  # a term may be a plain number in some steps
+    mean = StepMean()
+    for value in values:
+        mean.add(value)
+    expected = 0
+    for value in values:  # what reading each value when it was made gives
+        expected += float(value)
+    assert mean.value() == expected / len(values)
+    assert StepMean().value() == 0.0
+
+
+def test_step_mean_keeps_no_step_tensor_alive():
+    """A 0-d tensor kept from every step pins the CPU heap between the steps' large temporaries
+    (kdcmh's fit memory grew as n² that way): the running mean must hold none of them."""
+    mean, refs = StepMean(), []
+    for value in (1.5, 2.5, 4.0):
+        step = torch.tensor(value, dtype=torch.float32)
+        refs.append(weakref.ref(step))
+        mean.add(step)
+        del step
+    assert all(ref() is None for ref in refs)
+    assert mean.value() == 8.0 / 3
 
 
 def test_loss_history_is_kept_and_the_loss_falls():
