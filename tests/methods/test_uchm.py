@@ -206,6 +206,23 @@ def test_the_coherence_control_is_a_generator_choice_and_a_registered_row():
     assert "uchm-coherence" in config["methods"]
 
 
+def test_the_acceptance_grid_compares_paper_rows_with_both_controls():
+    """docs/ablations/acceptance-33.toml: the paper rows of kdcmh, its teacher and djsrh, and
+    uchm with its two controls, each control a valid uchm that differs only in its generator."""
+    from pathlib import Path
+
+    from cmhbench.harness.config import load_config
+    from cmhbench.methods.registry import get, resolve_params
+
+    config = load_config(Path(__file__).resolve().parents[2] / "docs" / "ablations" / "acceptance-33.toml")
+    assert config["preset"] == "paper" and len(config["seeds"]) >= 5 and "params" not in config
+    assert {"kdcmh", "jdsh", "djsrh", "uchm", "uchm-no-mie", "uchm-coherence"} == set(config["methods"])
+    for name, variant in config["variants"].items():
+        assert variant["base"] == "uchm" and set(variant) == {"base", "generator"}
+        assert resolve_params(get("uchm"), params={"generator": variant["generator"]})
+    assert {v["generator"] for v in config["variants"].values()} == {"none", "coherence"}
+
+
 def test_the_coherence_fit_trains_no_generator_and_reports_its_neighbours(small_train):
     train, image, _ = small_train
     model = create("uchm", params={**TINY, "generator": "coherence", "coherence_share": 0.1}, device="cpu")
